@@ -1,0 +1,120 @@
+"""OpenVINO backend: the workload converted with ``openvino.convert_model`` and run by
+the native OpenVINO runtime on one of its devices (``CPU``, ``GPU``, ``NPU``).
+
+Precision is OpenVINO's *inference precision* hint: the converted model keeps
+float32 weights and the device computes at the requested precision. The hint
+is always set explicitly, because OpenVINO's CPU plugin silently defaults to
+bfloat16 on CPUs with AVX-512 BF16 or AMX; a "float32" number must be a
+float32 number. The effective precision is read back into the record.
+"""
+
+from __future__ import annotations
+
+from harness.errors import Unsupported
+from harness.interface import Availability, DeviceInfo, Prepared
+from backends._host import cpu_device_facts
+
+#: bakeoff dtype -> (OpenVINO precision hint, OPTIMIZATION_CAPABILITIES entry)
+PRECISIONS = {"float32": ("f32", "FP32"), "float16": ("f16", "FP16"), "bfloat16": ("bf16", "BF16")}
+
+
+def _property(core, device: str, name: str):
+    try:
+        return core.get_property(device, name)
+    except Exception:  # noqa: BLE001 - devices differ in what they expose
+        return None
+
+
+def _distribution_version(name: str) -> str | None:
+    """``2026.4.1`` rather than the build string ``2026.4.1-22982-e213a14...``."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _type_name(element_type) -> str:
+    """``f32`` rather than ``<Type: 'float32'>``."""
+    to_string = getattr(element_type, "to_string", None)
+    return to_string() if callable(to_string) else str(element_type)
+
+
+class OpenVinoBackend:
+    name = "openvino"
+
+    def probe(self) -> Availability:
+        try:
+            import openvino
+        except Exception as exc:  # noqa: BLE001
+            return Availability.no(f"openvino is not importable ({type(exc).__name__}: {exc})")
+        try:
+            import torch  # noqa: F401 - convert_model reads the workload's torch module
+        except Exception as exc:  # noqa: BLE001
+            return Availability.no(f"torch is needed to convert workloads ({exc})", openvino.__version__)
+        return Availability.yes(version=_distribution_version("openvino") or openvino.__version__)
+
+    def devices(self) -> list[DeviceInfo]:
+        import openvino
+
+        core = openvino.Core()
+        devices = []
+        for name in core.available_devices:
+            capabilities = _property(core, name, "OPTIMIZATION_CAPABILITIES") or []
+            facts = cpu_device_facts() if name.startswith("CPU") else {}
+            full_name = _property(core, name, "FULL_DEVICE_NAME")
+            if full_name:
+                facts["model"] = str(full_name)
+            devices.append(
+                DeviceInfo(
+                    backend=self.name,
+                    device=name,
+                    runtime_version=openvino.get_version(),
+                    extra={"capabilities": list(capabilities)},
+                    **facts,
+                )
+            )
+        return devices
+
+    def prepare(self, workload, spec) -> Prepared:
+        import openvino
+
+        core = openvino.Core()
+        hint, capability = PRECISIONS[spec.dtype]
+        capabilities = list(_property(core, spec.device, "OPTIMIZATION_CAPABILITIES") or [])
+        if capability not in capabilities:
+            raise Unsupported(
+                f"OpenVINO {spec.device} cannot compute in {spec.dtype} on this machine "
+                f"(capabilities: {', '.join(capabilities) or 'none reported'})"
+            )
+        inputs = workload.example_inputs(spec.batch_size, "float32")
+        model = openvino.convert_model(workload.build_module("float32"), example_input=inputs)
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
+        if spec.threads:
+            config["INFERENCE_NUM_THREADS"] = spec.threads
+        compiled = core.compile_model(model, spec.device, config)
+        request = compiled.create_infer_request()
+        for index, tensor in enumerate(inputs):
+            request.set_input_tensor(index, openvino.Tensor(tensor.numpy()))
+        prepared = OpenVinoPrepared(request)
+        prepared.details = {
+            "converter": "openvino.convert_model(torch.nn.Module)",
+            "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT")),
+            "inference_num_threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
+            "performance_hint": str(compiled.get_property("PERFORMANCE_HINT")),
+        }
+        return prepared
+
+
+class OpenVinoPrepared(Prepared):
+    def __init__(self, request) -> None:
+        super().__init__()
+        self.request = request
+
+    def step(self) -> None:
+        # infer() is synchronous: it returns when the device has finished.
+        self.request.infer()
+
+    def close(self) -> None:
+        self.request = None

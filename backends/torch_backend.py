@@ -1,0 +1,140 @@
+"""PyTorch eager backend for any torch device: ``cpu``, ``cuda:N``, ``xpu:N``, ``mps``,
+``npu:N`` (with torch_npu installed), and other PrivateUse1 devices.
+
+Device handling goes through torch's generic device-module API
+(``torch.get_device_module(type)``) rather than CUDA-only calls, so
+``synchronize`` really waits on every accelerator. torch.utils.benchmark only
+synchronizes CUDA, which gave wrong timings on Ascend (pytorch/pytorch#109776).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from harness.errors import Unsupported
+from harness.interface import Availability, DeviceInfo, Prepared
+from backends._host import cpu_device_facts
+
+#: Out-of-tree device plugins that register a torch device type on import.
+DEVICE_EXTENSIONS = ("torch_npu",)
+
+
+def _import_torch():
+    import torch
+
+    for extension in DEVICE_EXTENSIONS:
+        if importlib.util.find_spec(extension) is not None:
+            try:
+                importlib.import_module(extension)
+            except Exception:  # noqa: BLE001 - a broken extension leaves the CPU usable
+                pass
+    return torch
+
+
+def _parallel_backend(torch) -> str | None:
+    """The ATen thread-pool implementation (OpenMP, native), from torch's build info."""
+    for line in torch.__config__.parallel_info().splitlines():
+        if line.startswith("ATen parallel backend:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _accelerator_devices(torch) -> list[DeviceInfo]:
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is None or not accelerator.is_available():
+        return []
+    kind = accelerator.current_accelerator().type
+    module = torch.get_device_module(kind)
+    devices = []
+    for index in range(accelerator.device_count()):
+        name = memory = None
+        extra: dict[str, Any] = {}
+        try:
+            properties = module.get_device_properties(index)
+            name = getattr(properties, "name", None)
+            memory = getattr(properties, "total_memory", None)
+        except Exception:  # noqa: BLE001 - not every device module has properties
+            pass
+        runtime = getattr(torch.version, kind, None) or getattr(torch.version, "hip", None)
+        devices.append(
+            DeviceInfo(
+                backend="torch",
+                device=f"{kind}:{index}",
+                model=name,
+                memory_bytes=memory,
+                runtime_version=str(runtime) if runtime else None,
+                extra=extra,
+            )
+        )
+    return devices
+
+
+class TorchBackend:
+    name = "torch"
+
+    def probe(self) -> Availability:
+        try:
+            torch = _import_torch()
+        except Exception as exc:  # noqa: BLE001
+            return Availability.no(f"torch is not importable ({type(exc).__name__}: {exc})")
+        return Availability.yes(version=torch.__version__)
+
+    def devices(self) -> list[DeviceInfo]:
+        torch = _import_torch()
+        cpu = DeviceInfo(
+            backend=self.name,
+            device="cpu",
+            runtime_version=torch.__version__,
+            extra={"parallel_backend": _parallel_backend(torch), "threads": torch.get_num_threads()},
+            **cpu_device_facts(),
+        )
+        return [cpu, *_accelerator_devices(torch)]
+
+    def prepare(self, workload, spec) -> Prepared:
+        torch = _import_torch()
+        device = torch.device(spec.device)
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        module_api = torch.get_device_module(device.type) if device.type != "cpu" else None
+        if module_api is not None and hasattr(module_api, "reset_peak_memory_stats"):
+            module_api.reset_peak_memory_stats(device)
+        try:
+            module = workload.build_module(spec.dtype).to(device)
+            inputs = tuple(t.to(device) for t in workload.example_inputs(spec.batch_size, spec.dtype))
+        except (RuntimeError, TypeError) as exc:
+            if "not implemented" in str(exc).lower() or "unsupported" in str(exc).lower():
+                raise Unsupported(f"torch {device}: {exc}") from exc
+            raise
+        return TorchPrepared(torch, module, inputs, device, module_api)
+
+
+class TorchPrepared(Prepared):
+    def __init__(self, torch, module, inputs, device, module_api) -> None:
+        super().__init__()
+        self.torch, self.module, self.inputs, self.device = torch, module, inputs, device
+        self.module_api = module_api
+        self.output = None
+        self.details = {
+            "mode": "eager",
+            "threads": torch.get_num_threads(),
+            "inference_mode": True,
+        }
+
+    def step(self) -> None:
+        with self.torch.inference_mode():
+            self.output = self.module(*self.inputs)
+
+    def synchronize(self) -> None:
+        if self.module_api is not None:
+            self.module_api.synchronize(self.device)
+
+    def peak_memory_bytes(self) -> int | None:
+        if self.module_api is not None and hasattr(self.module_api, "max_memory_allocated"):
+            return int(self.module_api.max_memory_allocated(self.device))
+        return None
+
+    def close(self) -> None:
+        self.module = self.inputs = self.output = None
+        if self.module_api is not None and hasattr(self.module_api, "empty_cache"):
+            self.module_api.empty_cache()

@@ -1,0 +1,338 @@
+"""The ``bakeoff`` command line.
+
+User errors (unknown backend or workload, bad dtype, missing run, corrupt
+results file) print one line and exit with code 2, never a traceback. Tables
+and progress go to the terminal through rich; ``--json`` prints plain JSON on
+stdout for scripts, with progress kept on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.errors import UserError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _console(stderr: bool = False):
+    """A rich console; when output is not a terminal, tables get 160 columns, not 80."""
+    import os
+
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    return Console(stderr=stderr, soft_wrap=False, width=width)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+class BakeoffGroup(click.Group):
+    """A click group whose errors are one line and exit 2 (usage) without a traceback."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("bakeoff: interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            click.echo(f"bakeoff: error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        except UserError as exc:
+            click.echo(f"bakeoff: error: {_one_line(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("bakeoff: interrupted; finished records are saved", err=True)
+            sys.exit(130)
+        sys.exit(0)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+@click.group(cls=BakeoffGroup, context_settings=CONTEXT_SETTINGS, invoke_without_command=True)
+@click.version_option(package_name="bakeoff", prog_name="bakeoff")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """bakeoff: benchmark inference hardware on your workloads.
+
+    Throughput, latency and their confidence intervals for each backend
+    (PyTorch, ONNX Runtime, OpenVINO, ...) on each device, written to
+    results/<run-id>/ for pandas.
+
+    \b
+    Examples:
+      bakeoff backends                      # what can run here
+      bakeoff run                           # default bake-off, every available backend
+      bakeoff run -b torch -b onnxruntime -w gemm -p size=2048
+      bakeoff show latest
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(0)
+
+
+# -- backends ----------------------------------------------------------------
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def backends(as_json: bool) -> None:
+    """List backends and their devices, with availability and versions.
+
+    A backend that cannot run here (missing runtime, no device, broken plugin)
+    is listed as unavailable with the reason.
+
+    \b
+    Example:
+      bakeoff backends --json | jq '.[] | select(.available)'
+    """
+    from harness.plugins import Registry
+
+    rows = Registry().all_backend_status()
+    if as_json:
+        _echo_json([row.to_dict() for row in rows])
+        return
+    from harness.tables import backends_table
+
+    _console().print(backends_table(rows))
+
+
+# -- workloads ---------------------------------------------------------------
+
+def _workload_listing() -> list[dict[str, Any]]:
+    from harness.plugins import Registry
+
+    registry = Registry()
+    listing = []
+    for name in registry.workload_names():
+        try:
+            cls = registry.workload_class(name)
+        except RuntimeError as exc:
+            listing.append({"name": name, "error": str(exc)})
+            continue
+        listing.append(
+            {
+                "name": name,
+                "unit": cls.unit,
+                "description": cls.description,
+                "params": [
+                    {"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help}
+                    for p in cls.params
+                ],
+            }
+        )
+    return listing
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def workloads(as_json: bool) -> None:
+    """List workloads, their unit of work and parameters.
+
+    \b
+    Example:
+      bakeoff workloads
+      bakeoff run -w mlp -p hidden=1024
+    """
+    listing = _workload_listing()
+    if as_json:
+        _echo_json(listing)
+        return
+    from harness.tables import workloads_table
+
+    _console().print(workloads_table(listing))
+
+
+# -- run -----------------------------------------------------------------------
+
+class _ProgressObserver:
+    """Draws a rich progress bar on stderr and prints one line per finished benchmark."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_console(stderr=True),
+            transient=True,
+            disable=quiet,
+        )
+        self.task = self.progress.add_task("starting", total=total)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def started(self, index, total, spec) -> None:
+        self.progress.update(self.task, description=f"{spec.backend}/{spec.device} {spec.workload} {spec.dtype} b{spec.batch_size}")
+
+    def finished(self, index, total, spec, record) -> None:
+        from harness.tables import record_cells
+
+        self.progress.advance(self.task)
+        if self.quiet:
+            return
+        cells = record_cells(record)
+        mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]"}.get(record["status"], "[yellow]-[/]")
+        detail = cells["median"] if record["status"] == "ok" else f"{record['status']}: {cells['notes']}"
+        self.progress.console.print(
+            f"{mark} {spec.backend}/{spec.device} {cells['workload']} {spec.dtype} b{spec.batch_size}: {detail}",
+            highlight=False,
+            markup=True,
+        )
+
+
+def _positive_or_none(value: int | None, name: str) -> int | None:
+    if value is not None and value < 1:
+        raise UserError(f"--{name} {value} must be >= 1")
+    return value
+
+
+@cli.command()
+@click.option("-b", "--backend", "backend_names", multiple=True, metavar="NAME",
+              help="Backend to run (repeatable). Default: every available backend.")
+@click.option("-w", "--workload", "workload_names", multiple=True, metavar="NAME",
+              help="Workload to run (repeatable). Default: every workload.")
+@click.option("-d", "--device", "device_names", multiple=True, metavar="DEVICE",
+              help="Only these devices (repeatable), e.g. cpu, cuda:0, CPUExecutionProvider.")
+@click.option("-p", "--param", "param_items", multiple=True, metavar="KEY=VALUE",
+              help="Workload parameter (repeatable); WORKLOAD.KEY=VALUE targets one workload.")
+@click.option("--dtype", "dtypes", multiple=True, metavar="DTYPE",
+              help="float32 (default), float16 or bfloat16 (repeatable).")
+@click.option("--batch-size", "batch_sizes", multiple=True, type=int, metavar="N",
+              help="Batch size (repeatable). Default: 1.")
+@click.option("--warmup", type=int, default=None, metavar="N", help="Untimed warm-up steps. Default: 5.")
+@click.option("--iterations", type=int, default=None, metavar="N", help="Timed steps. Default: 50.")
+@click.option("--threads", type=int, default=None, metavar="N",
+              help="Threads per benchmark. Default: every usable core.")
+@click.option("--timeout", "timeout_s", type=float, default=None, metavar="SECONDS",
+              help="Time limit per benchmark; a worker past it is killed. Default: 600.")
+@click.option("--launcher", type=click.Choice(["subprocess", "inline"]), default="subprocess",
+              show_default=True, help="subprocess isolates each benchmark; inline is for debugging.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Folder that receives the run folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's records as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-benchmark lines.")
+def run(backend_names, workload_names, device_names, param_items, dtypes, batch_sizes, warmup,
+        iterations, threads, timeout_s, launcher, out, as_json, quiet) -> None:
+    """Run a bake-off: every backend x workload x dtype x batch size.
+
+    Each benchmark runs in a fresh worker process; its record is written to
+    OUT/<run-id>/records/ as soon as it finishes. A crash, signal or timeout
+    becomes a failed record with its cause, and the sweep goes on.
+
+    \b
+    Examples:
+      bakeoff run                                       # default bake-off
+      bakeoff run -b torch -b onnxruntime -b openvino -w gemm
+      bakeoff run -w mlp --dtype float32 --dtype bfloat16 --batch-size 1 --batch-size 32
+    """
+    from harness.environment import default_threads
+    from harness.launchers import get_launcher
+    from harness.results import RunStore
+    from harness.spec import DEFAULT_TIMEOUT_S
+    from harness.sweep import (DEFAULT_ITERATIONS, DEFAULT_WARMUP, SweepRequest,
+                               parse_param_assignments, plan, run_sweep)
+
+    request = SweepRequest(
+        backends=backend_names,
+        devices=device_names,
+        workloads=workload_names,
+        params=parse_param_assignments(param_items),
+        dtypes=dtypes or ("float32",),
+        batch_sizes=batch_sizes or (1,),
+        warmup=DEFAULT_WARMUP if warmup is None else warmup,
+        iterations=DEFAULT_ITERATIONS if iterations is None else iterations,
+        threads=_positive_or_none(threads, "threads") or default_threads(),
+        timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
+    )
+    the_plan = plan(request)
+    err = _console(stderr=True)
+    for note in the_plan.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    store = RunStore.create(out, settings={**request.settings(), "launcher": launcher})
+    if not quiet:
+        err.print(f"run [bold]{store.run_id}[/]: {len(the_plan.specs)} benchmarks -> {store.path}", highlight=False)
+    with _ProgressObserver(len(the_plan.specs), quiet or as_json) as observer:
+        try:
+            records = run_sweep(the_plan.specs, get_launcher(launcher), store, observer)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None
+    if as_json:
+        _echo_json({"run_id": store.run_id, "run_dir": str(store.path), "records": records})
+        return
+    from harness.tables import results_table
+
+    _console().print(results_table(records, title=f"Run {store.run_id}"))
+    click.echo(f"records: {store.path}  (harness.results.load('{store.path}') gives a DataFrame)")
+
+
+# -- show ----------------------------------------------------------------------
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Where run ids are looked up.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest and records as JSON.")
+def show(run_ref: str, results_dir: Path, as_json: bool) -> None:
+    """Show a finished (or interrupted) run: its environment and results table.
+
+    RUN is a run id, a unique prefix of one, a path to a run folder, or
+    "latest" (the default).
+
+    \b
+    Examples:
+      bakeoff show latest
+      bakeoff show 20261130-101500-ab12 --json
+    """
+    from harness.results import read_manifest, read_records, resolve_run
+
+    run_dir = resolve_run(run_ref, results_dir)
+    manifest = read_manifest(run_dir)
+    records = read_records(run_dir)
+    if as_json:
+        _echo_json({"manifest": manifest, "records": records})
+        return
+    from harness.tables import results_table
+
+    host = manifest.get("host", {})
+    cpu = host.get("cpu", {})
+    console = _console()
+    console.print(
+        f"[bold]run {manifest['run_id']}[/] ({manifest.get('status')})  started {manifest.get('started_at')}\n"
+        f"host {host.get('hostname')}: {cpu.get('model')}, {cpu.get('logical_cores')} logical cores, "
+        f"{host.get('os')}, Python {host.get('python')}\n"
+        f"bakeoff {manifest.get('bakeoff_version')}"
+        + (f", commit {manifest['git']['commit'][:12]}" if manifest.get("git") else ""),
+        highlight=False,
+    )
+    console.print(results_table(records, title=f"Run {manifest['run_id']}"))
+
+
+def main() -> None:
+    cli(prog_name="bakeoff")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""The backend and workload interfaces: the only contract a plugin must meet.
+
+A **backend** wraps one runtime (PyTorch, ONNX Runtime, OpenVINO, ...). It
+answers "can I run here?", names its devices, and turns a workload into a
+:class:`Prepared` object: everything expensive (loading, exporting, compiling,
+copying inputs to the device) happens in ``prepare``, outside the timed region.
+
+The **runner** owns the loop and the clock. It only ever calls
+``Prepared.step()`` and ``Prepared.synchronize()`` between two clock reads, so
+device timing semantics live in the backend (a CUDA or NPU backend makes
+``synchronize`` wait for the device), never in ``if device == "cuda"`` branches
+in core.
+
+A minimal third-party backend, registered under the entry-point group
+``bakeoff.backends`` (``mybackend = "my_pkg:MyBackend"``)::
+
+    from harness.interface import Availability, DeviceInfo, Prepared
+
+    class MyBackend:
+        name = "mybackend"
+
+        def probe(self) -> Availability:
+            try:
+                import my_runtime
+            except ImportError as exc:
+                return Availability.no(f"my_runtime is not installed ({exc})")
+            return Availability.yes(version=my_runtime.__version__)
+
+        def devices(self) -> list[DeviceInfo]:
+            return [DeviceInfo(backend=self.name, device="npu:0", vendor="Acme",
+                               model="Acme X1", memory_bytes=64 << 30)]
+
+        def prepare(self, workload, spec) -> Prepared:
+            model = my_runtime.compile(workload.build_module(spec.dtype), spec.device)
+            inputs = my_runtime.to_device(workload.example_inputs(spec.batch_size, spec.dtype))
+            return MyPrepared(model, inputs)
+
+    class MyPrepared(Prepared):
+        def __init__(self, model, inputs):
+            self.model, self.inputs = model, inputs
+        def step(self):
+            self.model(*self.inputs)
+        def synchronize(self):
+            my_runtime.synchronize()
+
+Heavy imports (torch, onnxruntime, openvino, vendor SDKs) belong inside the
+methods, so listing backends stays fast and a missing SDK is a reason, not a
+crash.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
+
+from harness.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; core never imports torch at runtime
+    import torch
+
+    from harness.spec import BenchmarkSpec
+
+#: The dtypes the harness knows by name. A backend may support fewer; it says so
+#: by raising :class:`harness.errors.Unsupported` from ``prepare``.
+KNOWN_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+
+
+def torch_dtype(name: str) -> "torch.dtype":
+    """Map a bakeoff dtype name to a torch dtype (imports torch lazily)."""
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run on this machine, and if not, why not."""
+
+    available: bool
+    reason: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def yes(cls, version: str | None = None) -> "Availability":
+        return cls(True, None, version)
+
+    @classmethod
+    def no(cls, reason: str, version: str | None = None) -> "Availability":
+        return cls(False, reason, version)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Identity of one device as a backend sees it.
+
+    ``device`` is the string a user passes to ``--device`` and that lands in
+    every record: ``cpu`` or ``cuda:0`` for torch, an execution-provider name
+    for ONNX Runtime, an OpenVINO device name. Unknown facts stay ``None``.
+    """
+
+    backend: str
+    device: str
+    vendor: str | None = None
+    model: str | None = None
+    memory_bytes: int | None = None
+    runtime_version: str | None = None
+    driver_version: str | None = None
+    available: bool = True
+    reason: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["extra"] = dict(self.extra)
+        return data
+
+
+class Prepared(abc.ABC):
+    """A workload loaded onto a device, ready to be stepped by the runner.
+
+    ``step`` issues one unit of work (it may return before the device is done);
+    ``synchronize`` blocks until all issued work has finished. The runner times
+    ``step(); synchronize()`` with its own monotonic clock.
+    """
+
+    #: Facts about how the workload was prepared (exporter, cache file, provider
+    #: options, effective precision). They are stored in the benchmark record.
+    details: dict[str, Any]
+
+    def __init__(self) -> None:
+        self.details = {}
+
+    @abc.abstractmethod
+    def step(self) -> None:
+        """Run one step of the workload on the prepared inputs."""
+
+    def synchronize(self) -> None:
+        """Wait for all issued work. Host-synchronous runtimes need not override this."""
+
+    def peak_memory_bytes(self) -> int | None:
+        """Peak device memory during the run, where the runtime tracks it; else ``None``."""
+        return None
+
+    def close(self) -> None:
+        """Release device memory and runtime sessions."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The backend plugin protocol. See the module docstring for an example."""
+
+    name: str
+
+    def probe(self) -> Availability:
+        """Cheaply decide whether this backend can run here. Never raise."""
+        ...
+
+    def devices(self) -> Sequence[DeviceInfo]:
+        """List devices with their identity. Called only when ``probe`` said available."""
+        ...
+
+    def prepare(self, workload: "Workload", spec: "BenchmarkSpec") -> Prepared:
+        """Load, export or compile ``workload`` for ``spec.device`` at ``spec.dtype``.
+
+        Everything slow happens here, outside the timed region. Raise
+        :class:`harness.errors.Unsupported` for combinations this backend
+        cannot run; any other exception is recorded as a failure.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared workload parameter, validated before anything runs."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    minimum: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def parse(self, raw: Any, *, where: str) -> Any:
+        """Convert a CLI string or config value; raise :class:`UserError` naming ``where``."""
+        value = raw
+        if isinstance(raw, str) and self.type is not str:
+            try:
+                if self.type is bool:
+                    if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(raw)
+                    value = raw.lower() in ("true", "1", "yes")
+                else:
+                    value = self.type(raw)
+            except ValueError:
+                raise UserError(
+                    f"{where}: {self.name}={raw!r} is not a valid {self.type.__name__}"
+                ) from None
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+            raise UserError(
+                f"{where}: {self.name}={raw!r} must be {self.type.__name__}, "
+                f"not {type(raw).__name__}"
+            )
+        if self.minimum is not None and value < self.minimum:
+            raise UserError(f"{where}: {self.name}={value!r} must be >= {self.minimum}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            raise UserError(f"{where}: {self.name}={value!r} is not one of: {allowed}")
+        return value
+
+
+class Workload(abc.ABC):
+    """An efficiency-focused inference job, defined once and run on every backend.
+
+    A workload provides a seeded torch module, seeded example inputs for a batch
+    size, the unit of work it does (``FLOP``, ``sample``, ``token``) and how
+    much of it one step does. Backends decide how to run the module: eagerly,
+    exported to ONNX, converted to OpenVINO IR.
+
+    Subclasses declare ``name``, ``description``, ``unit`` and ``params``; the
+    constructor validates keyword parameters against ``params``, so a workload
+    instance is always fully resolved (defaults filled in) and its ``params``
+    mapping is the workload's identity in records.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    unit: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: Names of the module's inputs and outputs, used for exported graphs.
+    input_names: ClassVar[tuple[str, ...]] = ("input",)
+    output_names: ClassVar[tuple[str, ...]] = ("output",)
+    #: Seed for weights and inputs, so every backend sees identical numbers.
+    seed: ClassVar[int] = 0
+
+    def __init__(self, **values: Any) -> None:
+        declared = {p.name: p for p in self.params}
+        unknown = sorted(set(values) - set(declared))
+        if unknown:
+            allowed = ", ".join(declared) or "none"
+            raise UserError(
+                f"workload {self.name!r}: unknown parameter {unknown[0]!r} (allowed: {allowed})"
+            )
+        where = f"workload {self.name!r}"
+        self.values: dict[str, Any] = {
+            p.name: p.parse(values[p.name], where=where) if p.name in values else p.default
+            for p in self.params
+        }
+
+    @abc.abstractmethod
+    def build_module(self, dtype: str) -> "torch.nn.Module":
+        """Return the module in eval mode with seeded weights, cast to ``dtype``."""
+
+    @abc.abstractmethod
+    def example_inputs(self, batch_size: int, dtype: str) -> tuple["torch.Tensor", ...]:
+        """Return seeded CPU inputs for one step at ``batch_size``."""
+
+    @abc.abstractmethod
+    def work_per_step(self, batch_size: int) -> float:
+        """How many ``unit`` one step performs (e.g. FLOPs of one matmul)."""

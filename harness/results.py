@@ -1,0 +1,366 @@
+"""The results store: one folder per run, one JSON file per benchmark.
+
+Layout of ``results/<run-id>/``::
+
+    run.json               the manifest: who, when, where, with what
+    records/<key>.json     one record per benchmark, written when it finishes
+
+Every file is written atomically (temporary file, fsync, rename), so an
+interrupted run leaves only complete files and nothing already measured is
+lost. Records keep every raw latency, not only summaries.
+
+Schema history (``SCHEMA_VERSION``; bump it and add a line for every change to
+a file's shape, and teach :func:`_upgrade` to read the old one):
+
+* 1 - first version: manifest ``kind = "bakeoff.run"``, record
+  ``kind = "bakeoff.record"``.
+
+Files are read with ``json`` only. Nothing a user hands us is unpickled or
+evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from harness.errors import ResultsError
+from harness.runner import OK, STATUSES, Outcome, utc_now
+from harness.spec import BenchmarkSpec
+from harness.stats import stability_warnings, summarize
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+SCHEMA_VERSION = 1
+RUN_KIND = "bakeoff.run"
+RECORD_KIND = "bakeoff.record"
+MANIFEST_NAME = "run.json"
+RECORDS_DIR = "records"
+DEFAULT_RESULTS_DIR = Path("results")
+
+
+# -- writing ---------------------------------------------------------------
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON so that ``path`` is either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """``YYYYMMDD-HHMMSS-xxxx``: sorts by time, unique across hosts."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or value != value or value in (float("inf"), float("-inf")) else value
+
+
+def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str, Any]:
+    """Combine identity, raw measurement and derived statistics into one record.
+
+    Throughput is work per step divided by the *median* step latency, and its
+    95% interval comes from the median's order-statistic interval, so it
+    carries the same spread as the latency it derives from.
+    """
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": RECORD_KIND,
+        "run_id": run_id,
+        "key": spec.key(),
+        "spec": spec.to_dict(),
+        **outcome.to_dict(),
+        "stats": None,
+        "throughput": None,
+        "warnings": [],
+    }
+    measurement = outcome.measurement
+    if outcome.status == OK and measurement is not None and measurement.latencies_ns:
+        summary = summarize(measurement.latencies_ns)
+        stats = {
+            f"{k}_s": (_finite(v) / 1e9 if v is not None else None)
+            for k, v in summary.to_dict().items()
+            if k not in ("count", "cv", "outliers", "ci_method", "ci_level")
+        }
+        stats.update(
+            count=summary.count,
+            cv=_finite(summary.cv),
+            outliers=summary.outliers,
+            ci_method=summary.ci_method,
+            ci_level=summary.ci_level,
+        )
+        record["stats"] = stats
+        record["warnings"] = stability_warnings(summary, measurement.timer_resolution_ns)
+        work = outcome.work_per_step
+        if work and summary.median > 0:
+            record["throughput"] = {
+                "value": work / stats["median_s"],
+                "unit": f"{outcome.unit}/s",
+                "ci_low": work / stats["median_ci_high_s"] if stats["median_ci_high_s"] else None,
+                "ci_high": work / stats["median_ci_low_s"] if stats["median_ci_low_s"] else None,
+                "basis": "work per step / median step latency",
+            }
+    return record
+
+
+class RunStore:
+    """A run folder being written. Create with :meth:`create`, then write records."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest["run_id"]
+
+    @classmethod
+    def create(
+        cls,
+        root: Path | str = DEFAULT_RESULTS_DIR,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        command: list[str] | None = None,
+        run_id: str | None = None,
+    ) -> "RunStore":
+        from harness import __version__
+        from harness.environment import collect_host, git_commit
+
+        run_id = run_id or new_run_id()
+        path = Path(root) / run_id
+        (path / RECORDS_DIR).mkdir(parents=True, exist_ok=False)
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": RUN_KIND,
+            "run_id": run_id,
+            "status": "running",
+            "started_at": utc_now(),
+            "finished_at": None,
+            "command": list(command if command is not None else sys.argv),
+            "bakeoff_version": __version__,
+            "git": git_commit(),
+            "host": collect_host(),
+            "settings": dict(settings or {}),
+        }
+        store = cls(path, manifest)
+        atomic_write_json(path / MANIFEST_NAME, manifest)
+        return store
+
+    def record_path(self, spec: BenchmarkSpec) -> Path:
+        return self.path / RECORDS_DIR / f"{spec.key()}.json"
+
+    def write(self, spec: BenchmarkSpec, outcome: Outcome) -> dict[str, Any]:
+        record = build_record(self.run_id, spec, outcome)
+        atomic_write_json(self.record_path(spec), record)
+        return record
+
+    def finish(self, status: str = "complete") -> None:
+        self.manifest.update(status=status, finished_at=utc_now())
+        atomic_write_json(self.path / MANIFEST_NAME, self.manifest)
+
+
+# -- reading ---------------------------------------------------------------
+
+def _read_json(path: Path, kind: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(
+            f"{path}: corrupt results file, not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict) or data.get("kind") != kind:
+        found = data.get("kind") if isinstance(data, dict) else type(data).__name__
+        raise ResultsError(f"{path}: not a bakeoff {kind.split('.')[-1]} file (kind={found!r}, expected {kind!r})")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultsError(f"{path}: schema_version must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path}: written with schema_version {version}, this bakeoff reads up to "
+            f"{SCHEMA_VERSION}; upgrade bakeoff"
+        )
+    if version < 1:
+        raise ResultsError(f"{path}: schema_version {version} is not valid (must be >= 1)")
+    return _upgrade(data, path)
+
+
+def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Bring an older file up to ``SCHEMA_VERSION``. (Version 1 is the first.)"""
+    if data["kind"] == RECORD_KIND:
+        for key in ("spec", "status"):
+            if key not in data:
+                raise ResultsError(f"{path}: record is missing the required key {key!r}")
+        if data["status"] not in STATUSES:
+            raise ResultsError(
+                f"{path}: status {data['status']!r} is not one of {', '.join(STATUSES)}"
+            )
+    return data
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    return _read_json(Path(run_dir) / MANIFEST_NAME, RUN_KIND)
+
+
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """All records of a run, sorted by start time (temporary files are skipped)."""
+    records_dir = Path(run_dir) / RECORDS_DIR
+    files = sorted(p for p in records_dir.glob("*.json") if not p.name.startswith("."))
+    records = [_read_json(p, RECORD_KIND) for p in files]
+    return sorted(records, key=lambda r: (r.get("started_at") or "", r["key"]))
+
+
+def _expand(path: Path) -> list[tuple[Path, Path | None]]:
+    """Map a user path to (record file, run folder) pairs. Accepts a record file,
+    a run folder, or a folder of run folders such as ``results/``."""
+    if path.is_file():
+        return [(path, path.parent.parent if path.parent.name == RECORDS_DIR else None)]
+    if not path.exists():
+        raise ResultsError(f"{path}: no such file or folder")
+    if (path / MANIFEST_NAME).exists():
+        read_manifest(path)  # validates the manifest early, naming it on error
+        files = sorted(p for p in (path / RECORDS_DIR).glob("*.json") if not p.name.startswith("."))
+        return [(f, path) for f in files]
+    runs = sorted(p for p in path.iterdir() if (p / MANIFEST_NAME).exists())
+    if not runs:
+        raise ResultsError(f"{path}: not a bakeoff run folder (no {MANIFEST_NAME}) and holds no runs")
+    return [pair for run in runs for pair in _expand(run)]
+
+
+def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten one record into a DataFrame row; units are in the column names."""
+    spec = record["spec"]
+    stats = record.get("stats") or {}
+    throughput = record.get("throughput") or {}
+    failure = record.get("failure") or {}
+    device_info = record.get("device_info") or {}
+    measurement = record.get("measurement") or {}
+    row: dict[str, Any] = {
+        "run_id": record.get("run_id"),
+        "key": record.get("key"),
+        "backend": spec.get("backend"),
+        "device": spec.get("device"),
+        "workload": spec.get("workload"),
+        "dtype": spec.get("dtype"),
+        "batch_size": spec.get("batch_size"),
+        "status": record.get("status"),
+        "reason": record.get("reason"),
+        "unit": record.get("unit"),
+        "work_per_step": record.get("work_per_step"),
+        "count": stats.get("count"),
+    }
+    for name in ("median", "mean", "stdev", "min", "max", "p50", "p90", "p95", "p99",
+                 "median_ci_low", "median_ci_high"):
+        row[f"{name}_s"] = stats.get(f"{name}_s")
+    row.update(
+        cv=stats.get("cv"),
+        outliers=stats.get("outliers"),
+        throughput=throughput.get("value"),
+        throughput_unit=throughput.get("unit"),
+        throughput_ci_low=throughput.get("ci_low"),
+        throughput_ci_high=throughput.get("ci_high"),
+        warnings="; ".join(record.get("warnings") or []) or None,
+        failure_cause=failure.get("cause"),
+        failure_message=failure.get("message"),
+        device_vendor=device_info.get("vendor"),
+        device_model=device_info.get("model"),
+        backend_version=record.get("backend_version"),
+        peak_device_memory_bytes=record.get("peak_device_memory_bytes"),
+        prepare_s=record.get("prepare_s"),
+        warmup=spec.get("warmup"),
+        threads=spec.get("threads"),
+        timer=measurement.get("timer"),
+        started_at=record.get("started_at"),
+        finished_at=record.get("finished_at"),
+        latencies_s=[v / 1e9 for v in measurement.get("latencies_ns", [])] or None,
+    )
+    for name, value in sorted((spec.get("params") or {}).items()):
+        row[f"param.{name}"] = value
+    return row
+
+
+def load_records(*paths: Path | str) -> list[dict[str, Any]]:
+    """Validated records from record files, run folders or results roots."""
+    if not paths:
+        paths = (DEFAULT_RESULTS_DIR,)
+    records: list[dict[str, Any]] = []
+    for raw in paths:
+        for record_path, _run_dir in _expand(Path(raw)):
+            records.append(_read_json(record_path, RECORD_KIND))
+    return records
+
+
+def load(*paths: Path | str) -> "pandas.DataFrame":
+    """One row per benchmark from any mix of record files, run folders and results roots.
+
+    >>> df = load("results/20261130-120000-ab12")          # doctest: +SKIP
+    >>> df.groupby("backend")["throughput"].max()           # doctest: +SKIP
+
+    A corrupt, foreign or too-new file raises :class:`harness.errors.ResultsError`
+    naming the file.
+    """
+    import pandas as pd
+
+    rows = [record_to_row(r) for r in load_records(*paths)]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(columns=list(record_to_row({"spec": {}}).keys()))
+    return frame
+
+
+def resolve_run(run: str, results_dir: Path | str = DEFAULT_RESULTS_DIR) -> Path:
+    """A run folder from a path or a run id under ``results_dir``; ``latest`` works too."""
+    candidate = Path(run)
+    if (candidate / MANIFEST_NAME).exists():
+        return candidate
+    root = Path(results_dir)
+    if run == "latest":
+        runs = sorted(p for p in root.glob("*") if (p / MANIFEST_NAME).exists()) if root.exists() else []
+        if not runs:
+            raise ResultsError(f"{root}: holds no runs yet")
+        return runs[-1]
+    if (root / run / MANIFEST_NAME).exists():
+        return root / run
+    matches = sorted(p for p in root.glob(f"{run}*") if (p / MANIFEST_NAME).exists()) if root.exists() else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ResultsError(f"run {run!r} is ambiguous in {root}: {', '.join(m.name for m in matches)}")
+    raise ResultsError(f"no run {run!r} (looked for a run folder at {candidate} and under {root})")
+
+
+def iter_run_dirs(root: Path | str = DEFAULT_RESULTS_DIR) -> Iterable[Path]:
+    root = Path(root)
+    return sorted(p for p in root.glob("*") if (p / MANIFEST_NAME).exists()) if root.exists() else []

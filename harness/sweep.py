@@ -1,0 +1,230 @@
+"""Turn a request (backends x workloads x dtypes x batch sizes) into benchmarks, and run them.
+
+:func:`plan` validates everything before anything runs: unknown names, bad
+parameters and bad dtypes are :class:`UserError`\\ s. :func:`run_sweep` runs
+the planned benchmarks one at a time through a launcher and writes each
+record as soon as it finishes, so an interruption loses nothing finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+from harness.errors import UserError
+from harness.interface import KNOWN_DTYPES
+from harness.launchers import Launcher
+from harness.plugins import Registry
+from harness.results import RunStore
+from harness.spec import DEFAULT_TIMEOUT_S, BenchmarkSpec
+
+DEFAULT_WARMUP = 5
+DEFAULT_ITERATIONS = 50
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """What the user asked for. Empty ``backends``/``workloads`` mean "all available"."""
+
+    backends: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    workloads: tuple[str, ...] = ()
+    params: tuple[tuple[str, Any], ...] = ()
+    dtypes: tuple[str, ...] = ("float32",)
+    batch_sizes: tuple[int, ...] = (1,)
+    warmup: int = DEFAULT_WARMUP
+    iterations: int = DEFAULT_ITERATIONS
+    threads: int | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "backends": list(self.backends),
+            "devices": list(self.devices),
+            "workloads": list(self.workloads),
+            "params": dict(self.params),
+            "dtypes": list(self.dtypes),
+            "batch_sizes": list(self.batch_sizes),
+            "warmup": self.warmup,
+            "iterations": self.iterations,
+            "threads": self.threads,
+            "timeout_s": self.timeout_s,
+        }
+
+
+@dataclass
+class Plan:
+    specs: list[BenchmarkSpec]
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_param_assignments(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """``["size=512", "mlp.hidden=256"]`` to pairs; :class:`UserError` on a malformed item."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--param {item!r}: expected KEY=VALUE or WORKLOAD.KEY=VALUE")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def _check_request(request: SweepRequest) -> None:
+    for dtype in request.dtypes:
+        if dtype not in KNOWN_DTYPES:
+            raise UserError(f"unknown dtype {dtype!r} (allowed: {', '.join(KNOWN_DTYPES)})")
+    for size in request.batch_sizes:
+        if not isinstance(size, int) or size < 1:
+            raise UserError(f"batch size {size!r} must be an integer >= 1")
+    if request.warmup < 0:
+        raise UserError(f"warmup {request.warmup} must be >= 0")
+    if request.iterations < 1:
+        raise UserError(f"iterations {request.iterations} must be >= 1")
+    if request.threads is not None and request.threads < 1:
+        raise UserError(f"threads {request.threads} must be >= 1")
+    if request.timeout_s <= 0:
+        raise UserError(f"timeout {request.timeout_s} must be > 0 seconds")
+
+
+def _workload_params(
+    registry: Registry, workloads: list[str], assignments: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Route ``key=value`` to every workload that declares ``key``; ``w.key`` to ``w`` only."""
+    per_workload: dict[str, dict[str, Any]] = {w: {} for w in workloads}
+    for key, value in assignments.items():
+        scope, dot, name = key.rpartition(".")
+        if dot:
+            if scope not in per_workload:
+                raise UserError(
+                    f"--param {key}: workload {scope!r} is not in this run "
+                    f"(running: {', '.join(workloads)})"
+                )
+            per_workload[scope][name] = value
+            continue
+        takers = [w for w in workloads if any(p.name == key for p in registry.workload_class(w).params)]
+        if not takers:
+            declared = sorted({p.name for w in workloads for p in registry.workload_class(w).params})
+            raise UserError(
+                f"--param {key}: no selected workload has this parameter "
+                f"(parameters: {', '.join(declared) or 'none'})"
+            )
+        for w in takers:
+            per_workload[w][key] = value
+    return per_workload
+
+
+def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
+    """Validate a request and expand it into benchmark specs."""
+    registry = registry or Registry()
+    _check_request(request)
+    notes: list[str] = []
+
+    # Backends and their devices.
+    explicit_backends = bool(request.backends)
+    backend_names = list(dict.fromkeys(request.backends)) or registry.backend_names()
+    for name in backend_names:
+        if name not in registry.backend_entries:
+            registry.backend(name)  # raises the UserError naming the known backends
+    targets: list[tuple[str, str]] = []
+    seen_devices: set[str] = set()
+    for name in backend_names:
+        rows = registry.backend_status(name)
+        seen_devices.update(r.device for r in rows if r.device)
+        usable = [r for r in rows if r.available and r.device]
+        if request.devices:
+            usable = [r for r in usable if r.device in request.devices]
+        if not usable and explicit_backends:
+            reasons = "; ".join(r.reason or "unavailable" for r in rows if not r.available)
+            notes.append(f"backend {name!r} skipped: {reasons or 'no matching device'}")
+        targets.extend((name, r.device) for r in usable)
+    for device in request.devices:
+        if device not in seen_devices:
+            raise UserError(
+                f"unknown device {device!r} (devices of the selected backends: "
+                f"{', '.join(sorted(seen_devices)) or 'none'})"
+            )
+
+    # Workloads and their parameters.
+    workload_names = list(dict.fromkeys(request.workloads))
+    if workload_names:
+        for name in workload_names:
+            try:
+                registry.workload_class(name)
+            except RuntimeError as exc:
+                raise UserError(f"workload {name!r} is unavailable: {exc}") from None
+    else:
+        for name in registry.workload_names():
+            try:
+                registry.workload_class(name)
+                workload_names.append(name)
+            except RuntimeError as exc:
+                notes.append(f"workload {name!r} skipped: {exc}")
+    params = _workload_params(registry, workload_names, dict(request.params))
+    resolved = {name: registry.workload(name, params[name]).values for name in workload_names}
+
+    if not targets:
+        detail = "; ".join(notes) if notes else "no backend is available"
+        raise UserError(f"nothing to run: {detail} (see `bakeoff backends`)")
+
+    specs = [
+        BenchmarkSpec.create(
+            backend=backend,
+            device=device,
+            workload=workload,
+            params=resolved[workload],
+            dtype=dtype,
+            batch_size=batch_size,
+            warmup=request.warmup,
+            iterations=request.iterations,
+            threads=request.threads,
+            timeout_s=request.timeout_s,
+        )
+        for backend, device in targets
+        for workload in workload_names
+        for dtype in request.dtypes
+        for batch_size in request.batch_sizes
+    ]
+    return Plan(specs=specs, notes=notes)
+
+
+class SweepObserver(Protocol):
+    """Progress callbacks; the CLI draws a rich progress bar with them."""
+
+    def started(self, index: int, total: int, spec: BenchmarkSpec) -> None: ...
+
+    def finished(self, index: int, total: int, spec: BenchmarkSpec, record: dict[str, Any]) -> None: ...
+
+
+class SilentObserver:
+    def started(self, index: int, total: int, spec: BenchmarkSpec) -> None:
+        pass
+
+    def finished(self, index: int, total: int, spec: BenchmarkSpec, record: dict[str, Any]) -> None:
+        pass
+
+
+def run_sweep(
+    specs: Sequence[BenchmarkSpec],
+    launcher: Launcher,
+    store: RunStore,
+    observer: SweepObserver | None = None,
+) -> list[dict[str, Any]]:
+    """Run every spec, writing each record as it finishes.
+
+    On Ctrl-C the current worker is killed, the manifest is marked
+    ``interrupted`` and ``KeyboardInterrupt`` propagates; finished records stay.
+    """
+    observer = observer or SilentObserver()
+    records = []
+    try:
+        for index, spec in enumerate(specs):
+            observer.started(index, len(specs), spec)
+            outcome = launcher.launch(spec)
+            record = store.write(spec, outcome)
+            records.append(record)
+            observer.finished(index, len(specs), spec, record)
+    except KeyboardInterrupt:
+        store.finish("interrupted")
+        raise
+    store.finish("complete")
+    return records

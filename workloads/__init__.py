@@ -1,0 +1,1 @@
+"""Built-in workloads. Each registers under the ``bakeoff.workloads`` entry-point group."""
