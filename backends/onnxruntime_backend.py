@@ -115,5 +115,8 @@ class OrtPrepared(Prepared):
         # run() returns after the provider finishes: host-synchronous, no extra sync needed.
         self.output = self.session.run(None, self.feeds)
 
+    def outputs(self):
+        return None if self.output is None else [array.astype("float32") for array in self.output]
+
     def close(self) -> None:
         self.session = self.feeds = self.output = None

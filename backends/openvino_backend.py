@@ -116,5 +116,11 @@ class OpenVinoPrepared(Prepared):
         # infer() is synchronous: it returns when the device has finished.
         self.request.infer()
 
+    def outputs(self):
+        return [
+            self.request.get_output_tensor(i).data.astype("float32").copy()
+            for i in range(len(self.request.model_outputs))
+        ]
+
     def close(self) -> None:
         self.request = None

@@ -134,6 +134,10 @@ class TorchPrepared(Prepared):
             return int(self.module_api.max_memory_allocated(self.device))
         return None
 
+    def outputs(self):
+        outputs = self.output if isinstance(self.output, (tuple, list)) else (self.output,)
+        return [t.detach().float().cpu().numpy() for t in outputs if t is not None]
+
     def close(self) -> None:
         self.module = self.inputs = self.output = None
         if self.module_api is not None and hasattr(self.module_api, "empty_cache"):

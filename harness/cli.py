@@ -248,7 +248,6 @@ def run(backend_names, workload_names, device_names, param_items, dtypes, batch_
       bakeoff run -b torch -b onnxruntime -b openvino -w gemm
       bakeoff run -w mlp --dtype float32 --dtype bfloat16 --batch-size 1 --batch-size 32
     """
-    from harness.environment import default_threads
     from harness.launchers import get_launcher
     from harness.results import RunStore
     from harness.spec import DEFAULT_TIMEOUT_S
@@ -264,7 +263,7 @@ def run(backend_names, workload_names, device_names, param_items, dtypes, batch_
         batch_sizes=batch_sizes or (1,),
         warmup=DEFAULT_WARMUP if warmup is None else warmup,
         iterations=DEFAULT_ITERATIONS if iterations is None else iterations,
-        threads=_positive_or_none(threads, "threads") or default_threads(),
+        threads=_positive_or_none(threads, "threads"),
         timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
     )
     the_plan = plan(request)

@@ -143,6 +143,13 @@ class Prepared(abc.ABC):
         """Peak device memory during the run, where the runtime tracks it; else ``None``."""
         return None
 
+    def outputs(self) -> list[Any] | None:
+        """The last step's outputs as host numpy arrays, for parity checks; ``None`` if unknown.
+
+        Called only outside the timed region.
+        """
+        return None
+
     def close(self) -> None:
         """Release device memory and runtime sessions."""
 

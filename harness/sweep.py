@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
+from harness.environment import default_threads
 from harness.errors import UserError
 from harness.interface import KNOWN_DTYPES
 from harness.launchers import Launcher
@@ -34,6 +35,7 @@ class SweepRequest:
     batch_sizes: tuple[int, ...] = (1,)
     warmup: int = DEFAULT_WARMUP
     iterations: int = DEFAULT_ITERATIONS
+    #: Threads per benchmark; ``None`` means every usable core.
     threads: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
 
@@ -166,6 +168,8 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
         detail = "; ".join(notes) if notes else "no backend is available"
         raise UserError(f"nothing to run: {detail} (see `bakeoff backends`)")
 
+    # Thread counts are always explicit in the spec, so records say what ran.
+    threads = request.threads or default_threads()
     specs = [
         BenchmarkSpec.create(
             backend=backend,
@@ -176,7 +180,7 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
             batch_size=batch_size,
             warmup=request.warmup,
             iterations=request.iterations,
-            threads=request.threads,
+            threads=threads,
             timeout_s=request.timeout_s,
         )
         for backend, device in targets

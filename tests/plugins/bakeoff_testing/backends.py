@@ -1,0 +1,119 @@
+"""Fake backends. Each step behaviour models a real failure mode of a runtime."""
+
+import os
+import sys
+import time
+
+from harness.errors import Unsupported
+from harness.interface import Availability, DeviceInfo, Prepared
+
+
+class _Fake:
+    name = "fake"
+
+    def probe(self):
+        return Availability.yes(version="0.0.0")
+
+    def devices(self):
+        return [DeviceInfo(backend=self.name, device="fake", vendor="Test", model="Fake device")]
+
+    def prepare(self, workload, spec):
+        prepared = FakePrepared(self.on_step, workload.values.get("service_us", 0))
+        prepared.details = {
+            "pid": os.getpid(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        }
+        return prepared
+
+    def on_step(self):
+        pass
+
+
+class FakePrepared(Prepared):
+    def __init__(self, on_step, service_us):
+        super().__init__()
+        self.on_step = on_step
+        self.service_ns = service_us * 1000
+        self.steps = 0
+
+    def step(self):
+        self.steps += 1
+        if self.service_ns:
+            deadline = time.perf_counter_ns() + self.service_ns
+            while time.perf_counter_ns() < deadline:
+                pass
+        self.on_step()
+
+
+class NullBackend(_Fake):
+    name = "null"
+
+
+class AbortingBackend(_Fake):
+    """Dies of SIGABRT mid-run, as a runtime does on a failed assertion in C++."""
+
+    name = "aborting"
+
+    def on_step(self):
+        print("aborting-backend: about to abort", file=sys.stderr, flush=True)
+        os.abort()
+
+
+class ExitingBackend(_Fake):
+    """Calls _exit(3) without reporting, as a runtime does on a fatal driver error."""
+
+    name = "exiting"
+
+    def on_step(self):
+        print("exiting-backend: fatal driver error", file=sys.stderr, flush=True)
+        os._exit(3)
+
+
+class HangingBackend(_Fake):
+    """Never returns from a step, as a deadlocked device queue does."""
+
+    name = "hanging"
+
+    def on_step(self):
+        while True:
+            time.sleep(1)
+
+
+class RaisingBackend(_Fake):
+    """Raises a Python exception inside a step."""
+
+    name = "raising"
+
+    def on_step(self):
+        raise RuntimeError("device lost")
+
+
+class RefusingBackend(_Fake):
+    """Cannot run any dtype but float32."""
+
+    name = "refusing"
+
+    def prepare(self, workload, spec):
+        if spec.dtype != "float32":
+            raise Unsupported(f"refusing cannot run {spec.dtype}")
+        return super().prepare(workload, spec)
+
+
+class AbsentBackend(_Fake):
+    """Installed, but its runtime finds no hardware."""
+
+    name = "absent"
+
+    def probe(self):
+        return Availability.no("no Fake accelerator found (driver not loaded)")
+
+
+class ProbeRaisesBackend(_Fake):
+    name = "probe-raises"
+
+    def probe(self):
+        raise OSError("libfake.so: cannot open shared object file")
+
+
+class NotABackend:
+    """Registered under bakeoff.backends but implements nothing."""

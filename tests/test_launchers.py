@@ -1,0 +1,81 @@
+"""Isolated workers: a crash, exit or hang in one benchmark is a record, and the sweep goes on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.launchers import InlineLauncher, SubprocessLauncher, get_launcher
+from harness.errors import UserError
+from harness.results import RunStore, load, read_records
+from harness.spec import BenchmarkSpec
+from harness.sweep import run_sweep
+
+
+def spec(backend: str, **kw) -> BenchmarkSpec:
+    kw.setdefault("iterations", 5)
+    kw.setdefault("warmup", 1)
+    return BenchmarkSpec.create(backend=backend, device="fake", workload="noop", **kw)
+
+
+def test_subprocess_worker_measures(test_plugins):
+    outcome = SubprocessLauncher().launch(spec("null", threads=3))
+    assert outcome.status == "ok"
+    assert len(outcome.measurement.latencies_ns) == 5
+    assert outcome.details["omp_num_threads"] == "3"  # thread settings reach the worker's environment
+
+
+def test_worker_killed_by_signal_becomes_failed_record(test_plugins):
+    outcome = SubprocessLauncher().launch(spec("aborting"))
+    assert outcome.status == "failed"
+    assert outcome.failure["cause"] == "signal"
+    assert outcome.failure["signal"] == "SIGABRT"
+    assert "aborting-backend: about to abort" in outcome.failure["stderr_tail"]
+
+
+def test_worker_exit_without_result_becomes_failed_record(test_plugins):
+    outcome = SubprocessLauncher().launch(spec("exiting"))
+    assert outcome.failure["cause"] == "exit"
+    assert outcome.failure["exit_code"] == 3
+    assert "fatal driver error" in outcome.failure["stderr_tail"]
+
+
+def test_hanging_worker_is_killed_at_the_time_limit(test_plugins):
+    outcome = SubprocessLauncher().launch(spec("hanging", timeout_s=3))
+    assert outcome.status == "failed"
+    assert outcome.failure["cause"] == "timeout"
+    assert "3 s time limit" in outcome.failure["message"]
+
+
+def test_python_exception_in_worker_keeps_its_traceback(test_plugins):
+    outcome = SubprocessLauncher().launch(spec("raising"))
+    assert outcome.failure["cause"] == "error"
+    assert "device lost" in outcome.failure["message"]
+    assert "Traceback" in outcome.failure["traceback"]
+
+
+def test_sweep_survives_a_dying_worker(test_plugins, results_dir):
+    specs = [spec("null"), spec("aborting"), spec("exiting"), spec("null", batch_size=2)]
+    store = RunStore.create(results_dir, settings={})
+    records = run_sweep(specs, SubprocessLauncher(), store)
+    assert [r["status"] for r in records] == ["ok", "failed", "failed", "ok"]
+    on_disk = read_records(store.path)
+    assert len(on_disk) == 4
+    assert json.loads((store.path / "run.json").read_text())["status"] == "complete"
+    frame = load(store.path)
+    assert sorted(frame["failure_cause"].dropna()) == ["exit", "signal"]
+    assert frame.loc[frame.status == "ok", "throughput"].notna().all()
+
+
+def test_inline_launcher_runs_in_process(test_plugins):
+    outcome = InlineLauncher().launch(spec("null"))
+    assert outcome.status == "ok"
+    import os
+
+    assert outcome.details["pid"] == os.getpid()
+
+
+def test_unknown_launcher_is_a_user_error():
+    with pytest.raises(UserError, match="unknown launcher 'ray'"):
+        get_launcher("ray")

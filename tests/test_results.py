@@ -1,0 +1,164 @@
+"""The results store: round trip, atomic writes, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from harness.errors import ResultsError
+from harness.results import (
+    SCHEMA_VERSION,
+    RunStore,
+    atomic_write_json,
+    load,
+    read_manifest,
+    read_records,
+    resolve_run,
+)
+from harness.runner import Measurement, Outcome
+from harness.spec import BenchmarkSpec
+
+REQUIRED_COLUMNS = {"run_id", "backend", "device", "workload", "dtype", "batch_size", "unit",
+                    "median_s", "p99_s", "throughput"}
+
+
+def ok_outcome(latencies_ns, work=1e9, unit="FLOP"):
+    return Outcome(
+        status="ok",
+        measurement=Measurement(tuple(latencies_ns), warmup=2, timer="fake", timer_resolution_ns=1.0),
+        unit=unit,
+        work_per_step=work,
+        backend_version="1.0",
+        device_info={"backend": "torch", "device": "cpu", "model": "Test CPU"},
+    )
+
+
+def make_run(root, specs_and_outcomes):
+    store = RunStore.create(root, settings={"iterations": 10}, command=["bakeoff", "run"])
+    for spec, outcome in specs_and_outcomes:
+        store.write(spec, outcome)
+    store.finish()
+    return store
+
+
+@pytest.fixture
+def sample_run(results_dir):
+    gemm = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", params={"size": 64})
+    mlp = BenchmarkSpec.create(backend="torch", device="cpu", workload="mlp", batch_size=8)
+    failed = BenchmarkSpec.create(backend="onnxruntime", device="CPUExecutionProvider", workload="gemm")
+    latencies = [1_000_000 + 1000 * i for i in range(20)]  # 1.000 .. 1.019 ms
+    return make_run(results_dir, [
+        (gemm, ok_outcome(latencies)),
+        (mlp, ok_outcome([2_000_000] * 10, work=8, unit="sample")),
+        (failed, Outcome.failed("signal", "worker killed by SIGSEGV", signal="SIGSEGV", stderr_tail="boom")),
+    ])
+
+
+def test_round_trip_gives_one_row_per_benchmark(sample_run):
+    frame = load(sample_run.path)
+    assert len(frame) == 3
+    assert REQUIRED_COLUMNS <= set(frame.columns)
+    gemm = frame[(frame.workload == "gemm") & (frame.backend == "torch")].iloc[0]
+    assert gemm.run_id == sample_run.run_id
+    assert gemm.median_s == pytest.approx(0.0010095)
+    assert gemm.p99_s == pytest.approx((1_000_000 + 1000 * 18.81) / 1e9)
+    assert gemm.throughput == pytest.approx(1e9 / 0.0010095)
+    assert gemm.throughput_unit == "FLOP/s"
+    assert gemm["param.size"] == 64
+    assert gemm.latencies_s[0] == pytest.approx(0.001)
+    assert gemm.median_ci_low_s <= gemm.median_s <= gemm.median_ci_high_s
+    mlp = frame[frame.workload == "mlp"].iloc[0]
+    assert mlp.throughput == pytest.approx(4000) and mlp.unit == "sample"
+    failed = frame[frame.status == "failed"].iloc[0]
+    assert failed.failure_cause == "signal"
+    assert pd.isna(failed.median_s) and pd.isna(failed.throughput)
+
+
+def test_records_keep_raw_samples_and_schema_version(sample_run):
+    records = read_records(sample_run.path)
+    assert all(r["schema_version"] == SCHEMA_VERSION for r in records)
+    gemm = next(r for r in records if r["spec"]["workload"] == "gemm" and r["status"] == "ok")
+    assert gemm["measurement"]["latencies_ns"] == [1_000_000 + 1000 * i for i in range(20)]
+    manifest = read_manifest(sample_run.path)
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["status"] == "complete" and manifest["finished_at"]
+    assert manifest["command"] == ["bakeoff", "run"]
+    for key in ("cpu", "memory_bytes", "os", "python", "packages"):
+        assert key in manifest["host"]
+    assert "torch" in manifest["host"]["packages"]
+
+
+def test_load_accepts_record_files_run_folders_and_results_roots(sample_run, results_dir):
+    second = make_run(results_dir, [
+        (BenchmarkSpec.create(backend="openvino", device="CPU", workload="gemm"), ok_outcome([5] * 10)),
+    ])
+    assert len(load(results_dir)) == 4
+    assert len(load(sample_run.path, second.path)) == 4
+    record_file = next((second.path / "records").glob("*.json"))
+    assert load(record_file).iloc[0].backend == "openvino"
+    assert set(load(results_dir).run_id) == {sample_run.run_id, second.run_id}
+
+
+def test_corrupt_record_names_the_file(sample_run):
+    victim = next((sample_run.path / "records").glob("*.json"))
+    victim.write_text('{"schema_version": 1, "kind": "bakeoff.rec')
+    with pytest.raises(ResultsError) as info:
+        load(sample_run.path)
+    assert str(victim) in str(info.value)
+    assert "not valid JSON" in str(info.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"hello": "world"}, "not a bakeoff record file"),
+    ([1, 2, 3], "not a bakeoff record file"),
+    ({"kind": "bakeoff.record", "schema_version": SCHEMA_VERSION + 1, "spec": {}, "status": "ok"},
+     "upgrade bakeoff"),
+    ({"kind": "bakeoff.record", "schema_version": "1", "spec": {}, "status": "ok"}, "must be an integer"),
+    ({"kind": "bakeoff.record", "schema_version": 1, "status": "ok"}, "missing the required key 'spec'"),
+    ({"kind": "bakeoff.record", "schema_version": 1, "spec": {}, "status": "great"}, "status 'great'"),
+])
+def test_foreign_or_future_records_are_refused(sample_run, content, message):
+    victim = next((sample_run.path / "records").glob("*.json"))
+    victim.write_text(json.dumps(content))
+    with pytest.raises(ResultsError, match=message) as info:
+        load(sample_run.path)
+    assert victim.name in str(info.value)
+
+
+def test_missing_paths_and_manifests(tmp_path, sample_run):
+    with pytest.raises(ResultsError, match="no such file or folder"):
+        load(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ResultsError, match="holds no runs"):
+        load(tmp_path / "empty")
+    (sample_run.path / "run.json").write_text("not json")
+    with pytest.raises(ResultsError, match="run.json"):
+        load(sample_run.path)
+
+
+def test_resolve_run_by_id_prefix_latest_and_path(sample_run, results_dir):
+    assert resolve_run(sample_run.run_id, results_dir) == sample_run.path
+    assert resolve_run(sample_run.run_id[:15], results_dir) == sample_run.path
+    assert resolve_run("latest", results_dir) == sample_run.path
+    assert resolve_run(str(sample_run.path), "elsewhere") == sample_run.path
+    with pytest.raises(ResultsError, match="no run 'zzz'"):
+        resolve_run("zzz", results_dir)
+
+
+def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
+    target = tmp_path / "r.json"
+    atomic_write_json(target, {"a": 1})
+    with pytest.raises(ValueError):
+        atomic_write_json(target, {"a": float("nan")})  # NaN is not JSON
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary files left
+
+
+def test_records_appear_as_each_benchmark_finishes(results_dir):
+    store = RunStore.create(results_dir)
+    assert read_records(store.path) == []
+    assert read_manifest(store.path)["status"] == "running"
+    store.write(BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm"), ok_outcome([10] * 10))
+    assert len(read_records(store.path)) == 1  # readable before the run finishes

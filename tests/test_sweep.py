@@ -1,0 +1,70 @@
+"""Planning a sweep: defaults, device filters, parameter routing, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import UserError
+from harness.plugins import Registry
+from harness.sweep import SweepRequest, parse_param_assignments, plan
+
+
+def test_default_plan_covers_every_available_backend_and_workload():
+    the_plan = plan(SweepRequest(threads=2), Registry())
+    targets = {(s.backend, s.device) for s in the_plan.specs}
+    assert {("torch", "cpu"), ("onnxruntime", "CPUExecutionProvider"), ("openvino", "CPU")} <= targets
+    assert {s.workload for s in the_plan.specs} == {"gemm", "mlp"}
+    assert all(s.threads == 2 for s in the_plan.specs)
+
+
+def test_matrix_expands_dtypes_and_batch_sizes(test_plugins):
+    the_plan = plan(SweepRequest(backends=("null",), workloads=("noop",), dtypes=("float32", "float16"),
+                                 batch_sizes=(1, 8, 32)))
+    assert len(the_plan.specs) == 6
+    assert len({s.key() for s in the_plan.specs}) == 6
+
+
+def test_broken_and_unavailable_plugins_are_skipped_by_default(test_plugins):
+    the_plan = plan(SweepRequest(workloads=("noop",)))
+    backends = {s.backend for s in the_plan.specs}
+    assert "null" in backends and "torch" in backends
+    assert not backends & {"broken", "absent", "probe-raises", "not-a-backend"}
+    assert any("broken-workload" in n for n in plan(SweepRequest(backends=("null",))).notes)
+
+
+def test_params_route_to_the_workloads_that_declare_them():
+    the_plan = plan(SweepRequest(backends=("torch",), params=(("size", "64"), ("mlp.hidden", "32"))))
+    params = {s.workload: s.params_dict for s in the_plan.specs}
+    assert params["gemm"] == {"size": 64}
+    assert params["mlp"] == {"hidden": 32, "expansion": 4, "layers": 2}
+
+
+@pytest.mark.parametrize("request_kwargs, message", [
+    ({"params": (("gemm.sise", "1"),)}, "unknown parameter 'sise'"),
+    ({"workloads": ("gemm",), "params": (("mlp.hidden", "1"),)}, "workload 'mlp' is not in this run"),
+    ({"dtypes": ("float64",)}, "unknown dtype 'float64'"),
+    ({"warmup": -1}, "warmup -1"),
+    ({"timeout_s": 0}, "timeout 0"),
+    ({"devices": ("cuda:9",)}, "unknown device 'cuda:9'"),
+])
+def test_bad_requests_fail_before_anything_runs(request_kwargs, message):
+    with pytest.raises(UserError, match=message):
+        plan(SweepRequest(**request_kwargs))
+
+
+def test_device_filter_selects_devices():
+    the_plan = plan(SweepRequest(devices=("CPU",), workloads=("gemm",)))
+    assert {(s.backend, s.device) for s in the_plan.specs} == {("openvino", "CPU")}
+
+
+def test_parse_param_assignments():
+    assert parse_param_assignments(["size=1", " mlp.hidden = 2 "]) == (("size", "1"), ("mlp.hidden", "2"))
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_param_assignments(["=3"])
+
+
+def test_threads_default_to_every_usable_core(test_plugins):
+    from harness.environment import default_threads
+
+    [spec] = plan(SweepRequest(backends=("null",), workloads=("noop",))).specs
+    assert spec.threads == default_threads() >= 1
