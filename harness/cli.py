@@ -27,7 +27,7 @@ def _console(stderr: bool = False):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
     return Console(stderr=stderr, soft_wrap=False, width=width)
 
 
@@ -197,7 +197,8 @@ class _ProgressObserver:
         mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]"}.get(record["status"], "[yellow]-[/]")
         detail = cells["median"] if record["status"] == "ok" else f"{record['status']}: {cells['notes']}"
         self.progress.console.print(
-            f"{mark} {spec.backend}/{spec.device} {cells['workload']} {spec.dtype} b{spec.batch_size}: {detail}",
+            f"{mark} {spec.backend}/{spec.device} {cells['workload']} {cells['params']} "
+            f"{spec.dtype} b{spec.batch_size}: {detail}",
             highlight=False,
             markup=True,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -59,8 +60,10 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
     stats = record.get("stats") or {}
     throughput = record.get("throughput") or {}
     cells = {
-        "backend/device": f"{spec['backend']}/{spec['device']}",
-        "workload": f"{spec['workload']} {_params_text(spec.get('params') or {})}".strip(),
+        "backend": spec["backend"],
+        "device": spec["device"],
+        "workload": spec["workload"],
+        "params": _params_text(spec.get("params") or {}),
         "dtype": spec["dtype"],
         "batch": str(spec["batch_size"]),
         "status": record["status"],
@@ -72,14 +75,13 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
     if record["status"] == OK and stats:
         median = stats["median_s"]
         scale, _ = _time_scale(median)
-        cells["median"] = f"{format_seconds(median)} {format_interval(stats['median_ci_low_s'], stats['median_ci_high_s'], scale)}".strip()
+        interval = format_interval(stats["median_ci_low_s"], stats["median_ci_high_s"], scale)
+        cells["median"] = f"{format_seconds(median)} {interval}".strip()
         cells["p99"] = format_seconds(stats["p99_s"])
         if throughput:
             tscale, _ = si_scale(throughput["value"])
-            cells["throughput"] = (
-                f"{format_rate(throughput['value'], throughput['unit'])} "
-                f"{format_interval(throughput.get('ci_low'), throughput.get('ci_high'), tscale)}"
-            ).strip()
+            interval = format_interval(throughput.get("ci_low"), throughput.get("ci_high"), tscale)
+            cells["throughput"] = f"{format_rate(throughput['value'], throughput['unit'])} {interval}".strip()
         cells["notes"] = "; ".join(record.get("warnings") or [])
     else:
         cells["notes"] = record.get("reason") or ""
@@ -93,16 +95,28 @@ def _time_scale(seconds: float) -> tuple[float, str]:
     return 1e-9, "ns"
 
 
-def results_table(records: Iterable[Mapping[str, Any]], title: str = "Results") -> Table:
-    table = Table(title=title, title_justify="left", caption="median and throughput: value [95% CI of the median]",
-                  caption_justify="left")
-    columns = ("backend/device", "workload", "dtype", "batch", "status", "median", "p99", "throughput", "notes")
-    for column in columns:
-        numeric = column in ("batch", "median", "p99", "throughput")
+RESULT_COLUMNS = ("backend", "device", "workload", "params", "dtype", "batch", "status",
+                  "median [95% CI]", "p99", "throughput [95% CI]", "notes")
+_CELL_FOR_COLUMN = {"median [95% CI]": "median", "throughput [95% CI]": "throughput"}
+
+
+def results_table(records: Iterable[Mapping[str, Any]], title: str = "Results") -> RenderableType:
+    """The summary table, with notes (warnings, failure reasons) as numbered footnotes below it."""
+    table = Table(title=title, title_justify="left")
+    for column in RESULT_COLUMNS:
+        numeric = column in ("batch", "median [95% CI]", "p99", "throughput [95% CI]")
         table.add_column(column, justify="right" if numeric else "left",
-                         no_wrap=column != "notes", overflow="fold")
+                         no_wrap=column not in ("params",), overflow="fold")
+    footnotes: list[Text] = []
     for record in records:
         cells = record_cells(record)
+        note = cells.pop("notes")
+        if note:
+            footnotes.append(Text(f"[{len(footnotes) + 1}] {cells['backend']}/{cells['device']} "
+                                  f"{cells['workload']} {cells['dtype']} b{cells['batch']}: {note}"))
+            cells["notes"] = f"[{len(footnotes)}]"
+        else:
+            cells["notes"] = ""
         cells["status"] = Text(cells["status"], _STATUS_STYLE.get(cells["status"], ""))
-        table.add_row(*(cells[c] for c in columns))
-    return table
+        table.add_row(*(cells[_CELL_FOR_COLUMN.get(c, c)] for c in RESULT_COLUMNS))
+    return Group(table, *footnotes)

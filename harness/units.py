@@ -5,14 +5,22 @@ from __future__ import annotations
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 
+def sig3(value: float) -> str:
+    """Three significant figures without scientific notation: 0.00412, 41.2, 1030."""
+    if value == 0 or abs(value) >= 100:
+        return f"{value:.0f}"
+    text = f"{value:.3g}"
+    return text if "e" not in text else f"{value:.3f}".rstrip("0").rstrip(".")
+
+
 def format_seconds(seconds: float | None) -> str:
     """``0.000412`` -> ``412 µs``; three significant figures, unit chosen to fit."""
     if seconds is None:
         return "-"
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
         if abs(seconds) >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+            return f"{sig3(seconds / scale)} {unit}"
+    return f"{sig3(seconds / 1e-9)} ns"
 
 
 def si_scale(value: float) -> tuple[float, str]:
@@ -27,13 +35,13 @@ def format_rate(value: float | None, unit: str | None) -> str:
     if value is None:
         return "-"
     scale, prefix = si_scale(value)
-    return f"{value / scale:.3g} {prefix}{unit or ''}".rstrip()
+    return f"{sig3(value / scale)} {prefix}{unit or ''}".rstrip()
 
 
 def format_interval(low: float | None, high: float | None, scale: float, suffix: str = "") -> str:
     if low is None or high is None:
         return ""
-    return f"[{low / scale:.3g}, {high / scale:.3g}]{suffix}"
+    return f"[{sig3(low / scale)}, {sig3(high / scale)}]{suffix}"
 
 
 def format_bytes(value: int | None) -> str:
@@ -41,5 +49,5 @@ def format_bytes(value: int | None) -> str:
         return "-"
     for scale, unit in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
         if value >= scale:
-            return f"{value / scale:.3g} {unit}"
+            return f"{sig3(value / scale)} {unit}"
     return f"{value} B"

@@ -1,0 +1,55 @@
+"""Table formatting: units on every number, intervals on every timing, reasons as footnotes."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from harness.results import build_record
+from harness.runner import Measurement, Outcome
+from harness.spec import BenchmarkSpec
+from harness.tables import record_cells, results_table
+from harness.units import format_bytes, format_rate, format_seconds, sig3
+
+
+@pytest.mark.parametrize("value, text", [
+    (0, "0"), (0.004123, "0.00412"), (41.23, "41.2"), (999.7, "1000"), (1030, "1030"), (5.0, "5"),
+])
+def test_sig3(value, text):
+    assert sig3(value) == text
+
+
+def test_unit_formatting():
+    assert format_seconds(0.000412) == "412 µs"
+    assert format_seconds(1.5) == "1.5 s"
+    assert format_seconds(3e-8) == "30 ns"
+    assert format_rate(8.34e10, "FLOP/s") == "83.4 GFLOP/s"
+    assert format_rate(966, "sample/s") == "966 sample/s"
+    assert format_bytes(25 * (1 << 30)) == "25 GiB"
+    assert format_seconds(None) == "-"
+
+
+def render(records) -> str:
+    console = Console(file=io.StringIO(), width=250)
+    console.print(results_table(records))
+    return console.file.getvalue()
+
+
+def test_results_table_shows_intervals_and_footnotes():
+    spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", params={"size": 8})
+    ok = build_record("r", spec, Outcome(
+        status="ok", unit="FLOP", work_per_step=1e6,
+        measurement=Measurement((2_000_000,) * 10 + (3_000_000,) * 9, 0, "fake", 1.0)))
+    failed_spec = BenchmarkSpec.create(backend="openvino", device="CPU", workload="gemm")
+    failed = build_record("r", failed_spec, Outcome.failed("signal", "worker killed by SIGSEGV"))
+    cells = record_cells(ok)
+    # 19 samples: median 2 ms; order-statistic CI ranks (4, 14) -> [2 ms, 3 ms]
+    assert cells["median"] == "2 ms [2, 3]"
+    assert cells["p99"] == "3 ms"
+    assert cells["throughput"] == "500 MFLOP/s [333, 500]"
+    text = render([ok, failed])
+    assert "[1] torch/cpu gemm float32 b1: high spread: CV 20.7% > 10%" in text
+    assert "[2] openvino/CPU gemm float32 b1: signal: worker killed by SIGSEGV" in text
+    assert "size=8" in text
