@@ -28,7 +28,7 @@ def _console(stderr: bool = False):
 
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return Console(stderr=stderr, soft_wrap=False, width=width)
+    return Console(stderr=stderr, soft_wrap=stderr, width=width)
 
 
 def _echo_json(data: Any) -> None:
@@ -42,7 +42,8 @@ class BakeoffGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            # Without standalone mode click *returns* the code of a ctx.exit()/Exit.
+            returned = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -57,7 +58,7 @@ class BakeoffGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("bakeoff: interrupted; finished records are saved", err=True)
             sys.exit(130)
-        sys.exit(0)
+        sys.exit(returned if isinstance(returned, int) else 0)
 
 
 def _one_line(message: str) -> str:
@@ -204,10 +205,72 @@ class _ProgressObserver:
         )
 
 
-def _positive_or_none(value: int | None, name: str) -> int | None:
-    if value is not None and value < 1:
-        raise UserError(f"--{name} {value} must be >= 1")
-    return value
+def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, Any]):
+    """The request from ``--config`` (if any) with explicitly given CLI options on top."""
+    from dataclasses import replace
+
+    from harness.sweep import SweepRequest, parse_param_assignments
+    from harness.units import parse_bytes
+
+    if config is not None:
+        from harness.config import load_config
+
+        request = load_config(config)
+    else:
+        request = SweepRequest()
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+    changes: dict[str, Any] = {}
+    for option, field in (("backend_names", "backends"), ("device_names", "devices"),
+                          ("workload_names", "workloads"), ("dtypes", "dtypes"),
+                          ("batch_sizes", "batch_sizes"), ("scenarios", "scenarios")):
+        if options[option]:
+            changes[field] = tuple(options[option])
+    if options["param_items"]:
+        changes["params"] = request.params + parse_param_assignments(options["param_items"])
+    for option in ("threads", "timeout_s"):
+        if given(option):
+            changes[option] = options[option]
+    if given("memory_limit"):
+        try:
+            changes["memory_limit_bytes"] = parse_bytes(options["memory_limit"])
+        except ValueError as exc:
+            raise UserError(f"--memory-limit: {exc}") from None
+
+    stopping = request.stopping
+    for option, field in (("warmup", "warmup"), ("min_iterations", "min_iterations"),
+                          ("min_duration", "min_duration_s"), ("max_duration", "max_duration_s"),
+                          ("target_ci", "target_ci")):
+        if given(option):
+            stopping = replace(stopping, **{field: options[option]})
+    if given("iterations"):
+        if options["iterations"] < 1:
+            raise UserError(f"--iterations {options['iterations']} must be >= 1")
+        explicit_duration = stopping.min_duration_s if given("min_duration") else None
+        stopping = stopping.with_fixed_iterations(options["iterations"])
+        if explicit_duration is not None:
+            stopping = replace(stopping, min_duration_s=explicit_duration)
+    changes["stopping"] = stopping
+
+    server = request.server
+    if given("qps"):
+        server = replace(server, target_qps=options["qps"])
+    if given("latency_slo_ms"):
+        server = replace(server, latency_slo_s=options["latency_slo_ms"] / 1e3)
+    if given("find_max_qps"):
+        server = replace(server, find_max_qps=options["find_max_qps"])
+    if given("min_queries"):
+        server = replace(server, min_queries=options["min_queries"])
+    changes["server"] = server
+    return replace(request, **changes)
+
+
+SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items", "dtypes", "batch_sizes",
+                 "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
+                 "target_ci", "qps", "latency_slo_ms", "find_max_qps", "min_queries", "threads",
+                 "timeout_s", "memory_limit", "config")
 
 
 @cli.command()
@@ -222,63 +285,103 @@ def _positive_or_none(value: int | None, name: str) -> int | None:
 @click.option("--dtype", "dtypes", multiple=True, metavar="DTYPE",
               help="float32 (default), float16 or bfloat16 (repeatable).")
 @click.option("--batch-size", "batch_sizes", multiple=True, type=int, metavar="N",
-              help="Batch size (repeatable). Default: 1.")
-@click.option("--warmup", type=int, default=None, metavar="N", help="Untimed warm-up steps. Default: 5.")
-@click.option("--iterations", type=int, default=None, metavar="N", help="Timed steps. Default: 50.")
-@click.option("--threads", type=int, default=None, metavar="N",
+              help="Batch size (repeatable). Default: 1; offline: 1, 8, 32.")
+@click.option("-s", "--scenario", "scenarios", multiple=True,
+              type=click.Choice(["single-stream", "offline", "server"]),
+              help="MLPerf scenario (repeatable). Default: single-stream.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Sweep config (TOML); options given here override it. See docs/sweep.example.toml.")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, metavar="N", help="Untimed warm-up steps. Default: 5.")
+@click.option("--iterations", type=int, default=None, metavar="N",
+              help="Fixed number of timed steps (turns adaptive stopping off).")
+@click.option("--target-ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.02,
+              metavar="FRACTION", help="Adaptive stopping: median's 95%-CI half-width target. Default: 0.02.")
+@click.option("--min-iterations", type=click.IntRange(min=1), default=10, metavar="N", help="Default: 10.")
+@click.option("--min-duration", type=click.FloatRange(min=0), default=1.0, metavar="SECONDS", help="Default: 1.")
+@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
+              help="Stop sampling here even if the CI target is not reached. Default: 10.")
+@click.option("--qps", type=click.FloatRange(min=0, min_open=True), default=None, metavar="QPS",
+              help="Server scenario: target queries per second (Poisson arrivals).")
+@click.option("--latency-slo-ms", type=click.FloatRange(min=0, min_open=True), default=100.0, metavar="MS",
+              help="Server scenario: p99 latency bound. Default: 100.")
+@click.option("--find-max-qps", is_flag=True, help="Server scenario: search the highest QPS that meets the SLO.")
+@click.option("--min-queries", type=click.IntRange(min=1), default=1000, metavar="N",
+              help="Server scenario: minimum query count. Default: 1000.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Threads per benchmark. Default: every usable core.")
-@click.option("--timeout", "timeout_s", type=float, default=None, metavar="SECONDS",
-              help="Time limit per benchmark; a worker past it is killed. Default: 600.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=600.0,
+              metavar="SECONDS", help="Time limit per benchmark; a worker past it is killed. Default: 600.")
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="Memory limit per worker, e.g. 8GiB; a worker above it is killed (out-of-memory).")
 @click.option("--launcher", type=click.Choice(["subprocess", "inline"]), default="subprocess",
               show_default=True, help="subprocess isolates each benchmark; inline is for debugging.")
+@click.option("--resume", "resume_ref", default=None, metavar="RUN",
+              help="Finish an interrupted run: run only its missing benchmarks.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True, help="Folder that receives the run folder.")
+              show_default=True, help="Folder that receives the run folder (and where --resume looks).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's records as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-benchmark lines.")
-def run(backend_names, workload_names, device_names, param_items, dtypes, batch_sizes, warmup,
-        iterations, threads, timeout_s, launcher, out, as_json, quiet) -> None:
-    """Run a bake-off: every backend x workload x dtype x batch size.
+@click.pass_context
+def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as_json: bool, quiet: bool,
+        **options: Any) -> None:
+    """Run a bake-off: every backend x workload x scenario x dtype x batch size.
 
-    Each benchmark runs in a fresh worker process; its record is written to
-    OUT/<run-id>/records/ as soon as it finishes. A crash, signal or timeout
-    becomes a failed record with its cause, and the sweep goes on.
+    Each benchmark runs in a fresh worker process and samples until the 95%
+    confidence interval of its median latency is within --target-ci (or
+    --max-duration passes). Its record is written to OUT/<run-id>/records/
+    as soon as it finishes. A crash, signal, timeout or out-of-memory becomes
+    a failed record with its cause, and the sweep goes on. Ctrl-C stops
+    cleanly; --resume finishes the run later.
 
     \b
     Examples:
       bakeoff run                                       # default bake-off
       bakeoff run -b torch -b onnxruntime -b openvino -w gemm
-      bakeoff run -w mlp --dtype float32 --dtype bfloat16 --batch-size 1 --batch-size 32
+      bakeoff run -w mlp --dtype float32 --dtype bfloat16 -s offline
+      bakeoff run -b onnxruntime -w mlp -s server --find-max-qps --latency-slo-ms 5
+      bakeoff run --config docs/sweep.example.toml
+      bakeoff run --resume 20261130-101500-ab12
     """
     from harness.launchers import get_launcher
-    from harness.results import RunStore
-    from harness.spec import DEFAULT_TIMEOUT_S
-    from harness.sweep import (DEFAULT_ITERATIONS, DEFAULT_WARMUP, SweepRequest,
-                               parse_param_assignments, plan, run_sweep)
+    from harness.results import RunStore, resolve_run
+    from harness.sweep import plan, resume, run_sweep
 
-    request = SweepRequest(
-        backends=backend_names,
-        devices=device_names,
-        workloads=workload_names,
-        params=parse_param_assignments(param_items),
-        dtypes=dtypes or ("float32",),
-        batch_sizes=batch_sizes or (1,),
-        warmup=DEFAULT_WARMUP if warmup is None else warmup,
-        iterations=DEFAULT_ITERATIONS if iterations is None else iterations,
-        threads=_positive_or_none(threads, "threads"),
-        timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
-    )
-    the_plan = plan(request)
     err = _console(stderr=True)
-    for note in the_plan.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
-    store = RunStore.create(out, settings={**request.settings(), "launcher": launcher})
-    if not quiet:
-        err.print(f"run [bold]{store.run_id}[/]: {len(the_plan.specs)} benchmarks -> {store.path}", highlight=False)
-    with _ProgressObserver(len(the_plan.specs), quiet or as_json) as observer:
+    if resume_ref is not None:
+        given = [param.opts[-1] for param in ctx.command.params if param.name in SWEEP_OPTIONS
+                 and ctx.get_parameter_source(param.name) not in (None, click.core.ParameterSource.DEFAULT)]
+        if given:
+            raise UserError(f"--resume reruns the run's stored plan; drop {given[0]}")
+        store = RunStore.open(resolve_run(resume_ref, out))
+        specs = resume(store)
+        launcher = store.manifest.get("settings", {}).get("launcher", launcher)
+        if not quiet:
+            err.print(f"resuming run [bold]{store.run_id}[/]: {len(specs)} of "
+                      f"{len(store.manifest.get('plan', []))} benchmarks missing", highlight=False)
+    else:
+        request = _sweep_request(ctx, options["config"], options)
+        if options["config"] is not None:
+            from harness.config import plan_config
+
+            the_plan = plan_config(options["config"], request)
+        else:
+            the_plan = plan(request)
+        for note in the_plan.notes:
+            err.print(f"[yellow]note:[/] {note}", highlight=False)
+        specs = the_plan.specs
+        store = RunStore.create(out, settings={**request.settings(), "launcher": launcher}, plan=specs)
+        if not quiet:
+            err.print(f"run [bold]{store.run_id}[/]: {len(specs)} benchmarks -> {store.path}", highlight=False)
+    with _ProgressObserver(len(specs), quiet or as_json) as observer:
         try:
-            records = run_sweep(the_plan.specs, get_launcher(launcher), store, observer)
+            run_sweep(specs, get_launcher(launcher), store, observer)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt from None
+            click.echo(f"bakeoff: interrupted; finished records are saved. Resume with: "
+                       f"bakeoff run --resume {store.run_id} --out {out}", err=True)
+            raise click.exceptions.Exit(130) from None
+    from harness.results import read_records
+
+    records = read_records(store.path)
     if as_json:
         _echo_json({"run_id": store.run_id, "run_dir": str(store.path), "records": records})
         return

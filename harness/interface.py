@@ -143,6 +143,14 @@ class Prepared(abc.ABC):
         """Peak device memory during the run, where the runtime tracks it; else ``None``."""
         return None
 
+    def device_timer(self) -> Any | None:
+        """A :class:`harness.timing.DeviceTimer` (e.g. CUDA/NPU events), or ``None`` for the host clock.
+
+        Offer one when the device can timestamp its own queue; the runner then
+        records device time and keeps the host latency beside it.
+        """
+        return None
+
     def outputs(self) -> list[Any] | None:
         """The last step's outputs as host numpy arrays, for parity checks; ``None`` if unknown.
 

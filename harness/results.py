@@ -118,8 +118,21 @@ def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str
         )
         record["stats"] = stats
         record["warnings"] = stability_warnings(summary, measurement.timer_resolution_ns)
+        stopping = outcome.stopping or {}
+        if stopping.get("mode") == "adaptive" and not stopping.get("target_reached"):
+            achieved = stopping.get("achieved_ci")
+            record["warnings"].append(
+                f"CI target not reached: ±{achieved:.1%} > ±{stopping['target_ci']:.1%} "
+                f"after {stopping['max_duration_s']:g} s" if achieved is not None else
+                "CI target not reached: too few samples for an interval"
+            )
+        scenario = outcome.scenario or {}
+        if scenario and not scenario.get("valid"):
+            record["warnings"].append(f"invalid {scenario['name']} result: {scenario['validity_reason']}")
         work = outcome.work_per_step
-        if work and summary.median > 0:
+        if outcome.throughput is not None:
+            record["throughput"] = outcome.throughput
+        elif work and summary.median > 0:
             record["throughput"] = {
                 "value": work / stats["median_s"],
                 "unit": f"{outcome.unit}/s",
@@ -147,6 +160,7 @@ class RunStore:
         root: Path | str = DEFAULT_RESULTS_DIR,
         *,
         settings: Mapping[str, Any] | None = None,
+        plan: Iterable[BenchmarkSpec] = (),
         command: list[str] | None = None,
         run_id: str | None = None,
     ) -> "RunStore":
@@ -168,10 +182,50 @@ class RunStore:
             "git": git_commit(),
             "host": collect_host(),
             "settings": dict(settings or {}),
+            # Every planned benchmark, so `--resume` can run exactly what is missing.
+            "plan": [spec.to_dict() for spec in plan],
+            "resumed_at": [],
         }
         store = cls(path, manifest)
         atomic_write_json(path / MANIFEST_NAME, manifest)
         return store
+
+    @classmethod
+    def open(cls, run_dir: Path | str) -> "RunStore":
+        """Re-open an existing run folder (to resume it)."""
+        run_dir = Path(run_dir)
+        return cls(run_dir, read_manifest(run_dir))
+
+    def planned_specs(self) -> list[BenchmarkSpec]:
+        try:
+            return [BenchmarkSpec.from_dict(data) for data in self.manifest.get("plan", [])]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ResultsError(f"{self.path / MANIFEST_NAME}: unreadable plan ({exc})") from None
+
+    def completed_keys(self) -> set[str]:
+        """Keys of records that exist and read back cleanly."""
+        done = set()
+        for path in (self.path / RECORDS_DIR).glob("*.json"):
+            if path.name.startswith("."):
+                continue
+            try:
+                done.add(_read_json(path, RECORD_KIND)["key"])
+            except (ResultsError, KeyError):
+                continue  # unreadable: run it again and overwrite
+        return done
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete temporary files a killed writer left behind; returns how many."""
+        stale = [p for p in self.path.rglob(".*.tmp")]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
+    def mark_resumed(self) -> None:
+        self.manifest["status"] = "running"
+        self.manifest["finished_at"] = None
+        self.manifest.setdefault("resumed_at", []).append(utc_now())
+        atomic_write_json(self.path / MANIFEST_NAME, self.manifest)
 
     def record_path(self, spec: BenchmarkSpec) -> Path:
         return self.path / RECORDS_DIR / f"{spec.key()}.json"
@@ -296,10 +350,19 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         failure_message=failure.get("message"),
         device_vendor=device_info.get("vendor"),
         device_model=device_info.get("model"),
+        scenario=spec.get("scenario"),
+        valid=(record.get("scenario") or {}).get("valid"),
+        validity_reason=(record.get("scenario") or {}).get("validity_reason"),
+        metric=((record.get("scenario") or {}).get("metric") or {}).get("name"),
+        metric_value=((record.get("scenario") or {}).get("metric") or {}).get("value"),
+        metric_unit=((record.get("scenario") or {}).get("metric") or {}).get("unit"),
+        ci_target_reached=(record.get("stopping") or {}).get("target_reached"),
+        ci_half_width=(record.get("stopping") or {}).get("achieved_ci"),
+        harness_overhead_s=(measurement.get("harness_overhead_ns") or 0) / 1e9 or None,
         backend_version=record.get("backend_version"),
         peak_device_memory_bytes=record.get("peak_device_memory_bytes"),
         prepare_s=record.get("prepare_s"),
-        warmup=spec.get("warmup"),
+        warmup=(spec.get("stopping") or {}).get("warmup"),
         threads=spec.get("threads"),
         timer=measurement.get("timer"),
         started_at=record.get("started_at"),

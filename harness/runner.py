@@ -1,36 +1,34 @@
-"""The run loop: the one place that owns the clock.
+"""Running one benchmark: the one place that owns the clock.
 
-:func:`measure` times ``step(); synchronize()`` with a monotonic nanosecond
-clock and keeps every iteration's latency. :func:`execute` is what a worker
-does for one benchmark: resolve the plugins, prepare outside the timed region,
-measure, and turn anything that goes wrong into a structured outcome instead
-of an exception. Launchers run :func:`execute` inline or in a fresh process.
+:func:`execute` is what a worker does for one benchmark: resolve the plugins,
+prepare outside the timed region, run the spec's scenario (which samples with
+:mod:`harness.timing`), and turn anything that goes wrong into a structured
+:class:`Outcome` instead of an exception. Launchers run :func:`execute`
+inline or in a fresh process.
 
-The clock is injectable so the loop is tested with fake clocks, not wall time.
+The timebase is injectable so every loop is tested with fake time.
 """
 
 from __future__ import annotations
 
-import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from harness.errors import Unsupported
-from harness.interface import Availability, Prepared
+from harness.interface import Availability
 from harness.plugins import Registry, describe_exception
+from harness.scenarios import RUNNERS, ScenarioResult
 from harness.spec import BenchmarkSpec
-
-#: A clock returns integer nanoseconds from an arbitrary, monotonic origin.
-Clock = Callable[[], int]
-
-DEFAULT_CLOCK: Clock = time.perf_counter_ns
-DEFAULT_TIMER_NAME = "time.perf_counter_ns"
+from harness.timing import HOST, Timebase, harness_overhead_ns
 
 # Outcome statuses. Only "ok" outcomes carry a measurement and can be ranked.
 OK, FAILED, UNSUPPORTED, UNAVAILABLE = "ok", "failed", "unsupported", "unavailable"
 STATUSES = (OK, FAILED, UNSUPPORTED, UNAVAILABLE)
+
+#: Failure causes a record can carry.
+CAUSES = ("error", "signal", "exit", "timeout", "out-of-memory", "interrupted")
 
 
 def utc_now() -> str:
@@ -39,69 +37,40 @@ def utc_now() -> str:
 
 @dataclass(frozen=True)
 class Measurement:
-    """Raw samples of one benchmark: one latency per timed iteration, in ns."""
+    """Raw samples of one benchmark: one latency per timed query, in ns.
+
+    ``latencies_ns`` come from ``timer`` (the host clock or a backend's device
+    timer); when a device timer was used, ``host_latencies_ns`` keeps the host
+    view of the same iterations.
+    """
 
     latencies_ns: tuple[int, ...]
     warmup: int
     timer: str
     timer_resolution_ns: float
+    host_latencies_ns: tuple[int, ...] | None = None
+    harness_overhead_ns: float | None = None
+    elapsed_ns: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["latencies_ns"] = list(self.latencies_ns)
+        if self.host_latencies_ns is not None:
+            data["host_latencies_ns"] = list(self.host_latencies_ns)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Measurement":
+        host = data.get("host_latencies_ns")
         return cls(
             latencies_ns=tuple(int(v) for v in data["latencies_ns"]),
             warmup=int(data["warmup"]),
             timer=str(data["timer"]),
             timer_resolution_ns=float(data["timer_resolution_ns"]),
+            host_latencies_ns=tuple(int(v) for v in host) if host is not None else None,
+            harness_overhead_ns=data.get("harness_overhead_ns"),
+            elapsed_ns=data.get("elapsed_ns"),
         )
-
-
-def clock_resolution_ns(timer_name: str = DEFAULT_TIMER_NAME) -> float:
-    """The declared resolution of Python's perf_counter, in ns."""
-    return time.get_clock_info("perf_counter").resolution * 1e9
-
-
-def measure(
-    prepared: Prepared,
-    *,
-    warmup: int,
-    iterations: int,
-    clock: Clock = DEFAULT_CLOCK,
-    timer_name: str = DEFAULT_TIMER_NAME,
-    timer_resolution_ns: float | None = None,
-) -> Measurement:
-    """Run ``warmup`` untimed steps, then time ``iterations`` steps one by one.
-
-    Each sample is ``clock()`` around ``step(); synchronize()``: the step is
-    only done when the device says so. Warm-up steps synchronize too, so no
-    queued warm-up work leaks into the first timed sample.
-    """
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
-    step, synchronize = prepared.step, prepared.synchronize
-    for _ in range(warmup):
-        step()
-        synchronize()
-    latencies: list[int] = []
-    append = latencies.append
-    for _ in range(iterations):
-        start = clock()
-        step()
-        synchronize()
-        append(clock() - start)
-    return Measurement(
-        latencies_ns=tuple(latencies),
-        warmup=warmup,
-        timer=timer_name,
-        timer_resolution_ns=(
-            timer_resolution_ns if timer_resolution_ns is not None else clock_resolution_ns()
-        ),
-    )
 
 
 @dataclass
@@ -119,6 +88,12 @@ class Outcome:
     peak_device_memory_bytes: int | None = None
     prepare_s: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: How sampling stopped: mode, target, achieved CI, whether the target was reached.
+    stopping: dict[str, Any] | None = None
+    #: Scenario name, metric, validity and reason, and scenario-specific facts.
+    scenario: dict[str, Any] | None = None
+    #: Throughput the scenario defines itself (offline, server); else derived from the median.
+    throughput: dict[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
 
@@ -136,36 +111,46 @@ class Outcome:
 
     @classmethod
     def failed(cls, cause: str, message: str, **extra: Any) -> "Outcome":
-        """A failure with a machine-readable ``cause`` (error, signal, exit, timeout, ...)."""
+        """A failure with a machine-readable ``cause`` (one of :data:`CAUSES`)."""
         failure = {"cause": cause, "message": message}
         failure.update({k: v for k, v in extra.items() if v is not None})
         return cls(status=FAILED, failure=failure, reason=f"{cause}: {message}")
+
+
+def failure_cause(exc: BaseException) -> str:
+    """``out-of-memory`` for allocation failures (Python's or a runtime's), else ``error``."""
+    if isinstance(exc, MemoryError):
+        return "out-of-memory"
+    text = str(exc).lower()
+    if any(marker in text for marker in ("out of memory", "can't allocate memory", "bad_alloc",
+                                         "failed to allocate")):
+        return "out-of-memory"
+    return "error"
 
 
 def _find_device(devices: list[Any], device: str) -> Any | None:
     return next((d for d in devices if d.device == device), None)
 
 
-def execute(
-    spec: BenchmarkSpec,
-    registry: Registry | None = None,
-    *,
-    clock: Clock = DEFAULT_CLOCK,
-    timer_name: str = DEFAULT_TIMER_NAME,
-) -> Outcome:
+def execute(spec: BenchmarkSpec, registry: Registry | None = None, *, timebase: Timebase = HOST) -> Outcome:
     """Run one benchmark to an :class:`Outcome`. Exceptions never escape.
 
     (A crash of the interpreter itself, a signal or an out-of-memory kill,
     cannot be caught here; the subprocess launcher turns those into outcomes.)
     """
     started_at = utc_now()
-    outcome = _execute(spec, registry or Registry(), clock, timer_name)
+    outcome = _execute(spec, registry or Registry(), timebase)
     outcome.started_at = started_at
     outcome.finished_at = utc_now()
     return outcome
 
 
-def _execute(spec: BenchmarkSpec, registry: Registry, clock: Clock, timer_name: str) -> Outcome:
+def _failed_from(exc: BaseException, prefix: str) -> Outcome:
+    return Outcome.failed(failure_cause(exc), f"{prefix}{describe_exception(exc)}",
+                          traceback=traceback.format_exc())
+
+
+def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Outcome:
     try:
         backend = registry.backend(spec.backend)
         workload = registry.workload(spec.workload, spec.params_dict)
@@ -178,8 +163,9 @@ def _execute(spec: BenchmarkSpec, registry: Registry, clock: Clock, timer_name: 
             return Outcome(status=UNAVAILABLE, reason=f"device {spec.device!r} not found")
         if not device.available:
             return Outcome(status=UNAVAILABLE, reason=device.reason or "device unavailable")
+        scenario_runner = RUNNERS[spec.scenario]
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
-        return Outcome.failed("error", describe_exception(exc), traceback=traceback.format_exc())
+        return _failed_from(exc, "")
 
     common = dict(
         unit=workload.unit,
@@ -188,31 +174,25 @@ def _execute(spec: BenchmarkSpec, registry: Registry, clock: Clock, timer_name: 
         device_info=device.to_dict(),
     )
     try:
-        prepare_start = clock()
+        prepare_start = timebase.now()
         prepared = backend.prepare(workload, spec)
-        prepare_s = (clock() - prepare_start) / 1e9
+        prepare_s = (timebase.now() - prepare_start) / 1e9
     except Unsupported as exc:
         return Outcome(status=UNSUPPORTED, reason=str(exc), **common)
     except Exception as exc:  # noqa: BLE001
-        outcome = Outcome.failed(
-            "error", f"prepare failed: {describe_exception(exc)}", traceback=traceback.format_exc()
-        )
+        outcome = _failed_from(exc, "prepare failed: ")
         outcome.__dict__.update(common)
         return outcome
     try:
-        measurement = measure(
-            prepared,
-            warmup=spec.warmup,
-            iterations=spec.iterations,
-            clock=clock,
-            timer_name=timer_name,
+        overhead = harness_overhead_ns(timebase)
+        result: ScenarioResult = scenario_runner(
+            prepared, spec.stopping, timebase,
+            server=spec.server, work_per_step=common["work_per_step"], unit=workload.unit,
         )
         peak = prepared.peak_memory_bytes()
         details = dict(prepared.details)
     except Exception as exc:  # noqa: BLE001
-        outcome = Outcome.failed(
-            "error", f"step failed: {describe_exception(exc)}", traceback=traceback.format_exc()
-        )
+        outcome = _failed_from(exc, "step failed: ")
         outcome.__dict__.update(common, prepare_s=prepare_s)
         return outcome
     finally:
@@ -220,11 +200,36 @@ def _execute(spec: BenchmarkSpec, registry: Registry, clock: Clock, timer_name: 
             prepared.close()
         except Exception:  # noqa: BLE001 - a failing close must not hide the measurement
             pass
+    sampling = result.sampling
+    measurement = Measurement(
+        latencies_ns=tuple(sampling.latencies_ns),
+        warmup=spec.stopping.warmup,
+        timer=sampling.timer,
+        timer_resolution_ns=sampling.timer_resolution_ns,
+        host_latencies_ns=tuple(sampling.host_latencies_ns) if sampling.host_latencies_ns else None,
+        harness_overhead_ns=overhead,
+        elapsed_ns=sampling.elapsed_ns,
+    )
     return Outcome(
         status=OK,
         measurement=measurement,
         peak_device_memory_bytes=peak,
         prepare_s=prepare_s,
         details=details,
+        stopping={
+            "mode": "adaptive" if spec.stopping.adaptive else "fixed",
+            **spec.stopping.to_dict(),
+            "reason": sampling.stop_reason,
+            "target_reached": sampling.target_reached,
+            "achieved_ci": sampling.achieved_ci,
+        },
+        scenario={
+            "name": spec.scenario,
+            "metric": result.metric,
+            "valid": result.valid,
+            "validity_reason": result.validity_reason,
+            **result.extra,
+        },
+        throughput=result.throughput,
         **common,
     )

@@ -1,9 +1,9 @@
 """Frozen identity of one benchmark, kept apart from its measurement.
 
 A :class:`BenchmarkSpec` says *what* is measured (backend, device, workload and
-its parameters, dtype, batch size) and *how* the loop runs (warm-up,
-iterations, threads, time limit). It crosses process boundaries as JSON, names
-the record file, and is what a resumed run compares against.
+its parameters, dtype, batch size, scenario) and *how* (stopping rule,
+threads, time and memory limits). It crosses process boundaries as JSON,
+names the record file, and is what a resumed run compares against.
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
+
+from harness.scenarios import SERVER, SINGLE_STREAM, ServerSettings
+from harness.timing import Stopping
 
 #: Seconds a benchmark may run (prepare and measure) before its worker is killed.
 DEFAULT_TIMEOUT_S = 600.0
@@ -26,15 +29,23 @@ class BenchmarkSpec:
     params: tuple[tuple[str, Any], ...] = ()
     dtype: str = "float32"
     batch_size: int = 1
-    warmup: int = 5
-    iterations: int = 50
+    scenario: str = SINGLE_STREAM
+    stopping: Stopping = field(default_factory=Stopping)
+    server: ServerSettings | None = None
     threads: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
-    labels: tuple[tuple[str, str], ...] = field(default=())
+    memory_limit_bytes: int | None = None
 
     @classmethod
-    def create(cls, *, params: Mapping[str, Any] | None = None, **fields: Any) -> "BenchmarkSpec":
-        return cls(params=tuple(sorted((params or {}).items())), **fields)
+    def create(cls, *, params: Mapping[str, Any] | None = None, warmup: int | None = None,
+               iterations: int | None = None, **fields: Any) -> "BenchmarkSpec":
+        """Build a spec; ``warmup``/``iterations`` are shorthands for a fixed-count stopping rule."""
+        stopping = fields.pop("stopping", Stopping())
+        if warmup is not None:
+            stopping = replace(stopping, warmup=warmup)
+        if iterations is not None:
+            stopping = stopping.with_fixed_iterations(iterations)
+        return cls(stopping=stopping, params=tuple(sorted((params or {}).items())), **fields)
 
     @property
     def params_dict(self) -> dict[str, Any]:
@@ -42,32 +53,41 @@ class BenchmarkSpec:
 
     def identity(self) -> dict[str, Any]:
         """The fields that make two measurements comparable (not loop settings)."""
-        return {
+        identity = {
             "backend": self.backend,
             "device": self.device,
             "workload": self.workload,
             "params": self.params_dict,
             "dtype": self.dtype,
             "batch_size": self.batch_size,
+            "scenario": self.scenario,
         }
+        if self.scenario == SERVER and self.server is not None:
+            identity["server"] = {
+                "target_qps": None if self.server.find_max_qps else self.server.target_qps,
+                "latency_slo_s": self.server.latency_slo_s,
+                "find_max_qps": self.server.find_max_qps,
+            }
+        return identity
 
     def key(self) -> str:
         """A stable, file-name-safe key: readable prefix plus a hash of the identity."""
         digest = hashlib.sha256(
             json.dumps(self.identity(), sort_keys=True).encode()
         ).hexdigest()[:10]
-        readable = f"{self.backend}-{self.device}-{self.workload}-{self.dtype}-b{self.batch_size}"
+        readable = f"{self.backend}-{self.device}-{self.workload}-{self.dtype}-b{self.batch_size}-{self.scenario}"
         return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', readable)}-{digest}"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["params"] = self.params_dict
-        data["labels"] = dict(self.labels)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "BenchmarkSpec":
         data = dict(data)
         data["params"] = tuple(sorted(dict(data.get("params", {})).items()))
-        data["labels"] = tuple(sorted(dict(data.get("labels", {})).items()))
+        data["stopping"] = Stopping(**data.get("stopping", {}))
+        if data.get("server") is not None:
+            data["server"] = ServerSettings(**data["server"])
         return cls(**data)

@@ -28,7 +28,9 @@ CI_METHOD = "order-statistic (binomial, distribution-free)"
 CI_LEVEL = 0.95
 
 #: Stability thresholds, after pyperf's ``check`` and torch.utils.benchmark.
-MAX_STABLE_CV = 0.10
+#: Spread is judged by IQR/median (as torch does): robust to the rare long
+#: tail sample that inflates a stdev-based CV over thousands of samples.
+MAX_STABLE_SPREAD = 0.10
 MIN_SAMPLES = 10
 #: A sample should be at least this many timer ticks long to be trustworthy.
 MIN_TICKS_PER_SAMPLE = 1000
@@ -90,6 +92,7 @@ class Summary:
     median_ci_low: float | None
     median_ci_high: float | None
     cv: float
+    iqr: float
     outliers: int
     ci_method: str = CI_METHOD
     ci_level: float = CI_LEVEL
@@ -124,6 +127,7 @@ def summarize(samples: Sequence[float]) -> Summary:
         median_ci_low=values[ranks[0]] if ranks else None,
         median_ci_high=values[ranks[1]] if ranks else None,
         cv=stdev / mean if mean else 0.0,
+        iqr=q3 - q1,
         outliers=outliers,
     )
 
@@ -136,8 +140,9 @@ def stability_warnings(summary: Summary, timer_resolution: float | None = None) 
     warnings: list[str] = []
     if summary.count < MIN_SAMPLES:
         warnings.append(f"few samples: {summary.count} < {MIN_SAMPLES}")
-    if summary.cv > MAX_STABLE_CV:
-        warnings.append(f"high spread: CV {summary.cv:.1%} > {MAX_STABLE_CV:.0%}")
+    spread = summary.iqr / summary.median if summary.median else 0.0
+    if spread > MAX_STABLE_SPREAD:
+        warnings.append(f"high spread: IQR {spread:.1%} of median > {MAX_STABLE_SPREAD:.0%}")
     if timer_resolution and summary.min < MIN_TICKS_PER_SAMPLE * timer_resolution:
         warnings.append(f"short samples: under {MIN_TICKS_PER_SAMPLE} timer ticks")
     if summary.median_ci_low is None:

@@ -17,27 +17,32 @@ from harness.interface import KNOWN_DTYPES
 from harness.launchers import Launcher
 from harness.plugins import Registry
 from harness.results import RunStore
+from harness.scenarios import OFFLINE, SCENARIOS, SERVER, SINGLE_STREAM, ServerSettings
 from harness.spec import DEFAULT_TIMEOUT_S, BenchmarkSpec
+from harness.timing import Stopping
 
-DEFAULT_WARMUP = 5
-DEFAULT_ITERATIONS = 50
+#: Batch sizes an offline sweep tries when the user names none.
+DEFAULT_OFFLINE_BATCH_SIZES = (1, 8, 32)
 
 
 @dataclass(frozen=True)
 class SweepRequest:
-    """What the user asked for. Empty ``backends``/``workloads`` mean "all available"."""
+    """What the user asked for. Empty ``backends``/``workloads`` mean "all available";
+    empty ``batch_sizes`` mean 1 (and 1, 8, 32 for the offline scenario)."""
 
     backends: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
     workloads: tuple[str, ...] = ()
     params: tuple[tuple[str, Any], ...] = ()
     dtypes: tuple[str, ...] = ("float32",)
-    batch_sizes: tuple[int, ...] = (1,)
-    warmup: int = DEFAULT_WARMUP
-    iterations: int = DEFAULT_ITERATIONS
+    batch_sizes: tuple[int, ...] = ()
+    scenarios: tuple[str, ...] = (SINGLE_STREAM,)
+    stopping: Stopping = field(default_factory=Stopping)
+    server: ServerSettings = field(default_factory=ServerSettings)
     #: Threads per benchmark; ``None`` means every usable core.
     threads: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_limit_bytes: int | None = None
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -47,10 +52,12 @@ class SweepRequest:
             "params": dict(self.params),
             "dtypes": list(self.dtypes),
             "batch_sizes": list(self.batch_sizes),
-            "warmup": self.warmup,
-            "iterations": self.iterations,
+            "scenarios": list(self.scenarios),
+            "stopping": self.stopping.to_dict(),
+            "server": self.server.to_dict(),
             "threads": self.threads,
             "timeout_s": self.timeout_s,
+            "memory_limit_bytes": self.memory_limit_bytes,
         }
 
 
@@ -72,20 +79,46 @@ def parse_param_assignments(items: Sequence[str]) -> tuple[tuple[str, str], ...]
 
 
 def _check_request(request: SweepRequest) -> None:
+    """Range checks the type system cannot express. Messages name the setting."""
     for dtype in request.dtypes:
         if dtype not in KNOWN_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (allowed: {', '.join(KNOWN_DTYPES)})")
+    for scenario in request.scenarios:
+        if scenario not in SCENARIOS:
+            raise UserError(f"unknown scenario {scenario!r} (allowed: {', '.join(SCENARIOS)})")
     for size in request.batch_sizes:
-        if not isinstance(size, int) or size < 1:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise UserError(f"batch size {size!r} must be an integer >= 1")
-    if request.warmup < 0:
-        raise UserError(f"warmup {request.warmup} must be >= 0")
-    if request.iterations < 1:
-        raise UserError(f"iterations {request.iterations} must be >= 1")
+    stopping, server = request.stopping, request.server
+    checks = [
+        ("warmup", stopping.warmup, 0),
+        ("min_iterations", stopping.min_iterations, 1),
+        ("min_duration_s", stopping.min_duration_s, 0),
+        ("max_duration_s", stopping.max_duration_s, 0),
+        ("min_queries", server.min_queries, 1),
+    ]
+    if stopping.iterations is not None:
+        checks.append(("iterations", stopping.iterations, 1))
+    for name, value, minimum in checks:
+        if value < minimum:
+            raise UserError(f"{name} {value} must be >= {minimum}")
+    if not 0 < stopping.target_ci < 1:
+        raise UserError(f"target_ci {stopping.target_ci} must be between 0 and 1 (e.g. 0.02 for 2%)")
+    if stopping.max_duration_s < stopping.min_duration_s:
+        raise UserError(
+            f"max_duration_s {stopping.max_duration_s} must be >= min_duration_s {stopping.min_duration_s}"
+        )
     if request.threads is not None and request.threads < 1:
         raise UserError(f"threads {request.threads} must be >= 1")
     if request.timeout_s <= 0:
         raise UserError(f"timeout {request.timeout_s} must be > 0 seconds")
+    if request.memory_limit_bytes is not None and request.memory_limit_bytes <= 0:
+        raise UserError(f"memory limit {request.memory_limit_bytes} must be > 0 bytes")
+    if SERVER in request.scenarios:
+        if server.latency_slo_s <= 0:
+            raise UserError(f"latency_slo {server.latency_slo_s} s must be > 0")
+        if not server.find_max_qps and (server.target_qps is None or server.target_qps <= 0):
+            raise UserError("the server scenario needs a target QPS > 0 (--qps) or --find-max-qps")
 
 
 def _workload_params(
@@ -170,6 +203,11 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
 
     # Thread counts are always explicit in the spec, so records say what ran.
     threads = request.threads or default_threads()
+    def batch_sizes(scenario: str) -> tuple[int, ...]:
+        if request.batch_sizes:
+            return request.batch_sizes
+        return DEFAULT_OFFLINE_BATCH_SIZES if scenario == OFFLINE else (1,)
+
     specs = [
         BenchmarkSpec.create(
             backend=backend,
@@ -178,15 +216,18 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
             params=resolved[workload],
             dtype=dtype,
             batch_size=batch_size,
-            warmup=request.warmup,
-            iterations=request.iterations,
+            scenario=scenario,
+            stopping=request.stopping,
+            server=request.server if scenario == SERVER else None,
             threads=threads,
             timeout_s=request.timeout_s,
+            memory_limit_bytes=request.memory_limit_bytes,
         )
         for backend, device in targets
         for workload in workload_names
+        for scenario in request.scenarios
         for dtype in request.dtypes
-        for batch_size in request.batch_sizes
+        for batch_size in batch_sizes(scenario)
     ]
     return Plan(specs=specs, notes=notes)
 
@@ -216,7 +257,8 @@ def run_sweep(
     """Run every spec, writing each record as it finishes.
 
     On Ctrl-C the current worker is killed, the manifest is marked
-    ``interrupted`` and ``KeyboardInterrupt`` propagates; finished records stay.
+    ``interrupted`` and ``KeyboardInterrupt`` propagates; finished records stay
+    and ``bakeoff run --resume`` runs only what is missing.
     """
     observer = observer or SilentObserver()
     records = []
@@ -232,3 +274,12 @@ def run_sweep(
         raise
     store.finish("complete")
     return records
+
+
+def resume(store: RunStore) -> list[BenchmarkSpec]:
+    """Prepare an interrupted run for resumption; returns the specs still missing."""
+    store.remove_stale_temporaries()
+    done = store.completed_keys()
+    missing = [spec for spec in store.planned_specs() if spec.key() not in done]
+    store.mark_resumed()
+    return missing

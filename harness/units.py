@@ -51,3 +51,22 @@ def format_bytes(value: int | None) -> str:
         if value >= scale:
             return f"{sig3(value / scale)} {unit}"
     return f"{value} B"
+
+
+_BYTE_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "KIB": 1 << 10, "M": 1000**2, "MB": 1000**2,
+               "MIB": 1 << 20, "G": 1000**3, "GB": 1000**3, "GIB": 1 << 30, "T": 1000**4, "TB": 1000**4,
+               "TIB": 1 << 40}
+
+
+def parse_bytes(text: str | int) -> int:
+    """``"512MiB"``, ``"4GB"``, ``"1.5GiB"`` or an integer, to bytes. ``ValueError`` otherwise."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a size")
+    if isinstance(text, int):
+        return text
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+    if not match or match.group(2).upper() not in _BYTE_UNITS:
+        raise ValueError(f"{text!r} is not a size (examples: 512MiB, 4GiB, 2GB)")
+    return int(float(match.group(1)) * _BYTE_UNITS[match.group(2).upper()])

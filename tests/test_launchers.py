@@ -8,7 +8,7 @@ import pytest
 
 from harness.launchers import InlineLauncher, SubprocessLauncher, get_launcher
 from harness.errors import UserError
-from harness.results import RunStore, load, read_records
+from harness.results import RunStore, load, read_manifest, read_records
 from harness.spec import BenchmarkSpec
 from harness.sweep import run_sweep
 
@@ -79,3 +79,54 @@ def test_inline_launcher_runs_in_process(test_plugins):
 def test_unknown_launcher_is_a_user_error():
     with pytest.raises(UserError, match="unknown launcher 'ray'"):
         get_launcher("ray")
+
+
+def test_worker_over_its_memory_limit_is_killed_as_out_of_memory(test_plugins):
+    outcome = SubprocessLauncher().launch(spec("hog", memory_limit_bytes=256 << 20, timeout_s=60,
+                                               iterations=10_000))
+    assert outcome.status == "failed"
+    assert outcome.failure["cause"] == "out-of-memory"
+    assert "256 MiB memory limit" in outcome.failure["message"]
+    assert outcome.failure["peak_rss_bytes"] > 256 << 20
+
+
+def test_memory_error_in_worker_is_out_of_memory(test_plugins):
+    outcome = SubprocessLauncher().launch(spec("memory-error"))
+    assert outcome.failure["cause"] == "out-of-memory"
+    assert "cannot allocate 64 GiB" in outcome.failure["message"]
+
+
+def test_kernel_oom_kill_is_recognised_from_the_cgroup_counter(tmp_path):
+    """A SIGKILL with a grown ``oom_kill`` count is an out-of-memory, not a mere signal."""
+    from harness.launchers.process import WorkerExit, cgroup_oom_kills
+
+    events = tmp_path / "memory.events"
+    events.write_text("low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n")
+    assert cgroup_oom_kills(events) == 2
+    assert cgroup_oom_kills(tmp_path / "missing") is None
+    outcome = SubprocessLauncher._interpret(spec("null"), WorkerExit(-9), True, tmp_path / "none.json", "")
+    assert outcome.failure["cause"] == "out-of-memory" and "OOM killer" in outcome.failure["message"]
+    plain = SubprocessLauncher._interpret(spec("null"), WorkerExit(-9), False, tmp_path / "none.json", "")
+    assert plain.failure["cause"] == "signal" and plain.failure["signal"] == "SIGKILL"
+
+
+def test_sweep_with_signal_hang_and_oom_backends_loses_nothing(test_plugins, results_dir):
+    """The acceptance sweep: three misbehaving backends among good ones."""
+    specs = [
+        spec("null"),
+        spec("segfaulting"),
+        spec("null", batch_size=2),
+        spec("hanging", timeout_s=2),
+        spec("hog", memory_limit_bytes=256 << 20, timeout_s=60, iterations=10_000),
+        spec("null", batch_size=3),
+    ]
+    store = RunStore.create(results_dir, plan=specs)
+    run_sweep(specs, SubprocessLauncher(), store)
+    frame = load(store.path).set_index("backend")
+    assert len(frame) == 6
+    assert (frame.loc["null", "status"] == "ok").all()
+    assert frame.loc["segfaulting", "failure_cause"] == "signal"
+    assert "SIGSEGV" in frame.loc["segfaulting", "failure_message"]
+    assert frame.loc["hanging", "failure_cause"] == "timeout"
+    assert frame.loc["hog", "failure_cause"] == "out-of-memory"
+    assert read_manifest(store.path)["status"] == "complete"

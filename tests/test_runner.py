@@ -1,70 +1,57 @@
-"""The run loop, timed with injected fake clocks: deterministic, no wall time."""
+"""execute(): one benchmark to an Outcome, whatever happens. Fake time, real plugins."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
-from harness.interface import Prepared
+from fakes import FakeTimebase
 from harness.plugins import Registry
-from harness.runner import FAILED, OK, UNAVAILABLE, UNSUPPORTED, execute, measure
+from harness.runner import FAILED, OK, UNAVAILABLE, UNSUPPORTED, execute, failure_cause
+from harness.scenarios import ServerSettings
 from harness.spec import BenchmarkSpec
+from harness.timing import Stopping
 
 
-class ScriptedClock:
-    """A clock that a fake device advances: each step costs a scripted number of ns."""
+class SteppingTimebase(FakeTimebase):
+    """Advances exactly 1 ms per read, like pyperf's fake perf_counter."""
 
-    def __init__(self, start: int = 1_000_000) -> None:
-        self.now = start
-        self.reads = 0
-
-    def __call__(self) -> int:
-        self.reads += 1
-        return self.now
-
-
-class ScriptedPrepared(Prepared):
-    def __init__(self, clock: ScriptedClock, costs, sync_cost: int = 0) -> None:
-        super().__init__()
-        self.clock, self.costs, self.sync_cost = clock, iter(costs), sync_cost
-        self.calls: list[str] = []
-
-    def step(self) -> None:
-        self.calls.append("step")
-        self.clock.now += next(self.costs)
-
-    def synchronize(self) -> None:
-        self.calls.append("sync")
-        self.clock.now += self.sync_cost
-
-
-def test_measure_records_each_timed_step_and_skips_warmup():
-    clock = ScriptedClock()
-    # 2 warm-up steps cost 1 ms each, then timed steps cost 10, 20, 30 us
-    prepared = ScriptedPrepared(clock, [1_000_000, 1_000_000, 10_000, 20_000, 30_000], sync_cost=5)
-    m = measure(prepared, warmup=2, iterations=3, clock=clock, timer_name="fake", timer_resolution_ns=1)
-    assert m.latencies_ns == (10_005, 20_005, 30_005)  # synchronize is inside the timed region
-    assert m.warmup == 2 and m.timer == "fake"
-    assert prepared.calls == ["step", "sync"] * 5
-    assert clock.reads == 6  # two reads per timed iteration, none during warm-up
-
-
-def test_measure_rejects_zero_iterations():
-    clock = ScriptedClock()
-    with pytest.raises(ValueError):
-        measure(ScriptedPrepared(clock, []), warmup=0, iterations=0, clock=clock)
+    def now(self) -> int:
+        self.t += 1_000_000
+        return self.t
 
 
 def test_fixed_step_clock_gives_exact_statistics(test_plugins):
-    """A clock that advances exactly 1 ms per read: every sample is exactly 1 ms."""
-    ticks = itertools.count(0, 1_000_000)
     spec = BenchmarkSpec.create(backend="null", device="fake", workload="noop", iterations=20, warmup=3)
-    outcome = execute(spec, Registry(), clock=lambda: next(ticks))
+    outcome = execute(spec, Registry(), timebase=SteppingTimebase())
     assert outcome.status == OK
     assert outcome.measurement.latencies_ns == (1_000_000,) * 20
+    assert outcome.measurement.timer == "fake-clock"
+    assert outcome.measurement.harness_overhead_ns == 1_000_000
     assert outcome.unit == "op" and outcome.work_per_step == 1.0
-    assert outcome.prepare_s == pytest.approx(0.001)  # one tick around prepare
+    assert outcome.prepare_s == pytest.approx(0.001)
+    assert outcome.stopping["mode"] == "fixed"
+    assert outcome.scenario == {"name": "single-stream", "metric": {"name": "p90_latency", "value": 0.001,
+                                                                    "unit": "s"},
+                                "valid": True, "validity_reason": outcome.scenario["validity_reason"]}
+
+
+def test_adaptive_outcome_records_whether_the_target_was_reached(test_plugins):
+    spec = BenchmarkSpec.create(backend="null", device="fake", workload="noop",
+                                stopping=Stopping(warmup=0, min_iterations=10, min_duration_s=0.02))
+    outcome = execute(spec, Registry(), timebase=SteppingTimebase())
+    assert outcome.stopping["mode"] == "adaptive"
+    assert outcome.stopping["target_reached"] is True and outcome.stopping["achieved_ci"] == 0
+    assert "<= target 2.00%" in outcome.stopping["reason"]
+
+
+def test_server_scenario_through_execute(test_plugins):
+    spec = BenchmarkSpec.create(backend="null", device="fake", workload="noop", scenario="server",
+                                server=ServerSettings(target_qps=100, min_queries=50, min_duration_s=0,
+                                                      latency_slo_s=0.01))
+    outcome = execute(spec, Registry(), timebase=SteppingTimebase())
+    assert outcome.status == OK
+    assert outcome.scenario["name"] == "server" and outcome.scenario["target_qps"] == 100
+    assert len(outcome.measurement.latencies_ns) == 50
 
 
 def test_execute_turns_exceptions_into_failed_outcomes(test_plugins):
@@ -91,6 +78,16 @@ def test_execute_reports_unsupported_and_unavailable(test_plugins):
     assert no_device.status == UNAVAILABLE and "gpu:7" in no_device.reason
 
 
+@pytest.mark.parametrize("exc, cause", [
+    (MemoryError(), "out-of-memory"),
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out-of-memory"),
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes"), "out-of-memory"),
+    (RuntimeError("device lost"), "error"),
+])
+def test_failure_cause_recognises_allocation_failures(exc, cause):
+    assert failure_cause(exc) == cause
+
+
 def test_spec_round_trips_and_key_ignores_loop_settings():
     spec = BenchmarkSpec.create(backend="torch", device="cuda:0", workload="gemm", params={"size": 64},
                                 dtype="float16", batch_size=4, iterations=10)
@@ -102,3 +99,9 @@ def test_spec_round_trips_and_key_ignores_loop_settings():
     other = BenchmarkSpec.create(backend="torch", device="cuda:0", workload="gemm", params={"size": 65},
                                  dtype="float16", batch_size=4)
     assert other.key() != spec.key()
+    server = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", scenario="server",
+                                  server=ServerSettings(target_qps=10))
+    assert BenchmarkSpec.from_dict(server.to_dict()) == server
+    faster = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", scenario="server",
+                                  server=ServerSettings(target_qps=20))
+    assert server.key() != faster.key()

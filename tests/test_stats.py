@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 
 from harness.stats import (
-    MAX_STABLE_CV,
+    MAX_STABLE_SPREAD,
     median_ci_ranks,
     percentile,
     stability_warnings,
@@ -28,7 +28,7 @@ def test_summary_of_hand_computed_samples():
     assert s.stdev == pytest.approx(math.sqrt(7610 / 4))
     assert s.cv == pytest.approx(s.stdev / 22)
     # quartiles 2 and 4, fences at -1 and 7: 100 is the one outlier
-    assert s.outliers == 1
+    assert s.outliers == 1 and s.iqr == 2
     # p90 by linear interpolation: position 3.6 between 4 and 100
     assert s.p90 == pytest.approx(4 + 0.6 * 96)
     # five samples cannot give a 95% interval of the median
@@ -98,7 +98,7 @@ def test_stability_warnings():
     assert stability_warnings(steady, timer_resolution=1e-9) == []
 
     noisy = summarize([1.0, 2.0] * 25)
-    assert noisy.cv > MAX_STABLE_CV
+    assert noisy.iqr / noisy.median > MAX_STABLE_SPREAD
     assert any(w.startswith("high spread") for w in stability_warnings(noisy))
 
     few = summarize([1.0, 1.0, 1.0])
@@ -108,3 +108,12 @@ def test_stability_warnings():
 
     short = summarize([100.0] * 20)  # 100 ns samples with a 1 ns timer
     assert any(w.startswith("short samples") for w in stability_warnings(short, timer_resolution=1.0))
+
+
+def test_spread_warning_uses_iqr_not_a_tail_inflated_cv():
+    """One slow sample in a thousand inflates the stdev, not the IQR: no spread warning."""
+    samples = [1.0 + 0.001 * (i % 7) for i in range(999)] + [50.0]
+    s = summarize(samples)
+    assert s.cv > 0.10
+    assert not any(w.startswith("high spread") for w in stability_warnings(s))
+    assert s.outliers == 1

@@ -6,7 +6,9 @@ import pytest
 
 from harness.errors import UserError
 from harness.plugins import Registry
+from harness.scenarios import ServerSettings
 from harness.sweep import SweepRequest, parse_param_assignments, plan
+from harness.timing import Stopping
 
 
 def test_default_plan_covers_every_available_backend_and_workload():
@@ -43,7 +45,13 @@ def test_params_route_to_the_workloads_that_declare_them():
     ({"params": (("gemm.sise", "1"),)}, "unknown parameter 'sise'"),
     ({"workloads": ("gemm",), "params": (("mlp.hidden", "1"),)}, "workload 'mlp' is not in this run"),
     ({"dtypes": ("float64",)}, "unknown dtype 'float64'"),
-    ({"warmup": -1}, "warmup -1"),
+    ({"stopping": Stopping(warmup=-1)}, "warmup -1 must be >= 0"),
+    ({"stopping": Stopping(target_ci=1.5)}, "target_ci 1.5 must be between 0 and 1"),
+    ({"stopping": Stopping(min_duration_s=5, max_duration_s=2)}, "max_duration_s 2 must be >= min_duration_s 5"),
+    ({"scenarios": ("server",)}, "needs a target QPS"),
+    ({"scenarios": ("server",), "server": ServerSettings(target_qps=5, latency_slo_s=0)}, "latency_slo 0"),
+    ({"scenarios": ("burst",)}, "unknown scenario 'burst'"),
+    ({"memory_limit_bytes": 0}, "memory limit 0"),
     ({"timeout_s": 0}, "timeout 0"),
     ({"devices": ("cuda:9",)}, "unknown device 'cuda:9'"),
 ])
@@ -68,3 +76,17 @@ def test_threads_default_to_every_usable_core(test_plugins):
 
     [spec] = plan(SweepRequest(backends=("null",), workloads=("noop",))).specs
     assert spec.threads == default_threads() >= 1
+
+
+def test_offline_defaults_to_a_batch_size_sweep(test_plugins):
+    the_plan = plan(SweepRequest(backends=("null",), workloads=("noop",), scenarios=("single-stream", "offline")))
+    sizes = {(s.scenario, s.batch_size) for s in the_plan.specs}
+    assert sizes == {("single-stream", 1), ("offline", 1), ("offline", 8), ("offline", 32)}
+
+
+def test_server_settings_reach_only_server_specs(test_plugins):
+    server = ServerSettings(target_qps=50)
+    the_plan = plan(SweepRequest(backends=("null",), workloads=("noop",), scenarios=("single-stream", "server"),
+                                 server=server))
+    by_scenario = {s.scenario: s for s in the_plan.specs}
+    assert by_scenario["server"].server == server and by_scenario["single-stream"].server is None

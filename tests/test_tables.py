@@ -50,6 +50,7 @@ def test_results_table_shows_intervals_and_footnotes():
     assert cells["p99"] == "3 ms"
     assert cells["throughput"] == "500 MFLOP/s [333, 500]"
     text = render([ok, failed])
-    assert "[1] torch/cpu gemm float32 b1: high spread: CV 20.7% > 10%" in text
+    # quartiles 2 ms and 3 ms: IQR is 50% of the 2 ms median
+    assert "[1] torch/cpu gemm float32 b1: high spread: IQR 50.0% of median > 10%" in text
     assert "[2] openvino/CPU gemm float32 b1: signal: worker killed by SIGSEGV" in text
     assert "size=8" in text

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from harness.plugins import Registry
-from harness.runner import Clock, DEFAULT_CLOCK, Outcome, execute
+from harness.runner import Outcome, execute
 from harness.spec import BenchmarkSpec
+from harness.timing import HOST, Timebase
 
 
 class InlineLauncher:
     """Calls :func:`harness.runner.execute` directly.
 
     Thread settings are applied by the backends in ``prepare`` and persist in
-    this process; a hang or a crash takes the caller down with it. Use the
+    this process; a hang, crash or memory limit is not enforced here. Use the
     subprocess launcher for real measurements.
     """
 
     name = "inline"
 
-    def __init__(self, registry: Registry | None = None, clock: Clock = DEFAULT_CLOCK) -> None:
+    def __init__(self, registry: Registry | None = None, timebase: Timebase = HOST) -> None:
         self.registry = registry
-        self.clock = clock
+        self.timebase = timebase
 
     def launch(self, spec: BenchmarkSpec) -> Outcome:
-        return execute(spec, self.registry or Registry(), clock=self.clock)
+        return execute(spec, self.registry or Registry(), timebase=self.timebase)

@@ -8,12 +8,20 @@ segfault, abort, out-of-memory kill or hang only costs that one benchmark.
 The worker writes its outcome as JSON to a file (not stdout, which runtimes
 scribble on). No file means the worker died: the exit status and the tail of
 its combined stdout/stderr become the failure record.
+
+While the worker runs, the launcher polls it every 50 ms: past the spec's
+time limit it is killed (``timeout``); above the spec's memory limit (resident
+set of the worker and its children) it is killed (``out-of-memory``). A
+SIGKILL that the kernel's OOM killer delivered is recognised through the
+cgroup's ``memory.events`` counter and recorded as ``out-of-memory`` too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
+from dataclasses import dataclass
 import signal
 import subprocess
 import sys
@@ -26,6 +34,48 @@ from harness.spec import BenchmarkSpec
 #: Environment variables that size thread pools in the common runtimes.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 STDERR_TAIL_CHARS = 4000
+POLL_S = 0.05
+CGROUP_MEMORY_EVENTS = Path("/sys/fs/cgroup/memory.events")
+
+
+def cgroup_oom_kills(events: Path = CGROUP_MEMORY_EVENTS) -> int | None:
+    """The cgroup's count of OOM kills, or ``None`` where the file is unreadable."""
+    try:
+        for line in events.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def tree_rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process and all its descendants; ``None`` once it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+@dataclass
+class WorkerExit:
+    """How the wait for a worker ended."""
+
+    returncode: int
+    timed_out: bool = False
+    over_memory: bool = False
+    peak_rss_bytes: int | None = None
 
 
 def read_tail(path: Path, limit: int = STDERR_TAIL_CHARS) -> str:
@@ -69,6 +119,7 @@ class SubprocessLauncher:
             outcome_path = Path(tmp, "outcome.json")
             log_path = Path(tmp, "worker.log")
             spec_path.write_text(json.dumps(spec.to_dict()))
+            oom_kills_before = cgroup_oom_kills()
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
                     [self.python, "-m", "harness.worker", str(spec_path), str(outcome_path)],
@@ -79,16 +130,39 @@ class SubprocessLauncher:
                     start_new_session=True,  # its own process group, so a kill reaches children
                 )
                 try:
-                    returncode = process.wait(timeout=spec.timeout_s)
-                    timed_out = False
-                except subprocess.TimeoutExpired:
-                    self._kill(process)
-                    returncode, timed_out = process.returncode, True
+                    exit_info = self._watch(process, spec)
                 except BaseException:  # Ctrl-C: never leave an orphan worker
                     self._kill(process)
                     raise
             tail = read_tail(log_path)
-            return self._interpret(spec, returncode, timed_out, outcome_path, tail)
+            kernel_oom = (
+                exit_info.returncode == -signal.SIGKILL
+                and oom_kills_before is not None
+                and (cgroup_oom_kills() or 0) > oom_kills_before
+            )
+            outcome = self._interpret(spec, exit_info, kernel_oom, outcome_path, tail)
+            if exit_info.peak_rss_bytes is not None:
+                outcome.details.setdefault("worker_peak_rss_bytes_sampled", exit_info.peak_rss_bytes)
+            return outcome
+
+    def _watch(self, process: subprocess.Popen, spec: BenchmarkSpec) -> WorkerExit:
+        """Wait for the worker, enforcing the time limit and the memory limit."""
+        deadline = time.monotonic() + spec.timeout_s
+        peak = None
+        while True:
+            try:
+                return WorkerExit(process.wait(timeout=POLL_S), peak_rss_bytes=peak)
+            except subprocess.TimeoutExpired:
+                pass
+            rss = tree_rss_bytes(process.pid)
+            if rss is not None:
+                peak = max(peak or 0, rss)
+            if spec.memory_limit_bytes is not None and rss is not None and rss > spec.memory_limit_bytes:
+                self._kill(process)
+                return WorkerExit(process.returncode, over_memory=True, peak_rss_bytes=peak)
+            if time.monotonic() > deadline:
+                self._kill(process)
+                return WorkerExit(process.returncode, timed_out=True, peak_rss_bytes=peak)
 
     @staticmethod
     def _kill(process: subprocess.Popen) -> None:
@@ -100,12 +174,20 @@ class SubprocessLauncher:
 
     @staticmethod
     def _interpret(
-        spec: BenchmarkSpec, returncode: int, timed_out: bool, outcome_path: Path, tail: str
+        spec: BenchmarkSpec, exit_info: WorkerExit, kernel_oom: bool, outcome_path: Path, tail: str
     ) -> Outcome:
-        if timed_out:
+        if exit_info.timed_out:
             return Outcome.failed(
                 "timeout", f"no result within the {spec.timeout_s:g} s time limit; worker killed",
                 stderr_tail=tail,
+            )
+        if exit_info.over_memory:
+            limit_mib = spec.memory_limit_bytes / (1 << 20)
+            peak_mib = (exit_info.peak_rss_bytes or 0) / (1 << 20)
+            return Outcome.failed(
+                "out-of-memory",
+                f"worker exceeded the {limit_mib:.0f} MiB memory limit (resident {peak_mib:.0f} MiB); killed",
+                peak_rss_bytes=exit_info.peak_rss_bytes, stderr_tail=tail,
             )
         if outcome_path.exists():
             try:
@@ -117,6 +199,12 @@ class SubprocessLauncher:
             if outcome.failure is not None and tail:
                 outcome.failure.setdefault("stderr_tail", tail)
             return outcome
+        returncode = exit_info.returncode
+        if kernel_oom:
+            return Outcome.failed(
+                "out-of-memory", "worker killed by the kernel OOM killer (SIGKILL)",
+                signal="SIGKILL", stderr_tail=tail,
+            )
         if returncode < 0:
             name = signal_name(-returncode)
             return Outcome.failed(

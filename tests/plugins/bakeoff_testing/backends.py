@@ -117,3 +117,36 @@ class ProbeRaisesBackend(_Fake):
 
 class NotABackend:
     """Registered under bakeoff.backends but implements nothing."""
+
+
+class HogBackend(_Fake):
+    """Allocates (and touches) 32 MiB per step and never frees it: a leak that ends in OOM."""
+
+    name = "hog"
+
+    def __init__(self):
+        self.hoard = []
+
+    def on_step(self):
+        self.hoard.append(b"\x01" * (32 << 20))
+
+
+class SelfKillingBackend(_Fake):
+    """Sends itself SIGSEGV, as a runtime with a null-pointer bug does."""
+
+    name = "segfaulting"
+
+    def on_step(self):
+        import signal
+
+        print("segfaulting-backend: dereferencing null", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class MemoryErrorBackend(_Fake):
+    """Raises MemoryError, as Python does when an allocation fails under a ulimit."""
+
+    name = "memory-error"
+
+    def on_step(self):
+        raise MemoryError("cannot allocate 64 GiB")

@@ -1,0 +1,222 @@
+"""Clocks, device timers and the sampling loop with adaptive stopping.
+
+The runner owns the clock. Everything here takes a :class:`Timebase` (a
+monotonic nanosecond clock plus a way to wait until a moment), so tests drive
+the loops with fake time and never depend on the wall clock.
+
+Adaptive stopping, after torch.utils.benchmark's ``adaptive_autorange`` but on
+the statistic we report: keep sampling until the half-width of the median's
+95% confidence interval is within ``target_ci`` of the median, once at least
+``min_iterations`` samples and ``min_duration_s`` have passed; give up at
+``max_duration_s`` and say so in the record.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol, runtime_checkable
+
+from harness.interface import Prepared
+from harness.stats import median_ci_ranks
+
+HOST_TIMER = "time.perf_counter_ns"
+#: Hard cap on samples per benchmark (8 MB of ints), so a clock too coarse to
+#: see a step can never make adaptive stopping loop forever.
+MAX_SAMPLES = 1_000_000
+
+
+class Timebase(Protocol):
+    """A monotonic clock in integer nanoseconds and a way to wait for a moment on it."""
+
+    name: str
+    resolution_ns: float
+
+    def now(self) -> int: ...
+
+    def sleep_until(self, deadline_ns: int) -> None: ...
+
+
+class HostTimebase:
+    """The real clock: ``time.perf_counter_ns``; sleeps coarsely, then spins the last 200 µs."""
+
+    name = HOST_TIMER
+    resolution_ns = time.get_clock_info("perf_counter").resolution * 1e9
+    SPIN_NS = 200_000
+
+    def now(self) -> int:
+        return time.perf_counter_ns()
+
+    def sleep_until(self, deadline_ns: int) -> None:
+        while True:
+            remaining = deadline_ns - time.perf_counter_ns()
+            if remaining <= 0:
+                return
+            if remaining > self.SPIN_NS:
+                time.sleep((remaining - self.SPIN_NS) / 1e9)
+
+
+HOST = HostTimebase()
+
+
+@runtime_checkable
+class DeviceTimer(Protocol):
+    """A backend's own timer, e.g. a pair of CUDA or NPU events.
+
+    The runner calls ``start()``, ``step()``, ``stop()``, ``synchronize()``
+    and then ``elapsed_ns()``; the device timestamps its own queue, so the
+    sample excludes host-side launch latency. ``name`` lands in the record.
+    """
+
+    name: str
+    resolution_ns: float
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def elapsed_ns(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """When to stop sampling. ``iterations`` set means a fixed count (no adaptivity)."""
+
+    warmup: int = 5
+    iterations: int | None = None
+    min_iterations: int = 10
+    min_duration_s: float = 1.0
+    max_duration_s: float = 10.0
+    target_ci: float = 0.02
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.iterations is None
+
+    def with_fixed_iterations(self, iterations: int) -> "Stopping":
+        """A fixed count: the user chose how many samples, so the minimums follow that choice."""
+        return replace(self, iterations=iterations,
+                       min_iterations=min(iterations, self.min_iterations), min_duration_s=0.0)
+
+
+def relative_ci_half_width(samples: list[int]) -> float | None:
+    """Half-width of the median's 95% CI relative to the median; ``None`` below 6 samples."""
+    ranks = median_ci_ranks(len(samples))
+    if ranks is None:
+        return None
+    ordered = sorted(samples)
+    n = len(ordered)
+    median = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+    if median <= 0:
+        return None
+    return (ordered[ranks[1]] - ordered[ranks[0]]) / 2 / median
+
+
+@dataclass
+class Sampling:
+    """Raw samples plus how and why sampling stopped."""
+
+    latencies_ns: list[int]
+    host_latencies_ns: list[int] | None
+    timer: str
+    timer_resolution_ns: float
+    elapsed_ns: int
+    stop_reason: str
+    target_reached: bool | None
+    achieved_ci: float | None
+
+
+def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) -> Sampling:
+    """Warm up, then time steps one at a time until ``stopping`` says enough.
+
+    Each sample is ``step(); synchronize()`` on the host clock, or the
+    backend's device timer when ``prepared.device_timer()`` offers one (the
+    host latency is then kept too). The CI check runs after every ~10% growth
+    in sample count, so the loop stays O(n log n).
+    """
+    step, synchronize = prepared.step, prepared.synchronize
+    for _ in range(stopping.warmup):
+        step()
+        synchronize()
+    device_timer = prepared.device_timer()
+    now = timebase.now
+    latencies: list[int] = []
+    host: list[int] | None = [] if device_timer is not None else None
+    start = now()
+    next_check = max(stopping.min_iterations, 6)
+    target_reached: bool | None = None
+    achieved: float | None = None
+    while True:
+        if device_timer is None:
+            t0 = now()
+            step()
+            synchronize()
+            latencies.append(now() - t0)
+        else:
+            t0 = now()
+            device_timer.start()
+            step()
+            device_timer.stop()
+            synchronize()
+            host.append(now() - t0)
+            latencies.append(int(device_timer.elapsed_ns()))
+        n = len(latencies)
+        elapsed = now() - start
+        if not stopping.adaptive:
+            if n >= stopping.iterations:
+                reason = f"fixed count of {stopping.iterations} iterations"
+                break
+            continue
+        if elapsed >= stopping.max_duration_s * 1e9 or n >= MAX_SAMPLES:
+            achieved = relative_ci_half_width(latencies)
+            target_reached = achieved is not None and achieved <= stopping.target_ci
+            reason = (f"max duration {stopping.max_duration_s:g} s reached" if n < MAX_SAMPLES
+                      else f"sample cap of {MAX_SAMPLES} reached")
+            break
+        if n >= next_check and elapsed >= stopping.min_duration_s * 1e9:
+            achieved = relative_ci_half_width(latencies)
+            if achieved is not None and achieved <= stopping.target_ci:
+                target_reached = True
+                reason = f"median CI half-width {achieved:.2%} <= target {stopping.target_ci:.2%}"
+                break
+            next_check = n + max(1, n // 10)
+    if not stopping.adaptive:
+        achieved = relative_ci_half_width(latencies)
+    return Sampling(
+        latencies_ns=latencies,
+        host_latencies_ns=host,
+        timer=device_timer.name if device_timer is not None else timebase.name,
+        timer_resolution_ns=(
+            device_timer.resolution_ns if device_timer is not None else timebase.resolution_ns
+        ),
+        elapsed_ns=now() - start,
+        stop_reason=reason,
+        target_reached=target_reached,
+        achieved_ci=achieved,
+    )
+
+
+class _NullPrepared(Prepared):
+    def step(self) -> None:
+        pass
+
+
+def harness_overhead_ns(timebase: Timebase = HOST, iterations: int = 2000) -> float:
+    """Median cost of one timed iteration around a step that does nothing, in ns.
+
+    Recorded with every measurement so a reader can tell how much of a short
+    latency is the harness's own clock reads and calls.
+    """
+    null = _NullPrepared()
+    step, synchronize, now = null.step, null.synchronize, timebase.now
+    samples = []
+    for _ in range(iterations):
+        t0 = now()
+        step()
+        synchronize()
+        samples.append(now() - t0)
+    samples.sort()
+    return float(samples[len(samples) // 2])

@@ -1,0 +1,116 @@
+"""Durability: kill -9 mid-sweep, then --resume, gives exactly the uninterrupted result; Ctrl-C is clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.results import RunStore, read_manifest, read_records
+from harness.spec import BenchmarkSpec
+from harness.sweep import resume
+
+BAKEOFF = Path(sys.executable).parent / "bakeoff"
+SWEEP = ["run", "-b", "null", "-b", "raising", "-w", "noop", "-p", "service_us=1000",
+         "--batch-size", "1", "--batch-size", "2", "--batch-size", "3", "--batch-size", "4",
+         "--iterations", "150", "--warmup", "0", "-q"]
+
+
+def bakeoff(*args: str, **kw) -> subprocess.Popen:
+    command = [str(BAKEOFF)] if BAKEOFF.exists() else [sys.executable, "-m", "harness.cli"]
+    return subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def wait_for_records(out: Path, count: int, timeout: float = 60) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = [p for p in out.glob("*") if (p / "run.json").exists()]
+        if runs and len(list((runs[0] / "records").glob("*.json"))) >= count:
+            return runs[0]
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {count} records appeared in {out}")
+
+
+def fingerprint(run_dir: Path) -> list[tuple[str, str, str | None]]:
+    return sorted((r["key"], r["status"], (r.get("failure") or {}).get("cause")) for r in read_records(run_dir))
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_an_uninterrupted_run(test_plugins, tmp_path):
+    reference_out, interrupted_out = tmp_path / "reference", tmp_path / "interrupted"
+    reference = bakeoff(*SWEEP, "--out", str(reference_out))
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    expected = fingerprint(next(reference_out.glob("*")))
+    assert len(expected) == 8 and {s for _, s, _ in expected} == {"ok", "failed"}
+
+    victim = bakeoff(*SWEEP, "--out", str(interrupted_out))
+    run_dir = wait_for_records(interrupted_out, 3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    partial = fingerprint(run_dir)
+    assert 3 <= len(partial) < 8
+    assert read_manifest(run_dir)["status"] == "running"  # killed: never marked finished
+
+    resumed = bakeoff("run", "--resume", run_dir.name, "--out", str(interrupted_out))
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert fingerprint(run_dir) == expected
+    files = [p.name for p in (run_dir / "records").iterdir()]
+    assert len(files) == 8 and not [f for f in files if not f.endswith(".json") or f.startswith(".")]
+    manifest = read_manifest(run_dir)
+    assert manifest["status"] == "complete" and len(manifest["resumed_at"]) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_leaves_the_run_resumable(test_plugins, tmp_path):
+    out = tmp_path / "results"
+    process = bakeoff(*SWEEP, "--out", str(out))
+    run_dir = wait_for_records(out, 2)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    stderr = process.stderr.read()
+    assert "Traceback" not in stderr
+    assert f"bakeoff run --resume {run_dir.name}" in stderr
+    assert read_manifest(run_dir)["status"] == "interrupted"
+    settled = fingerprint(run_dir)
+    time.sleep(0.5)
+    assert fingerprint(run_dir) == settled  # the worker was killed, not orphaned
+
+    resumed = bakeoff("run", "--resume", run_dir.name, "--out", str(out), "--json")
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert len(json.loads(stdout)["records"]) == 8
+
+
+def test_resume_skips_finished_records_and_clears_stale_temporaries(test_plugins, tmp_path):
+    from harness.launchers import InlineLauncher
+    from harness.sweep import run_sweep
+
+    specs = [BenchmarkSpec.create(backend="null", device="fake", workload="noop", batch_size=b, iterations=5)
+             for b in (1, 2, 3)]
+    store = RunStore.create(tmp_path, plan=specs)
+    store.write(specs[0], InlineLauncher().launch(specs[0]))
+    (store.path / "records" / ".half-written.json.tmp").write_text('{"trunc')
+    (store.path / "records" / f"{specs[1].key()}.json").write_text("{corrupt")  # unreadable: run again
+
+    reopened = RunStore.open(store.path)
+    missing = resume(reopened)
+    assert [s.key() for s in missing] == [specs[1].key(), specs[2].key()]
+    assert not list(store.path.rglob("*.tmp"))
+    run_sweep(missing, InlineLauncher(), reopened)
+    assert len(read_records(store.path)) == 3
+
+
+def test_resume_refuses_sweep_options(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", "--resume", "x", "-b", "torch"], prog_name="bakeoff")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "bakeoff: error: --resume reruns the run's stored plan; drop --backend"

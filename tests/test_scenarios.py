@@ -1,0 +1,152 @@
+"""MLPerf-style scenarios, checked against queueing theory on a fake fixed-service device."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from fakes import FakeDevice, FakeTimebase, constant
+from harness.scenarios import (
+    ServerSettings,
+    find_max_qps,
+    poisson_arrivals_ns,
+    run_offline,
+    run_server,
+    run_server_trial,
+    run_single_stream,
+)
+from harness.timing import Stopping
+
+MS = 1_000_000
+SERVICE_S = 0.001  # the fake device's fixed service time: an M/D/1 queue
+
+
+def md1_wait_cdf(t: float, arrival_rate: float, service: float) -> float:
+    """P(W <= t) for the M/D/1 queue, Erlang's formula:
+    (1 - rho) * sum_{k=0}^{floor(t/D)} (lambda (kD - t))^k / k! * exp(-lambda (kD - t))."""
+    rho = arrival_rate * service
+    total = 0.0
+    for k in range(int(math.floor(t / service)) + 1):
+        x = arrival_rate * (k * service - t)
+        total += x**k / math.factorial(k) * math.exp(-x)
+    return (1 - rho) * total
+
+
+def analytic_max_qps(slo_s: float, service: float, quantile: float = 0.99) -> float:
+    """Largest arrival rate whose sojourn time (wait + service) meets the SLO at the quantile."""
+    low, high = 1e-6, (1 - 1e-9) / service
+    for _ in range(200):
+        middle = (low + high) / 2
+        if md1_wait_cdf(slo_s - service, middle, service) >= quantile:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def test_erlang_formula_agrees_with_pollaczek_khinchine_mean():
+    """Sanity check of the analytic reference itself: integrate P(W > t) for the mean wait."""
+    rate, dt = 500.0, 1e-6
+    mean = sum((1 - md1_wait_cdf(i * dt, rate, SERVICE_S)) * dt for i in range(20_000))
+    assert mean == pytest.approx(0.5 * SERVICE_S / (2 * 0.5), rel=0.01)
+
+
+def test_poisson_arrivals_are_seeded_and_have_the_target_rate():
+    settings = ServerSettings(target_qps=200, min_queries=20_000, min_duration_s=0, seed=5)
+    first, again = poisson_arrivals_ns(200, settings), poisson_arrivals_ns(200, settings)
+    assert first == again
+    assert len(first) == 20_000
+    assert len(first) / (first[-1] / 1e9) == pytest.approx(200, rel=0.03)
+    other_seed = poisson_arrivals_ns(200, ServerSettings(min_queries=20_000, min_duration_s=0, seed=6))
+    assert other_seed != first
+
+
+def test_arrivals_cover_the_minimum_duration():
+    offsets = poisson_arrivals_ns(10, ServerSettings(min_queries=5, min_duration_s=30))
+    assert offsets[-1] >= 30e9
+
+
+def test_server_mean_wait_matches_pollaczek_khinchine_at_half_load():
+    clock = FakeTimebase()
+    rho = 0.5
+    settings = ServerSettings(target_qps=rho / SERVICE_S, latency_slo_s=1.0, min_queries=20_000,
+                              min_duration_s=0)
+    trial = run_server_trial(FakeDevice(clock, constant(int(SERVICE_S * 1e9))), settings.target_qps, settings, clock)
+    pk_mean_wait = rho * SERVICE_S / (2 * (1 - rho))  # M/D/1: rho / (2 mu (1 - rho))
+    measured = sum(trial.waits_ns) / len(trial.waits_ns) / 1e9
+    assert measured == pytest.approx(pk_mean_wait, rel=0.15)
+    # latency counts from arrival: wait plus the fixed service time
+    assert all(lat - wait == SERVICE_S * 1e9 for lat, wait in zip(trial.latencies_ns, trial.waits_ns))
+    assert trial.valid
+
+
+def test_server_validity_follows_the_slo():
+    clock = FakeTimebase()
+    device = FakeDevice(clock, constant(int(SERVICE_S * 1e9)))
+    tight = ServerSettings(target_qps=900, latency_slo_s=0.002, min_queries=2000, min_duration_s=0)
+    trial = run_server_trial(device, 900, tight, clock)
+    assert not trial.valid and "p99 latency above SLO 2 ms" in trial.reason
+
+
+def test_overloaded_server_stops_early_once_the_slo_is_certainly_missed():
+    clock = FakeTimebase()
+    settings = ServerSettings(target_qps=2000, latency_slo_s=0.01, min_queries=5000, min_duration_s=0)
+    trial = run_server_trial(FakeDevice(clock, constant(int(SERVICE_S * 1e9))), 2000, settings, clock)
+    assert not trial.valid and trial.reason.endswith("stopped early")
+    assert "51 of 5000 queries missed it" in trial.reason
+    assert trial.completed < trial.planned
+
+
+def test_a_stalled_server_is_given_up_as_overloaded():
+    clock = FakeTimebase()
+    settings = ServerSettings(target_qps=100, latency_slo_s=1000.0, min_queries=200, min_duration_s=0)
+    trial = run_server_trial(FakeDevice(clock, constant(int(100 * 1e9))), 100, settings, clock)
+    assert not trial.valid and trial.reason.startswith("overloaded: 1 of 200 queries")
+
+
+def test_find_max_qps_lands_within_ten_percent_of_the_analytic_maximum():
+    slo = 0.005
+    clock = FakeTimebase()
+    settings = ServerSettings(latency_slo_s=slo, min_queries=20_000, min_duration_s=0, find_max_qps=True,
+                              search_tolerance=0.01)
+    best, trials = find_max_qps(FakeDevice(clock, constant(int(SERVICE_S * 1e9))), settings, clock)
+    expected = analytic_max_qps(slo, SERVICE_S)
+    assert best is not None
+    assert best.qps == pytest.approx(expected, rel=0.10)
+    assert all(t.valid for t in trials if t.qps <= best.qps)
+    assert len(trials) <= 12
+
+
+def test_run_server_reports_metric_validity_and_trials():
+    clock = FakeTimebase()
+    device = FakeDevice(clock, constant(int(SERVICE_S * 1e9)))
+    settings = ServerSettings(latency_slo_s=0.005, min_queries=3000, min_duration_s=0, find_max_qps=True)
+    result = run_server(device, Stopping(warmup=2), clock, server=settings, work_per_step=4, unit="sample")
+    assert result.metric["name"] == "max_valid_qps" and result.metric["unit"] == "queries/s"
+    assert result.valid
+    assert result.extra["trials"][0]["valid"]
+    assert result.throughput["unit"] == "sample/s"
+
+
+def test_single_stream_metric_is_p90_and_validity_checks_minimums():
+    clock = FakeTimebase()
+    latencies = iter([MS * v for v in range(1, 11)])
+    result = run_single_stream(FakeDevice(clock, lambda: next(latencies)),
+                               Stopping(warmup=0).with_fixed_iterations(10), clock)
+    assert result.metric == {"name": "p90_latency", "value": pytest.approx(0.0091), "unit": "s"}
+    assert result.valid
+
+    short = run_single_stream(FakeDevice(clock, constant(MS)),
+                              Stopping(warmup=0, iterations=10, min_duration_s=1.0), clock)
+    assert not short.valid and "< minimum 1 s" in short.validity_reason
+
+
+def test_offline_throughput_is_work_over_busy_time():
+    clock = FakeTimebase()
+    costs = iter([2 * MS, 4 * MS] * 10)
+    result = run_offline(FakeDevice(clock, lambda: next(costs)), Stopping(warmup=0, iterations=20), clock,
+                         work_per_step=32, unit="sample")
+    assert result.throughput["value"] == pytest.approx(32 / 0.003)
+    assert result.throughput["ci_low"] < result.throughput["value"] < result.throughput["ci_high"]
+    assert result.metric["name"] == "throughput"
