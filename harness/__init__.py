@@ -22,7 +22,8 @@ try:
 except importlib.metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
-_SUBMODULES = {"results", "stats", "interface", "plugins", "runner", "sweep", "launchers", "spec", "errors"}
+_SUBMODULES = {"results", "stats", "interface", "plugins", "runner", "sweep", "launchers", "spec", "errors",
+               "timing", "scenarios", "config"}
 
 
 def __getattr__(name: str) -> Any:
@@ -38,39 +39,70 @@ def run(
     devices: Iterable[str] = (),
     params: Mapping[str, Any] | None = None,
     dtypes: Iterable[str] = ("float32",),
-    batch_sizes: Iterable[int] = (1,),
-    warmup: int | None = None,
-    iterations: int | None = None,
+    batch_sizes: Iterable[int] = (),
+    scenarios: Iterable[str] = ("single-stream",),
+    stopping: Any = None,
+    server: Any = None,
     threads: int | None = None,
     timeout_s: float | None = None,
+    memory_limit_bytes: int | None = None,
+    config: str | Path | None = None,
     launcher: str = "subprocess",
     out: str | Path = "results",
     observer: Any = None,
 ) -> Path:
     """Run a bake-off and return its run folder (``results/<run-id>/``).
 
-    Empty ``backends`` or ``workloads`` mean every available one. Raises
-    :class:`harness.errors.UserError` for bad input before anything runs.
+    Empty ``backends`` or ``workloads`` mean every available one; empty
+    ``batch_sizes`` mean 1 (1, 8, 32 for ``offline``). ``stopping`` is a
+    :class:`harness.timing.Stopping` and ``server`` a
+    :class:`harness.scenarios.ServerSettings`. With ``config`` (a sweep TOML),
+    the other arguments are ignored. Raises :class:`harness.errors.UserError`
+    for bad input before anything runs.
     """
     from harness.launchers import get_launcher
     from harness.results import RunStore
+    from harness.scenarios import ServerSettings
     from harness.spec import DEFAULT_TIMEOUT_S
-    from harness.sweep import DEFAULT_ITERATIONS, DEFAULT_WARMUP, SweepRequest, plan, run_sweep
+    from harness.sweep import SweepRequest, plan, run_sweep
+    from harness.timing import Stopping
 
-    request = SweepRequest(
-        backends=tuple(backends),
-        devices=tuple(devices),
-        workloads=tuple(workloads),
-        params=tuple((params or {}).items()),
-        dtypes=tuple(dtypes),
-        batch_sizes=tuple(batch_sizes),
-        warmup=DEFAULT_WARMUP if warmup is None else warmup,
-        iterations=DEFAULT_ITERATIONS if iterations is None else iterations,
-        threads=threads,
-        timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
-    )
-    the_plan = plan(request)
+    if config is not None:
+        from harness.config import load_config, plan_config
+
+        request = load_config(config)
+        the_plan = plan_config(config, request)
+    else:
+        request = SweepRequest(
+            backends=tuple(backends),
+            devices=tuple(devices),
+            workloads=tuple(workloads),
+            params=tuple((params or {}).items()),
+            dtypes=tuple(dtypes),
+            batch_sizes=tuple(batch_sizes),
+            scenarios=tuple(scenarios),
+            stopping=stopping or Stopping(),
+            server=server or ServerSettings(),
+            threads=threads,
+            timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
+            memory_limit_bytes=memory_limit_bytes,
+        )
+        the_plan = plan(request)
     chosen = get_launcher(launcher)
-    store = RunStore.create(out, settings={**request.settings(), "launcher": launcher})
+    store = RunStore.create(out, settings={**request.settings(), "launcher": launcher}, plan=the_plan.specs)
     run_sweep(the_plan.specs, chosen, store, observer)
+    return store.path
+
+
+def resume(run_dir: str | Path, *, observer: Any = None) -> Path:
+    """Finish an interrupted run: run only the benchmarks whose records are missing."""
+    from harness.launchers import get_launcher
+    from harness.results import RunStore
+    from harness.sweep import resume as missing_specs
+    from harness.sweep import run_sweep
+
+    store = RunStore.open(run_dir)
+    specs = missing_specs(store)
+    launcher = get_launcher(store.manifest.get("settings", {}).get("launcher", "subprocess"))
+    run_sweep(specs, launcher, store, observer)
     return store.path

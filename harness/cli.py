@@ -27,7 +27,7 @@ def _console(stderr: bool = False):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 240
     return Console(stderr=stderr, soft_wrap=stderr, width=width)
 
 

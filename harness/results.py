@@ -117,7 +117,9 @@ def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str
             ci_level=summary.ci_level,
         )
         record["stats"] = stats
-        record["warnings"] = stability_warnings(summary, measurement.timer_resolution_ns)
+        # Server latencies include queueing by design, so their spread is not instability.
+        queueing = (outcome.scenario or {}).get("name") == "server"
+        record["warnings"] = [] if queueing else stability_warnings(summary, measurement.timer_resolution_ns)
         stopping = outcome.stopping or {}
         if stopping.get("mode") == "adaptive" and not stopping.get("target_reached"):
             achieved = stopping.get("achieved_ci")

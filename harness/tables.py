@@ -14,9 +14,10 @@ from rich.text import Text
 
 from harness.plugins import BackendStatus
 from harness.runner import OK
-from harness.units import format_bytes, format_interval, format_rate, format_seconds, si_scale
+from harness.units import format_bytes, format_interval, format_rate, format_seconds, si_scale, sig3
 
-_STATUS_STYLE = {"ok": "green", "failed": "bold red", "unsupported": "yellow", "unavailable": "dim"}
+_STATUS_STYLE = {"ok": "green", "invalid": "yellow", "failed": "bold red", "unsupported": "yellow",
+                 "unavailable": "dim"}
 
 
 def backends_table(rows: Iterable[BackendStatus]) -> Table:
@@ -51,7 +52,7 @@ def workloads_table(workloads: Iterable[Mapping[str, Any]]) -> Table:
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
 def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,7 +67,9 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
         "params": _params_text(spec.get("params") or {}),
         "dtype": spec["dtype"],
         "batch": str(spec["batch_size"]),
+        "scenario": spec.get("scenario", "single-stream"),
         "status": record["status"],
+        "metric": "-",
         "median": "-",
         "p99": "-",
         "throughput": "-",
@@ -83,9 +86,26 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
             interval = format_interval(throughput.get("ci_low"), throughput.get("ci_high"), tscale)
             cells["throughput"] = f"{format_rate(throughput['value'], throughput['unit'])} {interval}".strip()
         cells["notes"] = "; ".join(record.get("warnings") or [])
+        scenario = record.get("scenario") or {}
+        if scenario:
+            cells["metric"] = format_metric(scenario.get("metric") or {})
+            if not scenario.get("valid"):
+                cells["status"] = "invalid"
     else:
         cells["notes"] = record.get("reason") or ""
     return cells
+
+
+def format_metric(metric: Mapping[str, Any]) -> str:
+    """A scenario's headline metric with its unit: ``p90 1.2 ms``, ``812 QPS``, ``7.5 ksample/s``."""
+    value, unit, name = metric.get("value"), metric.get("unit"), metric.get("name", "")
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{name.split('_')[0]} {format_seconds(value)}"
+    if unit == "queries/s":
+        return f"{sig3(value)} QPS" + (" max" if name.startswith("max") else "")
+    return format_rate(value, unit)
 
 
 def _time_scale(seconds: float) -> tuple[float, str]:
@@ -95,28 +115,38 @@ def _time_scale(seconds: float) -> tuple[float, str]:
     return 1e-9, "ns"
 
 
-RESULT_COLUMNS = ("backend", "device", "workload", "params", "dtype", "batch", "status",
-                  "median [95% CI]", "p99", "throughput [95% CI]", "notes")
+RESULT_COLUMNS = ("backend", "device", "workload", "params", "dtype", "batch", "scenario", "status",
+                  "median [95% CI]", "p99", "throughput [95% CI]", "metric", "notes")
 _CELL_FOR_COLUMN = {"median [95% CI]": "median", "throughput [95% CI]": "throughput"}
 
 
 def results_table(records: Iterable[Mapping[str, Any]], title: str = "Results") -> RenderableType:
-    """The summary table, with notes (warnings, failure reasons) as numbered footnotes below it."""
+    """The summary table, with notes (warnings, failure reasons) as numbered footnotes below it.
+
+    ``status`` is ``invalid`` for a measured result that fails its scenario's
+    validity rule. The scenario and metric columns appear only when some
+    record is not single-stream (whose metric, p90, is already shown).
+    """
+    records = list(records)
     table = Table(title=title, title_justify="left")
-    for column in RESULT_COLUMNS:
-        numeric = column in ("batch", "median [95% CI]", "p99", "throughput [95% CI]")
+    only_single_stream = all(r["spec"].get("scenario", "single-stream") == "single-stream" for r in records)
+    columns = [c for c in RESULT_COLUMNS if not (only_single_stream and c in ("scenario", "metric"))]
+    for column in columns:
+        numeric = column in ("batch", "median [95% CI]", "p99", "throughput [95% CI]", "metric")
         table.add_column(column, justify="right" if numeric else "left",
-                         no_wrap=column not in ("params",), overflow="fold")
+                         no_wrap=column != "notes", overflow="fold")
     footnotes: list[Text] = []
     for record in records:
         cells = record_cells(record)
         note = cells.pop("notes")
         if note:
-            footnotes.append(Text(f"[{len(footnotes) + 1}] {cells['backend']}/{cells['device']} "
-                                  f"{cells['workload']} {cells['dtype']} b{cells['batch']}: {note}"))
+            where = f"{cells['backend']}/{cells['device']} {cells['workload']} {cells['dtype']} b{cells['batch']}"
+            if not only_single_stream:
+                where += f" {cells['scenario']}"
+            footnotes.append(Text(f"[{len(footnotes) + 1}] {where}: {note}"))
             cells["notes"] = f"[{len(footnotes)}]"
         else:
             cells["notes"] = ""
         cells["status"] = Text(cells["status"], _STATUS_STYLE.get(cells["status"], ""))
-        table.add_row(*(cells[_CELL_FOR_COLUMN.get(c, c)] for c in RESULT_COLUMNS))
+        table.add_row(*(cells[_CELL_FOR_COLUMN.get(c, c)] for c in columns))
     return Group(table, *footnotes)

@@ -9,6 +9,8 @@ import pytest
 
 from harness.errors import ResultsError
 from harness.results import (
+    build_record,
+    record_to_row,
     SCHEMA_VERSION,
     RunStore,
     atomic_write_json,
@@ -162,3 +164,23 @@ def test_records_appear_as_each_benchmark_finishes(results_dir):
     assert read_manifest(store.path)["status"] == "running"
     store.write(BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm"), ok_outcome([10] * 10))
     assert len(read_records(store.path)) == 1  # readable before the run finishes
+
+
+def test_server_records_carry_validity_and_no_spread_warning(results_dir):
+    spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", scenario="server")
+    outcome = ok_outcome([1_000_000, 9_000_000] * 50)  # queueing makes latencies bimodal
+    outcome.scenario = {"name": "server", "metric": {"name": "qps", "value": 50.0, "unit": "queries/s"},
+                        "valid": False, "validity_reason": "p99 latency 9 ms > SLO 5 ms"}
+    outcome.stopping = {"mode": "schedule"}
+    record = build_record("run", spec, outcome)
+    assert record["warnings"] == ["invalid server result: p99 latency 9 ms > SLO 5 ms"]
+    row = record_to_row(record)
+    assert row["scenario"] == "server" and row["valid"] is False and row["metric_value"] == 50.0
+
+
+def test_adaptive_record_warns_when_the_ci_target_was_missed():
+    spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm")
+    outcome = ok_outcome([1_000_000] * 20)
+    outcome.stopping = {"mode": "adaptive", "target_ci": 0.02, "max_duration_s": 10.0,
+                        "target_reached": False, "achieved_ci": 0.035}
+    assert "CI target not reached: ±3.5% > ±2.0% after 10 s" in build_record("run", spec, outcome)["warnings"]

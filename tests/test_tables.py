@@ -54,3 +54,29 @@ def test_results_table_shows_intervals_and_footnotes():
     assert "[1] torch/cpu gemm float32 b1: high spread: IQR 50.0% of median > 10%" in text
     assert "[2] openvino/CPU gemm float32 b1: signal: worker killed by SIGSEGV" in text
     assert "size=8" in text
+
+
+@pytest.mark.parametrize("metric, text", [
+    ({"name": "p90_latency", "value": 0.0012, "unit": "s"}, "p90 1.2 ms"),
+    ({"name": "qps", "value": 250.0, "unit": "queries/s"}, "250 QPS"),
+    ({"name": "max_valid_qps", "value": 812.4, "unit": "queries/s"}, "812 QPS max"),
+    ({"name": "throughput", "value": 7500.0, "unit": "sample/s"}, "7.5 ksample/s"),
+    ({"name": "max_valid_qps", "value": None, "unit": "queries/s"}, "-"),
+])
+def test_format_metric(metric, text):
+    from harness.tables import format_metric
+
+    assert format_metric(metric) == text
+
+
+def test_invalid_results_are_marked_and_scenario_columns_appear_when_needed():
+    spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", scenario="server")
+    outcome = Outcome(status="ok", unit="FLOP", work_per_step=1e6,
+                      measurement=Measurement((2_000_000,) * 20, 0, "fake", 1.0),
+                      scenario={"name": "server", "metric": {"name": "qps", "value": 40.0, "unit": "queries/s"},
+                                "valid": False, "validity_reason": "p99 latency 9 ms > SLO 5 ms"})
+    record = build_record("r", spec, outcome)
+    assert record_cells(record)["status"] == "invalid"
+    text = render([record])
+    assert "server" in text and "40 QPS" in text
+    assert "invalid server result: p99 latency 9 ms > SLO 5 ms" in text
