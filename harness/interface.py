@@ -64,14 +64,20 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; core never imports torch at
 
 #: The dtypes the harness knows by name. A backend may support fewer; it says so
 #: by raising :class:`harness.errors.Unsupported` from ``prepare``.
-KNOWN_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+KNOWN_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "int8")
 
 
 def torch_dtype(name: str) -> "torch.dtype":
-    """Map a bakeoff dtype name to a torch dtype (imports torch lazily)."""
+    """The torch dtype of a workload's tensors at a bakeoff dtype (imports torch lazily).
+
+    ``int8`` means weights dynamically quantized to int8 *by the backend*;
+    the module is built and fed in float32, and the backend must refuse
+    (``Unsupported``) a workload it cannot quantize rather than run float32.
+    """
     import torch
 
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+            "int8": torch.float32}[name]
 
 
 @dataclass(frozen=True)
@@ -276,3 +282,17 @@ class Workload(abc.ABC):
     @abc.abstractmethod
     def work_per_step(self, batch_size: int) -> float:
         """How many ``unit`` one step performs (e.g. FLOPs of one matmul)."""
+
+    def reference_outputs(self, batch_size: int) -> list[Any] | None:
+        """The reference answer: torch on the CPU in float32, same seed and inputs, as numpy.
+
+        Override when one forward call is not the workload's answer (e.g. an
+        LLM's generated tokens); return ``None`` when there is no reference.
+        """
+        import torch
+
+        module = self.build_module("float32")
+        with torch.inference_mode():
+            result = module(*self.example_inputs(batch_size, "float32"))
+        results = result if isinstance(result, (tuple, list)) else (result,)
+        return [t.detach().float().numpy() if t.is_floating_point() else t.numpy() for t in results]

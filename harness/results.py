@@ -128,6 +128,10 @@ def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str
                 f"after {stopping['max_duration_s']:g} s" if achieved is not None else
                 "CI target not reached: too few samples for an interval"
             )
+        parity = outcome.parity or {}
+        if parity.get("passed") is False:
+            record["warnings"].insert(0, f"parity FAILED vs {parity.get('reference', 'reference')}: "
+                                         f"{parity.get('reason')}")
         scenario = outcome.scenario or {}
         if scenario and not scenario.get("valid"):
             record["warnings"].append(f"invalid {scenario['name']} result: {scenario['validity_reason']}")
@@ -315,6 +319,16 @@ def _expand(path: Path) -> list[tuple[Path, Path | None]]:
     return [pair for run in runs for pair in _expand(run)]
 
 
+def rankable(record: Mapping[str, Any]) -> bool:
+    """Whether a record may be compared or ranked: measured, scenario-valid, and not
+    failing parity (an unchecked parity, ``None``, is allowed but shown)."""
+    return (
+        record.get("status") == OK
+        and (record.get("scenario") or {}).get("valid", True) is not False
+        and (record.get("parity") or {}).get("passed") is not False
+    )
+
+
 def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """Flatten one record into a DataFrame row; units are in the column names."""
     spec = record["spec"]
@@ -332,6 +346,7 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "dtype": spec.get("dtype"),
         "batch_size": spec.get("batch_size"),
         "status": record.get("status"),
+        "rankable": rankable(record),
         "reason": record.get("reason"),
         "unit": record.get("unit"),
         "work_per_step": record.get("work_per_step"),
@@ -359,6 +374,10 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         metric_value=((record.get("scenario") or {}).get("metric") or {}).get("value"),
         metric_unit=((record.get("scenario") or {}).get("metric") or {}).get("unit"),
         ci_target_reached=(record.get("stopping") or {}).get("target_reached"),
+        parity_passed=(record.get("parity") or {}).get("passed"),
+        parity_max_abs_error=(record.get("parity") or {}).get("max_abs_error"),
+        parity_max_rel_error=(record.get("parity") or {}).get("max_rel_error"),
+        parity_cosine=(record.get("parity") or {}).get("cosine"),
         ci_half_width=(record.get("stopping") or {}).get("achieved_ci"),
         harness_overhead_s=(measurement.get("harness_overhead_ns") or 0) / 1e9 or None,
         backend_version=record.get("backend_version"),

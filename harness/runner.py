@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from harness.errors import Unsupported
+from harness.parity import compare
 from harness.interface import Availability
 from harness.plugins import Registry, describe_exception
 from harness.scenarios import RUNNERS, SERVER, ScenarioResult
@@ -94,6 +95,8 @@ class Outcome:
     scenario: dict[str, Any] | None = None
     #: Throughput the scenario defines itself (offline, server); else derived from the median.
     throughput: dict[str, Any] | None = None
+    #: Deviation from the workload's reference output and the pass/fail verdict.
+    parity: dict[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
 
@@ -191,6 +194,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Out
         )
         peak = prepared.peak_memory_bytes()
         details = dict(prepared.details)
+        outputs = prepared.outputs()
     except Exception as exc:  # noqa: BLE001
         outcome = _failed_from(exc, "step failed: ")
         outcome.__dict__.update(common, prepare_s=prepare_s)
@@ -200,6 +204,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Out
             prepared.close()
         except Exception:  # noqa: BLE001 - a failing close must not hide the measurement
             pass
+    parity = check_parity(workload, spec, outputs)
     sampling = result.sampling
     measurement = Measurement(
         latencies_ns=tuple(sampling.latencies_ns),
@@ -233,5 +238,22 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Out
             **result.extra,
         },
         throughput=result.throughput,
+        parity=parity,
         **common,
     )
+
+
+def check_parity(workload: Any, spec: BenchmarkSpec, outputs: list[Any] | None) -> dict[str, Any]:
+    """Compare the last step's outputs with the workload's torch-CPU-float32 reference.
+
+    Runs after the backend is closed, outside every timed region.
+    """
+    if outputs is None:
+        return {"passed": None, "reason": "the backend exposes no outputs to check"}
+    try:
+        reference = workload.reference_outputs(spec.batch_size)
+    except Exception as exc:  # noqa: BLE001 - a broken reference is reported, not fatal
+        return {"passed": None, "reason": f"reference failed: {describe_exception(exc)}"}
+    if reference is None:
+        return {"passed": None, "reason": "the workload defines no reference output"}
+    return compare(outputs, reference, spec.dtype)

@@ -16,7 +16,8 @@ from harness.plugins import BackendStatus
 from harness.runner import OK
 from harness.units import format_bytes, format_interval, format_rate, format_seconds, si_scale, sig3
 
-_STATUS_STYLE = {"ok": "green", "invalid": "yellow", "failed": "bold red", "unsupported": "yellow",
+_STATUS_STYLE = {"ok": "green", "invalid": "yellow", "parity-fail": "bold red", "failed": "bold red",
+                 "unsupported": "yellow",
                  "unavailable": "dim"}
 
 
@@ -91,6 +92,8 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
             cells["metric"] = format_metric(scenario.get("metric") or {})
             if not scenario.get("valid"):
                 cells["status"] = "invalid"
+        if (record.get("parity") or {}).get("passed") is False:
+            cells["status"] = "parity-fail"
     else:
         cells["notes"] = record.get("reason") or ""
     return cells

@@ -19,6 +19,7 @@ class _Fake:
 
     def prepare(self, workload, spec):
         prepared = FakePrepared(self.on_step, workload.values.get("service_us", 0))
+        prepared.fake_outputs = self.outputs_for(workload, spec)
         prepared.details = {
             "pid": os.getpid(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
@@ -28,6 +29,10 @@ class _Fake:
     def on_step(self):
         pass
 
+    def outputs_for(self, workload, spec):
+        """What ``Prepared.outputs()`` returns; ``None``: this fake exposes no outputs."""
+        return None
+
 
 class FakePrepared(Prepared):
     def __init__(self, on_step, service_us):
@@ -35,6 +40,11 @@ class FakePrepared(Prepared):
         self.on_step = on_step
         self.service_ns = service_us * 1000
         self.steps = 0
+
+    fake_outputs = None
+
+    def outputs(self):
+        return self.fake_outputs
 
     def step(self):
         self.steps += 1
@@ -150,3 +160,21 @@ class MemoryErrorBackend(_Fake):
 
     def on_step(self):
         raise MemoryError("cannot allocate 64 GiB")
+
+
+class ParrotBackend(_Fake):
+    """Returns exactly the workload's reference: passes parity."""
+
+    name = "parrot"
+
+    def outputs_for(self, workload, spec):
+        return workload.reference_outputs(spec.batch_size)
+
+
+class LiarBackend(_Fake):
+    """Fast and wrong: returns the reference scaled by 1.5. Must fail parity."""
+
+    name = "liar"
+
+    def outputs_for(self, workload, spec):
+        return [array * 1.5 for array in workload.reference_outputs(spec.batch_size)]

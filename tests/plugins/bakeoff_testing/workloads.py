@@ -17,3 +17,18 @@ class Noop(Workload):
 
     def work_per_step(self, batch_size):
         return float(batch_size)
+
+    def reference_outputs(self, batch_size):
+        return None
+
+
+class Echo(Noop):
+    """Like noop, with a reference output: arange(batch * 4) as float32."""
+
+    name = "echo"
+    description = "Has a reference output; for parity tests."
+
+    def reference_outputs(self, batch_size):
+        import numpy as np
+
+        return [np.arange(batch_size * 4, dtype=np.float32).reshape(batch_size, 4)]
