@@ -7,7 +7,12 @@ silent fallback to the CPU can never be reported as accelerator numbers.
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
+
 from harness.errors import Unsupported
+from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
 from backends._host import cpu_device_facts
 
@@ -60,7 +65,7 @@ class OnnxRuntimeBackend:
     def prepare(self, workload, spec) -> Prepared:
         import onnxruntime
 
-        from backends.onnx_export import export_onnx
+        from backends.onnx_export import export_generative, export_onnx
 
         provider = spec.device
         if provider not in onnxruntime.get_available_providers():
@@ -69,7 +74,16 @@ class OnnxRuntimeBackend:
         if refused:
             raise Unsupported(f"{provider} cannot run {spec.dtype}: {refused}")
 
-        exported = export_onnx(workload, spec.dtype, spec.batch_size)
+        # int8: export float32, then quantize the weights with quantize_dynamic.
+        export_dtype = "float32" if spec.dtype == "int8" else spec.dtype
+        generative = getattr(workload, "generative", False)
+        if generative:
+            exported = list(export_generative(workload, export_dtype))
+        else:
+            exported = [export_onnx(workload, export_dtype, spec.batch_size)]
+        paths = [e.path for e in exported]
+        if spec.dtype == "int8":
+            paths = [quantize_int8(path, workload.name) for path in paths]
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
@@ -77,32 +91,62 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = spec.threads
             options.inter_op_num_threads = 1
         try:
-            session = onnxruntime.InferenceSession(
-                str(exported.path), sess_options=options, providers=[provider]
-            )
+            sessions = [onnxruntime.InferenceSession(str(path), sess_options=options, providers=[provider])
+                        for path in paths]
         except Exception as exc:
             if "NOT_IMPLEMENTED" in str(exc):
                 raise Unsupported(f"{provider} at {spec.dtype}: {exc}") from exc
             raise
-        used = session.get_providers()
+        used = sessions[0].get_providers()
         if used[0] != provider:
             raise RuntimeError(f"session fell back to {used} instead of {provider}")
-        inputs = workload.example_inputs(spec.batch_size, spec.dtype)
-        feeds = {
-            meta.name: tensor.numpy()
-            for meta, tensor in zip(session.get_inputs(), inputs, strict=True)
-        }
-        prepared = OrtPrepared(session, feeds)
+        inputs = workload.example_inputs(spec.batch_size, export_dtype)
+        if generative:
+            prepared = OrtGenerativePrepared(sessions, inputs, workload.values["new_tokens"])
+        else:
+            feeds = {
+                meta.name: tensor.numpy()
+                for meta, tensor in zip(sessions[0].get_inputs(), inputs, strict=True)
+            }
+            prepared = OrtPrepared(sessions[0], feeds)
         prepared.details = {
-            "model_path": str(exported.path),
-            "export_cache_hit": exported.cache_hit,
-            "exporter": exported.exporter,
-            "export_s": exported.export_s,
+            "model_paths": [str(path) for path in paths],
+            "export_cache_hit": all(e.cache_hit for e in exported),
+            "exporter": exported[0].exporter,
+            "export_s": sum(e.export_s for e in exported),
             "providers": used,
             "intra_op_num_threads": options.intra_op_num_threads,
             "graph_optimization_level": "ORT_ENABLE_ALL",
+            **({"quantization": "onnxruntime.quantization.quantize_dynamic(QInt8)"} if spec.dtype == "int8" else {}),
         }
         return prepared
+
+
+def quantize_int8(path, workload_name: str):
+    """Dynamic int8 quantization of an exported model's weights, cached beside it.
+
+    Refuses (Unsupported) when the graph has no weights to quantize, e.g. a
+    matmul of two activations, instead of running float32 under an int8 label.
+    """
+    from pathlib import Path
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = Path(path)
+    target = source.with_name("model.int8.onnx")
+    if not target.exists():
+        staging = source.with_name(f".model.int8.{os.getpid()}.onnx")
+        quantize_dynamic(str(source), str(staging), weight_type=QuantType.QInt8, use_external_data_format=True)
+        # The external weight file keeps its staging name; the model refers to it by that name.
+        os.replace(staging, target)
+    graph = onnx.load(str(target), load_external_data=False).graph
+    quantized = [n for n in graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul",
+                                                          "DynamicQuantizeLinear", "MatMulIntegerToFloat")]
+    if not quantized:
+        raise Unsupported(f"quantize_dynamic found no weights to quantize in {workload_name!r}; "
+                          "it would run in float32")
+    return target
 
 
 class OrtPrepared(Prepared):
@@ -120,3 +164,33 @@ class OrtPrepared(Prepared):
 
     def close(self) -> None:
         self.session = self.feeds = self.output = None
+
+
+class OrtGenerativePrepared(GenerativePrepared, OrtPrepared):
+    """Greedy generation with separate prefill and decode-step sessions; the KV cache
+    stays in numpy arrays that ONNX Runtime reads in place."""
+
+    def __init__(self, sessions, inputs, new_tokens: int) -> None:
+        prefill_session, decode_session = sessions
+        OrtPrepared.__init__(self, prefill_session, {})
+        self.decode_session = decode_session
+        prompt, past_key, past_value = (t.numpy() for t in inputs)
+
+        def prefill(ids, key, value):
+            return prefill_session.run(None, {"input_ids": ids})
+
+        def decode(ids, key, value):
+            return decode_session.run(None, {"input_ids": ids, "past_key": key, "past_value": value})
+
+        self.init_generation(prefill, decode, prompt, past_key, past_value, new_tokens,
+                             concat=lambda parts: np.concatenate(parts, axis=1), to_numpy=np.asarray)
+
+    def step(self) -> None:
+        GenerativePrepared.step(self)
+
+    def outputs(self):
+        return GenerativePrepared.outputs(self)
+
+    def close(self) -> None:
+        OrtPrepared.close(self)
+        self.decode_session = None

@@ -11,6 +11,7 @@ float32 number. The effective precision is read back into the record.
 from __future__ import annotations
 
 from harness.errors import Unsupported
+from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
 from backends._host import cpu_device_facts
 
@@ -81,6 +82,9 @@ class OpenVinoBackend:
         import openvino
 
         core = openvino.Core()
+        if spec.dtype == "int8":
+            raise Unsupported("OpenVINO int8 needs NNCF weight compression, which bakeoff does not "
+                              "drive yet; refusing rather than running float32")
         hint, capability = PRECISIONS[spec.dtype]
         capabilities = list(_property(core, spec.device, "OPTIMIZATION_CAPABILITIES") or [])
         if capability not in capabilities:
@@ -88,21 +92,32 @@ class OpenVinoBackend:
                 f"OpenVINO {spec.device} cannot compute in {spec.dtype} on this machine "
                 f"(capabilities: {', '.join(capabilities) or 'none reported'})"
             )
-        inputs = workload.example_inputs(spec.batch_size, "float32")
-        model = openvino.convert_model(workload.build_module("float32"), example_input=inputs)
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
         if spec.threads:
             config["INFERENCE_NUM_THREADS"] = spec.threads
-        compiled = core.compile_model(model, spec.device, config)
-        request = compiled.create_infer_request()
-        for index, tensor in enumerate(inputs):
-            request.set_input_tensor(index, openvino.Tensor(tensor.numpy()))
-        prepared = OpenVinoPrepared(request)
+        if getattr(workload, "generative", False):
+            # Dynamic-shape prefill and decode graphs: read the (cached) ONNX exports.
+            from backends.onnx_export import export_generative
+
+            graphs = export_generative(workload, "float32")
+            compiled = [core.compile_model(core.read_model(str(g.path)), spec.device, config) for g in graphs]
+            inputs = workload.example_inputs(spec.batch_size, "float32")
+            prepared = OpenVinoGenerativePrepared(compiled, inputs, workload.values["new_tokens"])
+            converter = "openvino.Core.read_model(ONNX prefill + decode graphs)"
+        else:
+            inputs = workload.example_inputs(spec.batch_size, "float32")
+            model = openvino.convert_model(workload.build_module("float32"), example_input=inputs)
+            compiled = [core.compile_model(model, spec.device, config)]
+            request = compiled[0].create_infer_request()
+            for index, tensor in enumerate(inputs):
+                request.set_input_tensor(index, openvino.Tensor(tensor.numpy()))
+            prepared = OpenVinoPrepared(request)
+            converter = "openvino.convert_model(torch.nn.Module)"
         prepared.details = {
-            "converter": "openvino.convert_model(torch.nn.Module)",
-            "inference_precision": _type_name(compiled.get_property("INFERENCE_PRECISION_HINT")),
-            "inference_num_threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
-            "performance_hint": str(compiled.get_property("PERFORMANCE_HINT")),
+            "converter": converter,
+            "inference_precision": _type_name(compiled[0].get_property("INFERENCE_PRECISION_HINT")),
+            "inference_num_threads": int(compiled[0].get_property("INFERENCE_NUM_THREADS")),
+            "performance_hint": str(compiled[0].get_property("PERFORMANCE_HINT")),
         }
         return prepared
 
@@ -124,3 +139,39 @@ class OpenVinoPrepared(Prepared):
 
     def close(self) -> None:
         self.request = None
+
+
+class OpenVinoGenerativePrepared(GenerativePrepared, Prepared):
+    """Greedy generation on compiled prefill and decode graphs.
+
+    Decode alternates between two infer requests: each step reads the KV cache
+    from the *other* request's output buffers, which stay untouched until that
+    request runs again, so the cache is never copied and never aliased.
+    """
+
+    def __init__(self, compiled, inputs, new_tokens: int) -> None:
+        import numpy as np
+
+        Prepared.__init__(self)
+        prefill_model, decode_model = compiled
+        prefill_request = prefill_model.create_infer_request()
+        decode_requests = [decode_model.create_infer_request(), decode_model.create_infer_request()]
+        turn = [0]
+        prompt, past_key, past_value = (t.numpy() for t in inputs)
+
+        def prefill(ids, key, value):
+            return prefill_request.infer({"input_ids": ids}, share_inputs=True).to_tuple()
+
+        def decode(ids, key, value):
+            request = decode_requests[turn[0]]
+            turn[0] ^= 1
+            return request.infer({"input_ids": ids, "past_key": key, "past_value": value},
+                                 share_inputs=True).to_tuple()
+
+        self.requests = [prefill_request, *decode_requests]
+        self.init_generation(prefill, decode, prompt, past_key, past_value, new_tokens,
+                             concat=lambda parts: np.concatenate([np.array(p) for p in parts], axis=1),
+                             to_numpy=lambda a: np.array(a, copy=True))
+
+    def close(self) -> None:
+        self.requests = None

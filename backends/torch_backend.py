@@ -13,6 +13,7 @@ import importlib.util
 from typing import Any
 
 from harness.errors import Unsupported
+from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
 from backends._host import cpu_device_facts
 
@@ -106,7 +107,25 @@ class TorchBackend:
             if "not implemented" in str(exc).lower() or "unsupported" in str(exc).lower():
                 raise Unsupported(f"torch {device}: {exc}") from exc
             raise
+        if spec.dtype == "int8":
+            module = _quantize_dynamic(torch, module, device, workload.name)
+        if getattr(workload, "generative", False):
+            return TorchGenerativePrepared(torch, module, inputs, device, module_api,
+                                           workload.values["new_tokens"])
         return TorchPrepared(torch, module, inputs, device, module_api)
+
+
+def _quantize_dynamic(torch, module, device, workload_name: str):
+    """int8 dynamic quantization of every ``nn.Linear`` (weights int8, activations
+    quantized per batch). Refuses rather than silently running float32."""
+    if device.type != "cpu":
+        raise Unsupported(f"torch dynamic int8 quantization runs on the CPU only, not {device}")
+    quantized = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+    count = sum(1 for m in quantized.modules() if type(m).__module__.startswith("torch.ao.nn.quantized"))
+    if count == 0:
+        raise Unsupported(f"int8 dynamic quantization found no Linear layers in {workload_name!r}; "
+                          "it would run in float32")
+    return quantized
 
 
 class TorchPrepared(Prepared):
@@ -142,3 +161,26 @@ class TorchPrepared(Prepared):
         self.module = self.inputs = self.output = None
         if self.module_api is not None and hasattr(self.module_api, "empty_cache"):
             self.module_api.empty_cache()
+
+
+class TorchGenerativePrepared(GenerativePrepared, TorchPrepared):
+    """Greedy generation with the module's functional KV cache, in eager torch."""
+
+    def __init__(self, torch, module, inputs, device, module_api, new_tokens: int) -> None:
+        TorchPrepared.__init__(self, torch, module, inputs, device, module_api)
+        prompt, past_key, past_value = inputs
+
+        def call(ids, key, value):
+            with torch.inference_mode():
+                return module(ids, key, value)
+
+        self.init_generation(call, call, prompt, past_key, past_value, new_tokens,
+                             concat=lambda parts: torch.cat(parts, dim=1),
+                             to_numpy=lambda t: t.detach().cpu().float().numpy()
+                             if t.is_floating_point() else t.detach().cpu().numpy())
+
+    def step(self) -> None:
+        GenerativePrepared.step(self)
+
+    def outputs(self):
+        return GenerativePrepared.outputs(self)

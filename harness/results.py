@@ -99,6 +99,7 @@ def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str
         **outcome.to_dict(),
         "stats": None,
         "throughput": None,
+        "tokens": None,
         "warnings": [],
     }
     measurement = outcome.measurement
@@ -128,6 +129,16 @@ def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str
                 f"after {stopping['max_duration_s']:g} s" if achieved is not None else
                 "CI target not reached: too few samples for an interval"
             )
+        if measurement.token_offsets_ns:
+            from harness.generation import token_metrics
+
+            spec_batch = spec.batch_size
+            record["tokens"] = token_metrics([list(m) for m in measurement.token_offsets_ns], spec_batch)
+            model = (outcome.details or {}).get("model") or {}
+            decode = record["tokens"].get("decode_tokens_per_s")
+            if decode and model.get("bytes_per_decode_step"):
+                # Decode streams the weights and the KV cache once per step.
+                record["tokens"]["decode_bytes_per_s"] = decode["value"] / spec_batch * model["bytes_per_decode_step"]
         parity = outcome.parity or {}
         if parity.get("passed") is False:
             record["warnings"].insert(0, f"parity FAILED vs {parity.get('reference', 'reference')}: "
@@ -374,6 +385,13 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         metric_value=((record.get("scenario") or {}).get("metric") or {}).get("value"),
         metric_unit=((record.get("scenario") or {}).get("metric") or {}).get("unit"),
         ci_target_reached=(record.get("stopping") or {}).get("target_reached"),
+        ttft_s=((record.get("tokens") or {}).get("ttft") or {}).get("median_s"),
+        tpot_s=((record.get("tokens") or {}).get("tpot") or {}).get("median_s"),
+        itl_p99_s=((record.get("tokens") or {}).get("itl") or {}).get("p99_s"),
+        e2e_s=((record.get("tokens") or {}).get("e2e") or {}).get("median_s"),
+        output_tokens_per_s=((record.get("tokens") or {}).get("output_tokens_per_s") or {}).get("value"),
+        decode_tokens_per_s=((record.get("tokens") or {}).get("decode_tokens_per_s") or {}).get("value"),
+        decode_bytes_per_s=(record.get("tokens") or {}).get("decode_bytes_per_s"),
         parity_passed=(record.get("parity") or {}).get("passed"),
         parity_max_abs_error=(record.get("parity") or {}).get("max_abs_error"),
         parity_max_rel_error=(record.get("parity") or {}).get("max_rel_error"),

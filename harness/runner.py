@@ -52,12 +52,16 @@ class Measurement:
     host_latencies_ns: tuple[int, ...] | None = None
     harness_overhead_ns: float | None = None
     elapsed_ns: int | None = None
+    #: Token-streaming workloads: per request, each token's ns offset from the request's start.
+    token_offsets_ns: tuple[tuple[int, ...], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["latencies_ns"] = list(self.latencies_ns)
         if self.host_latencies_ns is not None:
             data["host_latencies_ns"] = list(self.host_latencies_ns)
+        if self.token_offsets_ns is not None:
+            data["token_offsets_ns"] = [list(marks) for marks in self.token_offsets_ns]
         return data
 
     @classmethod
@@ -71,6 +75,8 @@ class Measurement:
             host_latencies_ns=tuple(int(v) for v in host) if host is not None else None,
             harness_overhead_ns=data.get("harness_overhead_ns"),
             elapsed_ns=data.get("elapsed_ns"),
+            token_offsets_ns=(tuple(tuple(int(v) for v in marks) for marks in data["token_offsets_ns"])
+                              if data.get("token_offsets_ns") is not None else None),
         )
 
 
@@ -205,6 +211,13 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Out
         except Exception:  # noqa: BLE001 - a failing close must not hide the measurement
             pass
     parity = check_parity(workload, spec, outputs)
+    if hasattr(workload, "bytes_per_decode_step"):
+        details.setdefault("model", {
+            "parameters": workload.parameter_count(),
+            "active_parameters": getattr(workload, "active_parameter_count", workload.parameter_count)(),
+            "weight_bytes": workload.weight_bytes(spec.dtype),
+            "bytes_per_decode_step": workload.bytes_per_decode_step(spec.batch_size, spec.dtype),
+        })
     sampling = result.sampling
     measurement = Measurement(
         latencies_ns=tuple(sampling.latencies_ns),
@@ -214,6 +227,8 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Out
         host_latencies_ns=tuple(sampling.host_latencies_ns) if sampling.host_latencies_ns else None,
         harness_overhead_ns=overhead,
         elapsed_ns=sampling.elapsed_ns,
+        token_offsets_ns=(tuple(tuple(marks) for marks in sampling.token_offsets_ns)
+                          if sampling.token_offsets_ns is not None else None),
     )
     return Outcome(
         status=OK,

@@ -127,6 +127,8 @@ class Sampling:
     stop_reason: str
     target_reached: bool | None
     achieved_ci: float | None
+    #: For token-streaming workloads: per sample, each token's time from the sample's start.
+    token_offsets_ns: list[list[int]] | None = None
 
 
 def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) -> Sampling:
@@ -142,15 +144,30 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
         step()
         synchronize()
     device_timer = prepared.device_timer()
+    streaming = getattr(prepared, "step_streaming", None)
     now = timebase.now
     latencies: list[int] = []
+    token_offsets: list[list[int]] | None = [] if streaming is not None else None
     host: list[int] | None = [] if device_timer is not None else None
     start = now()
     next_check = max(stopping.min_iterations, 6)
     target_reached: bool | None = None
     achieved: float | None = None
     while True:
-        if device_timer is None:
+        if streaming is not None:
+            # One sample is one request; ``mark`` syncs and timestamps each token.
+            marks: list[int] = []
+
+            def mark() -> None:
+                synchronize()
+                marks.append(now())
+
+            t0 = now()
+            streaming(mark)
+            synchronize()
+            latencies.append(now() - t0)
+            token_offsets.append([m - t0 for m in marks])
+        elif device_timer is None:
             t0 = now()
             step()
             synchronize()
@@ -196,6 +213,7 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
         stop_reason=reason,
         target_reached=target_reached,
         achieved_ci=achieved,
+        token_offsets_ns=token_offsets,
     )
 
 
