@@ -121,9 +121,21 @@ def export_module(module, inputs, *, stem: str, identity: dict, input_names, out
     return ExportedModel(target, False, exporter, time.perf_counter() - start, digest)
 
 
+def _source_digest(obj) -> str:
+    """Hash of the source file defining ``obj``'s class: a code change must never reuse a stale graph."""
+    import inspect
+    import sys
+
+    try:
+        source = inspect.getsource(sys.modules[type(obj).__module__])
+    except (OSError, TypeError, KeyError):
+        return "unknown-source"
+    return hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
+
+
 def _identity(workload, dtype: str) -> dict:
     return {"workload": f"{type(workload).__module__}.{type(workload).__qualname__}",
-            "params": workload.values, "dtype": dtype}
+            "source": _source_digest(workload), "params": workload.values, "dtype": dtype}
 
 
 def export_onnx(workload, dtype: str, batch_size: int, directory: Path | None = None) -> ExportedModel:

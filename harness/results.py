@@ -249,6 +249,7 @@ class RunStore:
 
     def write(self, spec: BenchmarkSpec, outcome: Outcome) -> dict[str, Any]:
         record = build_record(self.run_id, spec, outcome)
+        record["host"] = (self.manifest.get("host") or {}).get("hostname")
         atomic_write_json(self.record_path(spec), record)
         return record
 
@@ -350,6 +351,7 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     measurement = record.get("measurement") or {}
     row: dict[str, Any] = {
         "run_id": record.get("run_id"),
+        "host": record.get("host"),
         "key": record.get("key"),
         "backend": spec.get("backend"),
         "device": spec.get("device"),
@@ -435,7 +437,17 @@ def load(*paths: Path | str) -> "pandas.DataFrame":
     """
     import pandas as pd
 
-    rows = [record_to_row(r) for r in load_records(*paths)]
+    from harness.roofline import read_ceilings, roofline_fraction
+
+    records = load_records(*paths)
+    ceilings = read_ceilings(records)
+    rows = []
+    for record in records:
+        row = record_to_row(record)
+        roofline = roofline_fraction(record, ceilings)
+        row["roofline_bandwidth_Bps"] = roofline[1] if roofline else None
+        row["roofline_fraction"] = roofline[0] if roofline else None
+        rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=list(record_to_row({"spec": {}}).keys()))

@@ -130,7 +130,10 @@ def results_table(records: Iterable[Mapping[str, Any]], title: str = "Results") 
     validity rule. The scenario and metric columns appear only when some
     record is not single-stream (whose metric, p90, is already shown).
     """
+    from harness.roofline import read_ceilings, roofline_fraction
+
     records = list(records)
+    ceilings = read_ceilings(records)
     table = Table(title=title, title_justify="left")
     only_single_stream = all(r["spec"].get("scenario", "single-stream") == "single-stream" for r in records)
     columns = [c for c in RESULT_COLUMNS if not (only_single_stream and c in ("scenario", "metric"))]
@@ -142,6 +145,12 @@ def results_table(records: Iterable[Mapping[str, Any]], title: str = "Results") 
     for record in records:
         cells = record_cells(record)
         note = cells.pop("notes")
+        roofline = roofline_fraction(record, ceilings)
+        if roofline:
+            tokens = record["tokens"]["decode_tokens_per_s"]
+            decode = f"decode {format_rate(tokens['value'], 'token/s')}, {roofline[0]:.0%} of the membw read " \
+                     f"roofline ({format_rate(roofline[1], 'B/s')})"
+            note = f"{decode}; {note}" if note else decode
         if note:
             where = f"{cells['backend']}/{cells['device']} {cells['workload']} {cells['dtype']} b{cells['batch']}"
             if not only_single_stream:

@@ -125,6 +125,7 @@ def test_onnx_export_is_checked_and_cached_by_content(registry, tmp_path):
     workload = registry.workload("mlp", {"hidden": 16, "layers": 1})
     first = export_onnx(workload, "float32", 2, directory=tmp_path)
     assert not first.cache_hit and first.export_s > 0
+    assert first.path.name == "model.onnx" and first.path.parent.name.startswith("mlp-float32-b2-")
     onnx.checker.check_model(str(first.path))
     again = export_onnx(workload, "float32", 2, directory=tmp_path)
     assert again.cache_hit and again.path == first.path
@@ -137,3 +138,13 @@ def test_onnx_export_is_checked_and_cached_by_content(registry, tmp_path):
 
     reseeded = Reseeded(**workload.values)
     assert export_onnx(reseeded, "float32", 2, directory=tmp_path).content_hash != first.content_hash
+
+
+def test_onnx_export_cache_key_covers_the_workload_source(registry, tmp_path, monkeypatch):
+    """Editing a workload's code must not reuse a graph exported from the old code."""
+    import backends.onnx_export as onnx_export
+
+    workload = registry.workload("mlp", {"hidden": 16, "layers": 1})
+    first = export_onnx(workload, "float32", 1, directory=tmp_path)
+    monkeypatch.setattr(onnx_export, "_source_digest", lambda obj: "edited-source")
+    assert export_onnx(workload, "float32", 1, directory=tmp_path).content_hash != first.content_hash
