@@ -7,6 +7,7 @@ silent fallback to the CPU can never be reported as accelerator numbers.
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -77,7 +78,11 @@ class OnnxRuntimeBackend:
         # int8: export float32, then quantize the weights with quantize_dynamic.
         export_dtype = "float32" if spec.dtype == "int8" else spec.dtype
         generative = getattr(workload, "generative", False)
-        if generative:
+        if getattr(workload, "onnx_only", False):
+            from backends.onnx_export import ExportedModel
+
+            exported = [ExportedModel(workload.path, True, "user-supplied ONNX file", 0.0, "")]
+        elif generative:
             exported = list(export_generative(workload, export_dtype))
         else:
             exported = [export_onnx(workload, export_dtype, spec.batch_size)]
@@ -101,7 +106,11 @@ class OnnxRuntimeBackend:
         if used[0] != provider:
             raise RuntimeError(f"session fell back to {used} instead of {provider}")
         inputs = workload.example_inputs(spec.batch_size, export_dtype)
-        if generative:
+        if getattr(workload, "onnx_only", False):
+            names = [meta.name for meta in sessions[0].get_inputs()]
+            feeds = {name: tensor.numpy() for name, tensor in zip(workload.input_names, inputs)}
+            prepared = OrtPrepared(sessions[0], {name: feeds[name] for name in names})
+        elif generative:
             prepared = OrtGenerativePrepared(sessions, inputs, workload.values["new_tokens"])
         else:
             feeds = {
@@ -133,10 +142,16 @@ def quantize_int8(path, workload_name: str):
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from backends.onnx_export import cache_dir
+
     source = Path(path)
-    target = source.with_name("model.int8.onnx")
+    stat = source.stat()
+    key = hashlib.blake2b(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode(), digest_size=12)
+    folder = cache_dir() / "onnx-int8" / key.hexdigest()  # never written beside a user's own file
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "model.int8.onnx"
     if not target.exists():
-        staging = source.with_name(f".model.int8.{os.getpid()}.onnx")
+        staging = folder / f".model.int8.{os.getpid()}.onnx"
         quantize_dynamic(str(source), str(staging), weight_type=QuantType.QInt8, use_external_data_format=True)
         # The external weight file keeps its staging name; the model refers to it by that name.
         os.replace(staging, target)

@@ -106,13 +106,19 @@ class OpenVinoBackend:
             converter = "openvino.Core.read_model(ONNX prefill + decode graphs)"
         else:
             inputs = workload.example_inputs(spec.batch_size, "float32")
-            model = openvino.convert_model(workload.build_module("float32"), example_input=inputs)
+            if getattr(workload, "onnx_only", False):
+                model = core.read_model(str(workload.path))
+                converter = "openvino.Core.read_model(user-supplied ONNX file)"
+            else:
+                model = openvino.convert_model(workload.build_module("float32"), example_input=inputs)
+                converter = "openvino.convert_model(torch.nn.Module)"
             compiled = [core.compile_model(model, spec.device, config)]
             request = compiled[0].create_infer_request()
-            for index, tensor in enumerate(inputs):
+            by_name = dict(zip(workload.input_names, inputs))
+            for index, port in enumerate(compiled[0].inputs):
+                tensor = by_name.get(port.get_any_name(), inputs[index]) if port.get_names() else inputs[index]
                 request.set_input_tensor(index, openvino.Tensor(tensor.numpy()))
             prepared = OpenVinoPrepared(request)
-            converter = "openvino.convert_model(torch.nn.Module)"
         prepared.details = {
             "converter": converter,
             "inference_precision": _type_name(compiled[0].get_property("INFERENCE_PRECISION_HINT")),

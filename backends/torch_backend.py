@@ -93,6 +93,8 @@ class TorchBackend:
         return [cpu, *_accelerator_devices(torch)]
 
     def prepare(self, workload, spec) -> Prepared:
+        if getattr(workload, "onnx_only", False):
+            raise Unsupported("an ONNX model file runs on ONNX-capable backends (onnxruntime, openvino), not torch")
         torch = _import_torch()
         device = torch.device(spec.device)
         if spec.threads:

@@ -228,8 +228,25 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
                           ("batch_sizes", "batch_sizes"), ("scenarios", "scenarios")):
         if options[option]:
             changes[field] = tuple(options[option])
-    if options["param_items"]:
-        changes["params"] = request.params + parse_param_assignments(options["param_items"])
+    extra_params = list(parse_param_assignments(options["param_items"]))
+    if options["preset"]:
+        extra_params.append(("preset", options["preset"]))
+    workloads = list(changes.get("workloads", request.workloads))
+    if options["model"] or options["model_factory"]:
+        if not options["model_inputs"]:
+            raise UserError("--model and --model-factory need --input NAME:SHAPE:DTYPE for each model input")
+        inputs = ";".join(options["model_inputs"])
+        if options["model"]:
+            workloads.append("onnx-model")
+            extra_params += [("onnx-model.path", str(options["model"])), ("onnx-model.inputs", inputs)]
+        if options["model_factory"]:
+            workloads.append("torch-model")
+            extra_params += [("torch-model.factory", options["model_factory"]), ("torch-model.inputs", inputs)]
+        changes["workloads"] = tuple(workloads)
+    elif options["model_inputs"]:
+        raise UserError("--input describes the inputs of --model or --model-factory; give one of them")
+    if extra_params:
+        changes["params"] = request.params + tuple(extra_params)
     for option in ("threads", "timeout_s"):
         if given(option):
             changes[option] = options[option]
@@ -267,7 +284,8 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
     return replace(request, **changes)
 
 
-SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items", "dtypes", "batch_sizes",
+SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items", "preset", "model",
+                 "model_factory", "model_inputs", "dtypes", "batch_sizes",
                  "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
                  "target_ci", "qps", "latency_slo_ms", "find_max_qps", "min_queries", "threads",
                  "timeout_s", "memory_limit", "config")
@@ -282,8 +300,16 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
               help="Only these devices (repeatable), e.g. cpu, cuda:0, CPUExecutionProvider.")
 @click.option("-p", "--param", "param_items", multiple=True, metavar="KEY=VALUE",
               help="Workload parameter (repeatable); WORKLOAD.KEY=VALUE targets one workload.")
+@click.option("--preset", default=None, metavar="NAME",
+              help="Model preset, e.g. qwen2.5-0.5b (same as -p preset=NAME).")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Benchmark your own ONNX file on the ONNX-capable backends (needs --input).")
+@click.option("--model-factory", default=None, metavar="MODULE:FUNCTION",
+              help="Benchmark the torch module FUNCTION() returns, on every backend (needs --input).")
+@click.option("--input", "model_inputs", multiple=True, metavar="NAME:SHAPE:DTYPE",
+              help="An input of --model/--model-factory, e.g. input_ids:1x128:int64 (repeatable).")
 @click.option("--dtype", "dtypes", multiple=True, metavar="DTYPE",
-              help="float32 (default), float16 or bfloat16 (repeatable).")
+              help="float32 (default), float16, bfloat16 or int8 (repeatable).")
 @click.option("--batch-size", "batch_sizes", multiple=True, type=int, metavar="N",
               help="Batch size (repeatable). Default: 1; offline: 1, 8, 32.")
 @click.option("-s", "--scenario", "scenarios", multiple=True,
@@ -339,6 +365,8 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
       bakeoff run -b torch -b onnxruntime -b openvino -w gemm
       bakeoff run -w mlp --dtype float32 --dtype bfloat16 -s offline
       bakeoff run -b onnxruntime -w mlp -s server --find-max-qps --latency-slo-ms 5
+      bakeoff run -w llm --preset qwen2.5-0.5b -b torch --dtype bfloat16
+      bakeoff run --model my.onnx --input input_ids:1x128:int64 --input attention_mask:1x128:int64
       bakeoff run --config docs/sweep.example.toml
       bakeoff run --resume 20261130-101500-ab12
     """

@@ -256,6 +256,9 @@ class Workload(abc.ABC):
     output_names: ClassVar[tuple[str, ...]] = ("output",)
     #: Seed for weights and inputs, so every backend sees identical numbers.
     seed: ClassVar[int] = 0
+    #: Whether a run that names no workloads includes this one (False for
+    #: workloads that need user input, such as a model file).
+    default_sweep: ClassVar[bool] = True
 
     def __init__(self, **values: Any) -> None:
         declared = {p.name: p for p in self.params}

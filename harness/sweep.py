@@ -190,8 +190,8 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
     else:
         for name in registry.workload_names():
             try:
-                registry.workload_class(name)
-                workload_names.append(name)
+                if registry.workload_class(name).default_sweep:
+                    workload_names.append(name)
             except RuntimeError as exc:
                 notes.append(f"workload {name!r} skipped: {exc}")
     params = _workload_params(registry, workload_names, dict(request.params))
