@@ -211,6 +211,8 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Out
         except Exception:  # noqa: BLE001 - a failing close must not hide the measurement
             pass
     parity = check_parity(workload, spec, outputs)
+    if hasattr(workload, "describe"):
+        details.setdefault("workload", workload.describe())
     if hasattr(workload, "bytes_per_decode_step"):
         details.setdefault("model", {
             "parameters": workload.parameter_count(),

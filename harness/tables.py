@@ -86,7 +86,7 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
             tscale, _ = si_scale(throughput["value"])
             interval = format_interval(throughput.get("ci_low"), throughput.get("ci_high"), tscale)
             cells["throughput"] = f"{format_rate(throughput['value'], throughput['unit'])} {interval}".strip()
-        cells["notes"] = "; ".join(record.get("warnings") or [])
+        cells["notes"] = "; ".join(filter(None, [token_summary(record), *(record.get("warnings") or [])]))
         scenario = record.get("scenario") or {}
         if scenario:
             cells["metric"] = format_metric(scenario.get("metric") or {})
@@ -97,6 +97,24 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
     else:
         cells["notes"] = record.get("reason") or ""
     return cells
+
+
+def token_summary(record: Mapping[str, Any]) -> str:
+    """``TTFT 136 ms [133, 148], TPOT 80 ms [78, 83], decode 12.5 token/s [12.1, 12.8]`` for LLM records."""
+    tokens = record.get("tokens") or {}
+    parts = []
+    for name in ("ttft", "tpot"):
+        stats = tokens.get(name)
+        if stats:
+            scale, _ = _time_scale(stats["median_s"])
+            interval = format_interval(stats.get("median_ci_low_s"), stats.get("median_ci_high_s"), scale)
+            parts.append(f"{name.upper()} {format_seconds(stats['median_s'])} {interval}".strip())
+    decode = tokens.get("decode_tokens_per_s")
+    if decode:
+        scale, _ = si_scale(decode["value"])
+        interval = format_interval(decode.get("ci_low"), decode.get("ci_high"), scale)
+        parts.append(f"decode {format_rate(decode['value'], 'token/s')} {interval}".strip())
+    return ", ".join(parts)
 
 
 def format_metric(metric: Mapping[str, Any]) -> str:
@@ -147,10 +165,8 @@ def results_table(records: Iterable[Mapping[str, Any]], title: str = "Results") 
         note = cells.pop("notes")
         roofline = roofline_fraction(record, ceilings)
         if roofline:
-            tokens = record["tokens"]["decode_tokens_per_s"]
-            decode = f"decode {format_rate(tokens['value'], 'token/s')}, {roofline[0]:.0%} of the membw read " \
-                     f"roofline ({format_rate(roofline[1], 'B/s')})"
-            note = f"{decode}; {note}" if note else decode
+            share = f"decode at {roofline[0]:.0%} of the membw read roofline ({format_rate(roofline[1], 'B/s')})"
+            note = f"{note}; {share}" if note else share
         if note:
             where = f"{cells['backend']}/{cells['device']} {cells['workload']} {cells['dtype']} b{cells['batch']}"
             if not only_single_stream:

@@ -80,3 +80,17 @@ def test_invalid_results_are_marked_and_scenario_columns_appear_when_needed():
     text = render([record])
     assert "server" in text and "40 QPS" in text
     assert "invalid server result: p99 latency 9 ms > SLO 5 ms" in text
+
+
+def test_llm_records_show_ttft_tpot_and_decode_rate_with_intervals():
+    from harness.tables import token_summary
+
+    ms = 1_000_000
+    spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="llm")
+    offsets = tuple((100 * ms + i * ms, 110 * ms + i * ms, 120 * ms + i * ms) for i in range(10))
+    outcome = Outcome(status="ok", unit="token", work_per_step=3.0,
+                      measurement=Measurement(tuple(o[-1] for o in offsets), 0, "fake", 1.0, token_offsets_ns=offsets))
+    summary = token_summary(build_record("r", spec, outcome))
+    # TTFT medians 104.5 ms; TPOT is exactly 10 ms; decode = 1 / 10 ms = 100 token/s
+    assert summary.startswith("TTFT 104 ms [")
+    assert "TPOT 10 ms [10, 10]" in summary and "decode 100 token/s [100, 100]" in summary
