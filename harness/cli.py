@@ -280,6 +280,10 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
         server = replace(server, find_max_qps=options["find_max_qps"])
     if given("min_queries"):
         server = replace(server, min_queries=options["min_queries"])
+    if given("ttft_bound_ms"):
+        server = replace(server, ttft_bound_s=options["ttft_bound_ms"] / 1e3)
+    if given("tpot_bound_ms"):
+        server = replace(server, tpot_bound_s=options["tpot_bound_ms"] / 1e3)
     changes["server"] = server
     return replace(request, **changes)
 
@@ -287,7 +291,8 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
 SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items", "preset", "model",
                  "model_factory", "model_inputs", "dtypes", "batch_sizes",
                  "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
-                 "target_ci", "qps", "latency_slo_ms", "find_max_qps", "min_queries", "threads",
+                 "target_ci", "qps", "latency_slo_ms", "find_max_qps", "min_queries", "ttft_bound_ms",
+                 "tpot_bound_ms", "threads",
                  "timeout_s", "memory_limit", "config")
 
 
@@ -333,6 +338,10 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--find-max-qps", is_flag=True, help="Server scenario: search the highest QPS that meets the SLO.")
 @click.option("--min-queries", type=click.IntRange(min=1), default=1000, metavar="N",
               help="Server scenario: minimum query count. Default: 1000.")
+@click.option("--ttft-bound-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
+              help="Server scenario, LLM workloads: p99 time-to-first-token bound.")
+@click.option("--tpot-bound-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
+              help="Server scenario, LLM workloads: p99 time-per-output-token bound.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Threads per benchmark. Default: every usable core.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=600.0,

@@ -137,6 +137,8 @@ class ServerTrial:
     p99_s: float
     valid: bool
     reason: str
+    #: Token-streaming workloads: per query, each token's ns offset from its *arrival*.
+    token_offsets_ns: list[list[int]] | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -161,7 +163,8 @@ def run_server_trial(
     slo_ns = settings.latency_slo_s * 1e9
     allowed_violations = math.ceil(0.01 * len(offsets))
     give_up_ns = 2 * offsets[-1] + min(10 * slo_ns, 60e9)
-    latencies, waits = [], []
+    streaming = getattr(prepared, "step_streaming", None)
+    latencies, waits, token_offsets = [], [], []
     violations = 0
     base = now()
     overloaded = stopped_early = False
@@ -170,7 +173,17 @@ def run_server_trial(
         if now() < arrival:
             timebase.sleep_until(arrival)
         started = now()
-        step()
+        if streaming is None:
+            step()
+        else:  # token-streaming workloads: timestamp every token, from the arrival
+            marks: list[int] = []
+
+            def mark() -> None:
+                synchronize()
+                marks.append(now() - arrival)
+
+            streaming(mark)
+            token_offsets.append(marks)
         synchronize()
         finished = now()
         latencies.append(finished - arrival)
@@ -201,8 +214,41 @@ def run_server_trial(
             f"p99 latency {p99 * 1e3:.4g} ms <= SLO {settings.latency_slo_s * 1e3:.4g} ms "
             f"over {len(latencies)} queries, {scheduled_s:.3g} s"
         )
+    token_bounds = check_token_bounds(token_offsets, settings)
+    if token_bounds is not None and not stopped_early and not overloaded:
+        bounds_ok, bounds_reason = token_bounds
+        valid = valid and bounds_ok
+        reason = f"{reason}; {bounds_reason}" if valid or not bounds_ok else reason
     return ServerTrial(qps, latencies, waits, offsets[len(latencies) - 1], elapsed, len(latencies),
-                       len(offsets), p99, valid, reason)
+                       len(offsets), p99, valid, reason, token_offsets or None)
+
+
+def check_token_bounds(token_offsets: list[list[int]], settings: ServerSettings) -> tuple[bool, str] | None:
+    """MLPerf's LLM server constraints: p99 TTFT and p99 TPOT within their bounds.
+
+    TTFT counts from the query's arrival, so queueing delay is included.
+    Returns ``None`` when no bound is set; bounds set for a workload that
+    streams no tokens make the run invalid rather than silently unchecked.
+    """
+    bounds = [(name, bound) for name, bound in (("TTFT", settings.ttft_bound_s), ("TPOT", settings.tpot_bound_s))
+              if bound is not None]
+    if not bounds:
+        return None
+    if not token_offsets:
+        return False, "TTFT/TPOT bounds set, but this workload streams no tokens"
+    samples = {
+        "TTFT": sorted(marks[0] for marks in token_offsets),
+        "TPOT": sorted((marks[-1] - marks[0]) / (len(marks) - 1) for marks in token_offsets if len(marks) > 1),
+    }
+    problems, checks = [], []
+    for name, bound in bounds:
+        if not samples[name]:
+            problems.append(f"no {name} samples")
+            continue
+        p99 = percentile(samples[name], 99) / 1e9
+        text = f"p99 {name} {p99 * 1e3:.4g} ms {'<=' if p99 <= bound else '>'} bound {bound * 1e3:.4g} ms"
+        (checks if p99 <= bound else problems).append(text)
+    return (not problems), "; ".join(problems or checks)
 
 
 def estimate_service_s(prepared: Prepared, timebase: Timebase, steps: int = 20) -> float:
@@ -272,7 +318,7 @@ def run_server(
         latencies_ns=chosen.latencies_ns, host_latencies_ns=None, timer=timebase.name,
         timer_resolution_ns=timebase.resolution_ns, elapsed_ns=chosen.elapsed_ns,
         stop_reason=f"{chosen.completed} Poisson arrivals at {chosen.qps:.4g} QPS served",
-        target_reached=None, achieved_ci=None,
+        target_reached=None, achieved_ci=None, token_offsets_ns=chosen.token_offsets_ns,
     )
     achieved_qps = chosen.completed / (chosen.elapsed_ns / 1e9) if chosen.elapsed_ns else None
     extra = {

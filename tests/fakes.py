@@ -76,3 +76,21 @@ class FixedDeviceTimer:
     def elapsed_ns(self) -> int:
         self.calls.append("elapsed")
         return self.device_ns
+
+
+class FakeStreamingDevice(FakeDevice):
+    """A fake LLM: the prefill costs ``first_ns``, then each further token ``per_token_ns``."""
+
+    def __init__(self, timebase: FakeTimebase, first_ns: int, per_token_ns: int, tokens: int) -> None:
+        super().__init__(timebase, constant(0))
+        self.first_ns, self.per_token_ns, self.tokens = first_ns, per_token_ns, tokens
+
+    def step_streaming(self, mark) -> None:
+        self.timebase.t += self.first_ns
+        mark()
+        for _ in range(self.tokens - 1):
+            self.timebase.t += self.per_token_ns
+            mark()
+
+    def step(self) -> None:
+        self.step_streaming(lambda: None)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from fakes import FakeDevice, FakeTimebase, constant
+from fakes import FakeDevice, FakeStreamingDevice, FakeTimebase, constant
 from harness.scenarios import (
     ServerSettings,
     find_max_qps,
@@ -150,3 +150,35 @@ def test_offline_throughput_is_work_over_busy_time():
     assert result.throughput["value"] == pytest.approx(32 / 0.003)
     assert result.throughput["ci_low"] < result.throughput["value"] < result.throughput["ci_high"]
     assert result.metric["name"] == "throughput"
+
+
+def test_llm_server_checks_ttft_and_tpot_bounds_from_arrival():
+    """A fake LLM: 20 ms prefill, then 5 ms per token, 8 tokens: E2E 55 ms per query."""
+    clock = FakeTimebase()
+    device = FakeStreamingDevice(clock, first_ns=20 * MS, per_token_ns=5 * MS, tokens=8)
+    met = ServerSettings(target_qps=2, latency_slo_s=1.0, min_queries=50, min_duration_s=0,
+                         ttft_bound_s=0.2, tpot_bound_s=0.006)
+    trial = run_server_trial(device, 2, met, clock)
+    assert trial.valid, trial.reason
+    assert "p99 TPOT 5 ms <= bound 6 ms" in trial.reason and "<= bound 200 ms" in trial.reason
+    assert min(marks[0] for marks in trial.token_offsets_ns) == 20 * MS  # an idle server: TTFT is the prefill
+    assert all(marks[-1] - marks[0] == 35 * MS for marks in trial.token_offsets_ns)
+
+    too_tight = ServerSettings(target_qps=2, latency_slo_s=1.0, min_queries=50, min_duration_s=0,
+                               tpot_bound_s=0.004)
+    trial = run_server_trial(device, 2, too_tight, clock)
+    assert not trial.valid and "p99 TPOT 5 ms > bound 4 ms" in trial.reason
+
+    # near saturation queueing inflates TTFT (measured from arrival) but not TPOT
+    busy = ServerSettings(target_qps=15, latency_slo_s=10.0, min_queries=2000, min_duration_s=0,
+                          ttft_bound_s=0.025)
+    trial = run_server_trial(device, 15, busy, clock)
+    assert not trial.valid and "p99 TTFT" in trial.reason and "> bound 25 ms" in trial.reason
+
+
+def test_token_bounds_on_a_workload_without_tokens_are_not_silently_ignored():
+    clock = FakeTimebase()
+    settings = ServerSettings(target_qps=10, latency_slo_s=1.0, min_queries=20, min_duration_s=0,
+                              ttft_bound_s=0.1)
+    trial = run_server_trial(FakeDevice(clock, constant(MS)), 10, settings, clock)
+    assert not trial.valid and "streams no tokens" in trial.reason
