@@ -141,6 +141,8 @@ class TorchPrepared(Prepared):
             "threads": torch.get_num_threads(),
             "inference_mode": True,
         }
+        if module_api is not None:
+            self.details["device_memory_source"] = f"torch.{device.type}.max_memory_allocated"
 
     def step(self) -> None:
         with self.torch.inference_mode():

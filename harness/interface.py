@@ -286,6 +286,22 @@ class Workload(abc.ABC):
     def work_per_step(self, batch_size: int) -> float:
         """How many ``unit`` one step performs (e.g. FLOPs of one matmul)."""
 
+    def weight_bytes_with_source(self, dtype: str) -> tuple[int, str]:
+        """Bytes of the model's weights at ``dtype``, and how that was determined.
+
+        The default builds the module and counts unique parameters and buffers
+        (tied weights once) at the dtype's width; int8 counts one byte per
+        weight, ignoring the small per-channel scales.
+        """
+        module = self.build_module("float32")
+        seen, count = set(), 0
+        for tensor in [*module.parameters(), *module.buffers()]:
+            if id(tensor) not in seen and tensor.is_floating_point():
+                seen.add(id(tensor))
+                count += tensor.numel()
+        width = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}[dtype]
+        return count * width, f"{count} weights x {width} bytes ({dtype}), counted from the module"
+
     def reference_outputs(self, batch_size: int) -> list[Any] | None:
         """The reference answer: torch on the CPU in float32, same seed and inputs, as numpy.
 

@@ -248,8 +248,13 @@ class RunStore:
         return self.path / RECORDS_DIR / f"{spec.key()}.json"
 
     def write(self, spec: BenchmarkSpec, outcome: Outcome) -> dict[str, Any]:
+        from harness.telemetry.fingerprint import fingerprint, fingerprint_inputs
+
         record = build_record(self.run_id, spec, outcome)
-        record["host"] = (self.manifest.get("host") or {}).get("hostname")
+        host = self.manifest.get("host") or {}
+        record["host"] = host.get("hostname")
+        record["fingerprint_inputs"] = fingerprint_inputs(host, record)
+        record["fingerprint"] = fingerprint(record["fingerprint_inputs"])
         atomic_write_json(self.record_path(spec), record)
         return record
 
@@ -394,6 +399,16 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         output_tokens_per_s=((record.get("tokens") or {}).get("output_tokens_per_s") or {}).get("value"),
         decode_tokens_per_s=((record.get("tokens") or {}).get("decode_tokens_per_s") or {}).get("value"),
         decode_bytes_per_s=(record.get("tokens") or {}).get("decode_bytes_per_s"),
+        energy_joules=(record.get("energy") or {}).get("joules"),
+        energy_reason=(record.get("energy") or {}).get("reason"),
+        average_watts=(record.get("energy") or {}).get("average_watts"),
+        joules_per_unit=(record.get("energy") or {}).get(f"joules_per_{record.get('unit')}"),
+        host_peak_rss_bytes=(record.get("memory") or {}).get("host_peak_rss_bytes"),
+        host_peak_rss_sampled_bytes=(record.get("memory") or {}).get("host_peak_rss_sampled_bytes"),
+        device_peak_bytes=(record.get("memory") or {}).get("device_peak_bytes"),
+        weight_bytes=(record.get("memory") or {}).get("weight_bytes"),
+        cpu_cores_busy=(record.get("utilisation") or {}).get("cpu_cores_busy"),
+        fingerprint=record.get("fingerprint"),
         parity_passed=(record.get("parity") or {}).get("passed"),
         parity_max_abs_error=(record.get("parity") or {}).get("max_abs_error"),
         parity_max_rel_error=(record.get("parity") or {}).get("max_rel_error"),

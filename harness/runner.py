@@ -11,10 +11,13 @@ The timebase is injectable so every loop is tested with fake time.
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from harness.errors import Unsupported
 from harness.parity import compare
@@ -22,6 +25,7 @@ from harness.interface import Availability
 from harness.plugins import Registry, describe_exception
 from harness.scenarios import RUNNERS, SERVER, ScenarioResult
 from harness.spec import BenchmarkSpec
+from harness.telemetry.meters import default_meters, measure_energy
 from harness.timing import HOST, Timebase, harness_overhead_ns
 
 # Outcome statuses. Only "ok" outcomes carry a measurement and can be ranked.
@@ -103,6 +107,12 @@ class Outcome:
     throughput: dict[str, Any] | None = None
     #: Deviation from the workload's reference output and the pass/fail verdict.
     parity: dict[str, Any] | None = None
+    #: Joules, watts and joules per unit, or ``joules: None`` with the reason.
+    energy: dict[str, Any] | None = None
+    #: Host peak RSS, device peak memory and weight bytes, each with its source.
+    memory: dict[str, Any] | None = None
+    #: CPU cores busy during the scenario, and device utilisation where a meter reports it.
+    utilisation: dict[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
 
@@ -141,14 +151,15 @@ def _find_device(devices: list[Any], device: str) -> Any | None:
     return next((d for d in devices if d.device == device), None)
 
 
-def execute(spec: BenchmarkSpec, registry: Registry | None = None, *, timebase: Timebase = HOST) -> Outcome:
+def execute(spec: BenchmarkSpec, registry: Registry | None = None, *, timebase: Timebase = HOST,
+            meters: Callable[[str], list[Any]] = default_meters) -> Outcome:
     """Run one benchmark to an :class:`Outcome`. Exceptions never escape.
 
     (A crash of the interpreter itself, a signal or an out-of-memory kill,
     cannot be caught here; the subprocess launcher turns those into outcomes.)
     """
     started_at = utc_now()
-    outcome = _execute(spec, registry or Registry(), timebase)
+    outcome = _execute(spec, registry or Registry(), timebase, meters)
     outcome.started_at = started_at
     outcome.finished_at = utc_now()
     return outcome
@@ -159,7 +170,8 @@ def _failed_from(exc: BaseException, prefix: str) -> Outcome:
                           traceback=traceback.format_exc())
 
 
-def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Outcome:
+def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
+             meters: Callable[[str], list[Any]]) -> Outcome:
     try:
         backend = registry.backend(spec.backend)
         workload = registry.workload(spec.workload, spec.params_dict)
@@ -194,10 +206,13 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Out
         return outcome
     try:
         overhead = harness_overhead_ns(timebase)
-        result: ScenarioResult = scenario_runner(
-            prepared, spec.stopping, timebase,
-            server=spec.server, work_per_step=common["work_per_step"], unit=workload.unit,
-        )
+        cpu_before, wall_before = os.times(), time.monotonic()
+        with measure_energy(meters(spec.device)) as energy:
+            result: ScenarioResult = scenario_runner(
+                prepared, spec.stopping, timebase,
+                server=spec.server, work_per_step=common["work_per_step"], unit=workload.unit,
+            )
+        cpu_after, wall_after = os.times(), time.monotonic()
         peak = prepared.peak_memory_bytes()
         details = dict(prepared.details)
         outputs = prepared.outputs()
@@ -211,6 +226,20 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Out
         except Exception:  # noqa: BLE001 - a failing close must not hide the measurement
             pass
     parity = check_parity(workload, spec, outputs)
+    steps = None if spec.scenario == SERVER else len(result.sampling.latencies_ns) + spec.stopping.warmup
+    energy_result = energy.result(steps * common["work_per_step"] if steps else None, workload.unit)
+    if spec.scenario == SERVER and energy_result.get("joules") is not None:
+        energy_result["per_unit_reason"] = "server runs cover every search trial; no per-unit figure"
+    cpu_seconds = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    wall = wall_after - wall_before
+    memory = {
+        "host_peak_rss_bytes": peak_rss_bytes(),
+        "host_peak_rss_source": "getrusage(RUSAGE_SELF).ru_maxrss of the worker (whole process lifetime)",
+        "device_peak_bytes": peak,
+        "device_peak_source": details.get("device_memory_source", "runtime allocator statistics")
+        if peak is not None else "the runtime does not report device memory",
+        **weight_bytes_of(workload, spec.dtype),
+    }
     if hasattr(workload, "describe"):
         details.setdefault("workload", workload.describe())
     if hasattr(workload, "bytes_per_decode_step"):
@@ -256,8 +285,36 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase) -> Out
         },
         throughput=result.throughput,
         parity=parity,
+        energy=energy_result,
+        memory=memory,
+        utilisation={
+            "process_cpu_seconds": cpu_seconds,
+            "wall_seconds": wall,
+            "cpu_cores_busy": cpu_seconds / wall if wall > 0 else None,
+            "source": "os.times() of the worker around the scenario run",
+            "device": next((m.get("utilisation") for m in energy_result.get("meters", [])
+                            if m.get("utilisation") is not None), None),
+        },
         **common,
     )
+
+
+def peak_rss_bytes() -> int | None:
+    """The OS's own max-RSS accounting for this process (KiB on Linux, bytes on macOS)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def weight_bytes_of(workload: Any, dtype: str) -> dict[str, Any]:
+    try:
+        value, source = workload.weight_bytes_with_source(dtype)
+    except Exception as exc:  # noqa: BLE001 - a size we cannot know is null, with the reason
+        return {"weight_bytes": None, "weight_bytes_source": f"unknown ({describe_exception(exc)})"}
+    return {"weight_bytes": value, "weight_bytes_source": source}
 
 
 def check_parity(workload: Any, spec: BenchmarkSpec, outputs: list[Any] | None) -> dict[str, Any]:

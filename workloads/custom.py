@@ -137,6 +137,19 @@ class OnnxModel(_CustomInputs):
     def build_module(self, dtype: str):
         raise NotImplementedError("an ONNX model has no torch module; ONNX-capable backends read the file")
 
+    def weight_bytes_with_source(self, dtype: str) -> tuple[int, str]:
+        import onnx
+        from onnx import numpy_helper  # noqa: F401 - sizes come from tensor metadata below
+
+        model = onnx.load(str(self.path), load_external_data=False)
+        total = 0
+        for tensor in model.graph.initializer:
+            count = 1
+            for dim in tensor.dims:
+                count *= dim
+            total += count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        return total, "initializers of the ONNX file (their stored dtype)"
+
     def reference_outputs(self, batch_size: int):
         """ONNX Runtime, CPU provider, float32 inputs: the closest thing to a reference."""
         import onnxruntime

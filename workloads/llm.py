@@ -232,6 +232,10 @@ class Llm(Workload):
         bytes_per = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}[dtype]
         return self.parameter_count() * bytes_per
 
+    def weight_bytes_with_source(self, dtype: str) -> tuple[int, str]:
+        count = self.parameter_count()
+        return self.weight_bytes(dtype), f"{count} parameters of the {self.values['preset']} shape x {dtype} width"
+
     def kv_bytes_per_token(self, dtype: str) -> int:
         s = self.shape
         bytes_per = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 4}[dtype]  # int8 keeps a float cache

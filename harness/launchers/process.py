@@ -142,7 +142,10 @@ class SubprocessLauncher:
             )
             outcome = self._interpret(spec, exit_info, kernel_oom, outcome_path, tail)
             if exit_info.peak_rss_bytes is not None:
-                outcome.details.setdefault("worker_peak_rss_bytes_sampled", exit_info.peak_rss_bytes)
+                outcome.memory = {**(outcome.memory or {}),
+                                  "host_peak_rss_sampled_bytes": exit_info.peak_rss_bytes,
+                                  "host_peak_rss_sampled_source": "psutil RSS of the worker and its children, "
+                                                                  f"every {POLL_S * 1000:.0f} ms"}
             return outcome
 
     def _watch(self, process: subprocess.Popen, spec: BenchmarkSpec) -> WorkerExit:
