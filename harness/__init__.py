@@ -89,7 +89,8 @@ def run(
         )
         the_plan = plan(request)
     chosen = get_launcher(launcher)
-    store = RunStore.create(out, settings={**request.settings(), "launcher": launcher}, plan=the_plan.specs)
+    store = RunStore.create(out, settings={**request.settings(), "launcher": launcher}, plan=the_plan.specs,
+                            devices=the_plan.devices)
     run_sweep(the_plan.specs, chosen, store, observer)
     return store.path
 

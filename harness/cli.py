@@ -406,7 +406,8 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
         for note in the_plan.notes:
             err.print(f"[yellow]note:[/] {note}", highlight=False)
         specs = the_plan.specs
-        store = RunStore.create(out, settings={**request.settings(), "launcher": launcher}, plan=specs)
+        store = RunStore.create(out, settings={**request.settings(), "launcher": launcher}, plan=specs,
+                                devices=the_plan.devices)
         if not quiet:
             err.print(f"run [bold]{store.run_id}[/]: {len(specs)} benchmarks -> {store.path}", highlight=False)
     with _ProgressObserver(len(specs), quiet or as_json) as observer:

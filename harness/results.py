@@ -178,6 +178,7 @@ class RunStore:
         *,
         settings: Mapping[str, Any] | None = None,
         plan: Iterable[BenchmarkSpec] = (),
+        devices: Iterable[Mapping[str, Any]] = (),
         command: list[str] | None = None,
         run_id: str | None = None,
     ) -> "RunStore":
@@ -198,6 +199,8 @@ class RunStore:
             "bakeoff_version": __version__,
             "git": git_commit(),
             "host": collect_host(),
+            # Separate collector: every device the run uses, as its backend reports it.
+            "devices": [dict(d) for d in devices],
             "settings": dict(settings or {}),
             # Every planned benchmark, so `--resume` can run exactly what is missing.
             "plan": [spec.to_dict() for spec in plan],

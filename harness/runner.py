@@ -11,7 +11,6 @@ The timebase is injectable so every loop is tested with fake time.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import traceback
@@ -206,13 +205,13 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         return outcome
     try:
         overhead = harness_overhead_ns(timebase)
-        cpu_before, wall_before = os.times(), time.monotonic()
+        cpu_before, wall_before = time.process_time(), time.monotonic()
         with measure_energy(meters(spec.device)) as energy:
             result: ScenarioResult = scenario_runner(
                 prepared, spec.stopping, timebase,
                 server=spec.server, work_per_step=common["work_per_step"], unit=workload.unit,
             )
-        cpu_after, wall_after = os.times(), time.monotonic()
+        cpu_after, wall_after = time.process_time(), time.monotonic()
         peak = prepared.peak_memory_bytes()
         details = dict(prepared.details)
         outputs = prepared.outputs()
@@ -230,7 +229,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
     energy_result = energy.result(steps * common["work_per_step"] if steps else None, workload.unit)
     if spec.scenario == SERVER and energy_result.get("joules") is not None:
         energy_result["per_unit_reason"] = "server runs cover every search trial; no per-unit figure"
-    cpu_seconds = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    cpu_seconds = cpu_after - cpu_before
     wall = wall_after - wall_before
     memory = {
         "host_peak_rss_bytes": peak_rss_bytes(),
@@ -291,7 +290,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
             "process_cpu_seconds": cpu_seconds,
             "wall_seconds": wall,
             "cpu_cores_busy": cpu_seconds / wall if wall > 0 else None,
-            "source": "os.times() of the worker around the scenario run",
+            "source": "time.process_time() of the worker (all threads) around the scenario run",
             "device": next((m.get("utilisation") for m in energy_result.get("meters", [])
                             if m.get("utilisation") is not None), None),
         },

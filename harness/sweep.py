@@ -65,6 +65,8 @@ class SweepRequest:
 class Plan:
     specs: list[BenchmarkSpec]
     notes: list[str] = field(default_factory=list)
+    #: Identity of every device the plan uses (the manifest's accelerator collector).
+    devices: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse_param_assignments(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
@@ -161,6 +163,7 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
         if name not in registry.backend_entries:
             registry.backend(name)  # raises the UserError naming the known backends
     targets: list[tuple[str, str]] = []
+    device_facts: list[dict[str, Any]] = []
     seen_devices: set[str] = set()
     for name in backend_names:
         rows = registry.backend_status(name)
@@ -172,6 +175,7 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
             reasons = "; ".join(r.reason or "unavailable" for r in rows if not r.available)
             notes.append(f"backend {name!r} skipped: {reasons or 'no matching device'}")
         targets.extend((name, r.device) for r in usable)
+        device_facts.extend(r.to_dict() for r in usable)
     for device in request.devices:
         if device not in seen_devices:
             raise UserError(
@@ -229,7 +233,7 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
         for dtype in request.dtypes
         for batch_size in batch_sizes(scenario)
     ]
-    return Plan(specs=specs, notes=notes)
+    return Plan(specs=specs, notes=notes, devices=device_facts)
 
 
 class SweepObserver(Protocol):

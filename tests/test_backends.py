@@ -65,6 +65,13 @@ def test_execute_produces_a_measurement(registry, backend_name, device):
     assert all(v > 0 for v in outcome.measurement.latencies_ns)
     assert outcome.work_per_step == 2 * 32**3 and outcome.unit == "FLOP"
     assert outcome.device_info["device"] == device
+    # telemetry: filled, with sources; energy honestly null on a VM without meters
+    assert outcome.memory["host_peak_rss_bytes"] > 0 and outcome.memory["host_peak_rss_source"]
+    assert outcome.memory["weight_bytes"] == 0 and outcome.memory["weight_bytes_source"].startswith("0 weights")
+    if outcome.energy["joules"] is None:
+        assert outcome.energy["reason"].startswith("no meter could read")
+    else:
+        assert outcome.energy["joules"] > 0
 
 
 def test_onnxruntime_refuses_bfloat16_on_cpu(registry):
