@@ -91,7 +91,9 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def backends(as_json: bool) -> None:
+@click.option("--catalog", "catalog_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Your catalog file(s) layered over the built-in one.")
+def backends(as_json: bool, catalog_paths: tuple[Path, ...]) -> None:
     """List backends and their devices, with availability and versions.
 
     A backend that cannot run here (missing runtime, no device, broken plugin)
@@ -103,13 +105,18 @@ def backends(as_json: bool) -> None:
     """
     from harness.plugins import Registry
 
+    from harness.catalog import load_catalog
+
+    catalog = load_catalog(catalog_paths)
     rows = Registry().all_backend_status()
+    matches = {id(row): catalog.match(row.info.model if row.info else None) for row in rows}
     if as_json:
-        _echo_json([row.to_dict() for row in rows])
+        _echo_json([{**row.to_dict(), "catalog": (matches[id(row)] or {}).get("id")} for row in rows])
         return
     from harness.tables import backends_table
 
-    _console().print(backends_table(rows))
+    _console().print(backends_table(rows, {id(r): (m or {}).get("id") for r, m in
+                                           ((row, matches[id(row)]) for row in rows)}))
 
 
 # -- workloads ---------------------------------------------------------------
@@ -469,6 +476,128 @@ def show(run_ref: str, results_dir: Path, as_json: bool) -> None:
         highlight=False,
     )
     console.print(results_table(records, title=f"Run {manifest['run_id']}"))
+
+
+# -- rank and plan --------------------------------------------------------------
+
+def _procurement_options(command):
+    options = [
+        click.argument("runs", nargs=-1, required=True, metavar="RUN..."),
+        click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+                     show_default=True, help="Where run ids are looked up."),
+        click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Procurement policy (TOML); see docs/policies/."),
+        click.option("--catalog", "catalog_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Your catalog file(s) layered over the built-in one (prices, internal hardware)."),
+        click.option("--slo-p99-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
+                     help="Exclude candidates whose p99 latency exceeds this."),
+        click.option("--pricing", type=click.Choice(["cloud", "owned"]), default="cloud", show_default=True),
+        click.option("--years", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+                     help="Owned: amortisation period."),
+        click.option("--utilisation", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True,
+                     help="Owned: share of hours the device serves."),
+        click.option("--usd-per-kwh", type=click.FloatRange(min=0), default=0.12, show_default=True),
+        click.option("--pue", type=click.FloatRange(min=1), default=1.3, show_default=True),
+        click.option("--hosting-usd-per-year", type=click.FloatRange(min=0), default=0.0, show_default=True),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _ranking(runs, results_dir, policy_path, catalog_paths, slo_p99_ms, pricing, years, utilisation,
+             usd_per_kwh, pue, hosting_usd_per_year):
+    from harness.catalog import load_catalog
+    from harness.policy import load_policy
+    from harness.rank import OwnedSettings, rank
+    from harness.results import load_records, resolve_run
+
+    records = load_records(*[resolve_run(run, results_dir) for run in runs])
+    owned = OwnedSettings(years, utilisation, usd_per_kwh, pue, hosting_usd_per_year)
+    policy = load_policy(policy_path) if policy_path else None
+    result = rank(records, load_catalog(catalog_paths), policy,
+                  slo_p99_ms / 1e3 if slo_p99_ms is not None else None, pricing, owned)
+    return result, owned, policy
+
+
+@cli.command(name="rank")
+@_procurement_options
+def rank_command(runs, as_json, **options) -> None:
+    """Rank measured candidates by cost per 1M tokens under a policy and an SLO.
+
+    A candidate must have run, pass parity, be valid for its scenario, meet the
+    p99 SLO, match a catalog entry, pass the policy and have a price. Excluded
+    candidates are listed with the check or rule that excluded them.
+
+    \b
+    Examples:
+      bakeoff rank latest --catalog my-prices.toml
+      bakeoff rank latest --catalog my-prices.toml --policy docs/policies/exclude-us-designed.toml
+      bakeoff rank run1 run2 --pricing owned --utilisation 0.5 --slo-p99-ms 50
+    """
+    from rich.table import Table
+
+    from harness.units import format_rate, format_seconds
+
+    result, _, policy = _ranking(runs, **options)
+    if as_json:
+        _echo_json({"ranked": result.ranked, "excluded": result.excluded})
+        return
+    title = f"Ranking ({options['pricing']} pricing" + (f", policy {policy.name!r}" if policy else "") + ")"
+    table = Table(title=title, title_justify="left")
+    for column in ("rank", "workload", "candidate", "catalog", "cost", "throughput", "p99"):
+        table.add_column(column, justify="right" if column in ("rank", "cost", "throughput", "p99") else "left")
+    for c in result.ranked:
+        cost = c["cost"]
+        table.add_row(str(c["rank"]), c["workload"], c["candidate"], c["catalog_id"],
+                      f"${cost['value']:.4g} per {cost['per']}" + (" (estimated energy)" if cost["estimated"] else ""),
+                      format_rate(c["throughput"], c["throughput_unit"]), format_seconds(c["p99_s"]))
+    console = _console()
+    console.print(table)
+    if result.excluded:
+        excluded = Table(title="Excluded", title_justify="left")
+        for column in ("workload", "candidate", "excluded by"):
+            excluded.add_column(column, overflow="fold")
+        for e in result.excluded:
+            excluded.add_row(e["workload"], e["candidate"], "; ".join(e["excluded_by"]))
+        console.print(excluded)
+
+
+@cli.command(name="plan")
+@_procurement_options
+@click.option("--target-tokens-per-s", "target", type=click.FloatRange(min=0, min_open=True), required=True,
+              metavar="N", help="Throughput to serve, in the workload's unit per second (tokens for LLMs).")
+def plan_command(runs, as_json, target, **options) -> None:
+    """Size a fleet: devices needed per candidate for a target rate, yearly cost and power.
+
+    Uses each rankable candidate's measured throughput at the SLO.
+
+    \b
+    Example:
+      bakeoff plan latest --target-tokens-per-s 5000 --slo-p99-ms 200 --catalog my-prices.toml
+    """
+    from rich.table import Table
+
+    from harness.rank import plan_fleet
+    from harness.units import format_rate
+
+    result, owned, _ = _ranking(runs, **options)
+    plans = plan_fleet(result, target, owned)
+    if as_json:
+        _echo_json({"target_per_s": target, "plans": plans, "excluded": result.excluded})
+        return
+    table = Table(title=f"Fleet plan for {target:g}/s", title_justify="left")
+    for column in ("workload", "candidate", "per device", "devices", "yearly cost", "power"):
+        table.add_column(column, justify="right" if column in ("per device", "devices", "yearly cost", "power")
+                         else "left")
+    for p in plans:
+        power = "-" if p["power_w"] is None else f"{p['power_w'] / 1000:.3g} kW" + (" (est.)" if p["power_estimated"] else "")
+        table.add_row(p["workload"], p["candidate"], format_rate(p["throughput"], p["throughput_unit"]),
+                      str(p["devices"]), f"${p['yearly_cost_usd']:,.0f} ({p['pricing']})", power)
+    _console().print(table)
+    if result.excluded:
+        click.echo(f"{len(result.excluded)} candidates excluded; `bakeoff rank` lists why.")
 
 
 def main() -> None:

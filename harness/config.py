@@ -9,7 +9,6 @@ value and what is allowed. The format is documented in
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,12 +17,8 @@ from harness.errors import UserError
 from harness.scenarios import ServerSettings
 from harness.sweep import SweepRequest
 from harness.timing import Stopping
+from harness.tomlfile import read_toml
 from harness.units import parse_bytes
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 CONFIG_SCHEMA_VERSION = 1
 
@@ -131,14 +126,7 @@ def _validate_section(path: Path, section: str, table: Any) -> dict[str, Any]:
 def load_config(path: Path | str) -> SweepRequest:
     """Parse and validate a sweep config into a :class:`SweepRequest`."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read config ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: invalid TOML: {exc}") from None
+    raw = read_toml(path, "config")
     for key in raw:
         if key not in TOP_LEVEL:
             raise UserError(f"{path}: unknown key {key!r} at top level (allowed: {', '.join(sorted(TOP_LEVEL))})")

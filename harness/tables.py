@@ -21,9 +21,11 @@ _STATUS_STYLE = {"ok": "green", "invalid": "yellow", "parity-fail": "bold red", 
                  "unavailable": "dim"}
 
 
-def backends_table(rows: Iterable[BackendStatus]) -> Table:
+def backends_table(rows: Iterable[BackendStatus], catalog_ids: Mapping[int, str | None] | None = None) -> Table:
+    """Backends and devices; ``catalog_ids`` maps ``id(row)`` to its catalog match."""
+    catalog_ids = catalog_ids or {}
     table = Table(title="Backends", title_justify="left")
-    for column in ("backend", "device", "available", "version / reason", "device model", "memory"):
+    for column in ("backend", "device", "available", "version / reason", "device model", "memory", "catalog"):
         table.add_column(column, overflow="fold", no_wrap=column in ("backend", "device"))
     for row in rows:
         info = row.info
@@ -35,6 +37,7 @@ def backends_table(rows: Iterable[BackendStatus]) -> Table:
             detail or "-",
             (info.model if info else None) or "-",
             format_bytes(info.memory_bytes if info else None),
+            catalog_ids.get(id(row)) or ("unmatched" if info else "-"),
         )
     return table
 

@@ -139,7 +139,6 @@ class OnnxModel(_CustomInputs):
 
     def weight_bytes_with_source(self, dtype: str) -> tuple[int, str]:
         import onnx
-        from onnx import numpy_helper  # noqa: F401 - sizes come from tensor metadata below
 
         model = onnx.load(str(self.path), load_external_data=False)
         total = 0

@@ -304,13 +304,13 @@ class EnergySession:
                 self.reasons[meter.name] = reason
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc_info) -> None:
         self.readings: list[EnergyReading] = []
         for meter in self.active:
             try:
                 self.readings.append(meter.stop())
-            except Exception as exc:  # noqa: BLE001
-                self.reasons[meter.name] = f"failed to read ({exc})"
+            except Exception as error:  # noqa: BLE001 - a meter must never break a benchmark
+                self.reasons[meter.name] = f"failed to read ({error})"
 
     def result(self, units: float | None, unit: str | None) -> dict[str, Any]:
         readings = getattr(self, "readings", [])

@@ -1,0 +1,88 @@
+"""Cost formulas against hand-computed cases, and the catalog lint."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.catalog import figure, lint, load_catalog
+from harness.cost import OwnedInputs, cloud_cost, cost_per_units, owned_cost, owned_usd_per_serving_hour
+from harness.errors import UserError
+
+
+def test_cloud_cost_per_million_tokens_by_hand():
+    # $3.60 per GPU-hour at 1,000 token/s: 3.6M tokens per hour -> $1.00 per 1M tokens
+    result = cloud_cost(1000.0, "token", 3.60)
+    assert result.value == pytest.approx(1.00) and result.per == "1M tokens" and result.currency == "USD"
+    # images are priced per 1k: $2/h at 10 image/s = 36,000 images/h -> $0.0556 per 1k
+    assert cost_per_units(2.0, 10.0, "image") == pytest.approx(2.0 / 36.0)
+
+
+def test_owned_cost_with_utilisation_pue_and_hosting_by_hand():
+    inputs = OwnedInputs(purchase_usd=30_000, years=4, utilisation=0.5, watts=700, watts_estimated=True,
+                         usd_per_kwh=0.10, pue=1.4, hosting_usd_per_year=1_752)
+    hourly = owned_usd_per_serving_hour(inputs)
+    # serving hours = 4 x 8760 x 0.5 = 17,520: amortisation 30,000 / 17,520 = 1.712329 $/h
+    assert hourly["amortisation"] == pytest.approx(30_000 / 17_520)
+    # hosting 1,752 $/year over 4,380 serving hours a year = 0.40 $/h
+    assert hourly["hosting"] == pytest.approx(0.40)
+    # energy 0.7 kW x 1.4 PUE x 0.10 $/kWh = 0.098 $/h
+    assert hourly["energy"] == pytest.approx(0.098)
+    result = owned_cost(500.0, "token", inputs)  # 1.8M tokens per hour
+    assert result.value == pytest.approx((30_000 / 17_520 + 0.40 + 0.098) / 1.8)
+    assert result.estimated is True  # TDP-based watts are labelled estimated
+
+
+@pytest.mark.parametrize("bad", [dict(utilisation=0), dict(utilisation=1.5), dict(pue=0.9), dict(years=0)])
+def test_owned_inputs_are_validated(bad):
+    base = dict(purchase_usd=1, years=1, utilisation=1, watts=1, watts_estimated=False, usd_per_kwh=0.1, pue=1.2)
+    with pytest.raises(ValueError):
+        OwnedInputs(**{**base, **bad})
+
+
+def test_builtin_catalog_passes_the_lint_and_matches_devices():
+    catalog = load_catalog()
+    assert figure(catalog.entries["nvidia-h100-sxm5"], "memory_bandwidth_gbps") == 3350
+    assert catalog.match("NVIDIA H100 80GB HBM3")["id"] == "nvidia-h100-sxm5"
+    assert catalog.match("AMD EPYC")["id"] == "amd-epyc"
+    assert catalog.match("Acme X1") is None
+    assert figure(catalog.entries["huawei-ascend-910b"], "memory_gb") is None  # unknown stays absent
+
+
+def test_lint_catches_unsourced_undated_and_guessed_figures(tmp_path):
+    bad = tmp_path / "mine.toml"
+    bad.write_text(
+        'schema_version = 1\n[sources]\nQ = "our negotiated quote"\n'
+        '[[hardware]]\nid = "x1"\nname = "Acme X1"\nkind = "npu"\nmatch = ["X1"]\n'
+        'memory_gb = { value = 64, as_of = "2026-11-01" }\n'
+    )
+    with pytest.raises(UserError, match=r"mine.toml: hardware 'x1' memory_gb: missing source"):
+        load_catalog([bad])
+    problems = lint({"schema_version": 1, "hardware": [{
+        "id": "y", "name": "Y", "kind": "gpu", "match": ["Y"],
+        "tdp_w": {"value": 0, "source": "S1", "as_of": "yesterday"},
+        "licence_required": {"value": True},
+        "prices": [{"usd_per_device_hour": -1}],
+        "colour": "red",
+    }]}, "t.toml", {"S1": "x"})
+    text = "\n".join(problems)
+    assert "tdp_w: as_of must be a YYYY-MM-DD date" in text
+    assert "tdp_w: value 0 must be a positive number" in text
+    assert "licence_required: missing source" in text
+    assert "prices[0]: missing instance, region, retrieved, source_url" in text
+    assert "usd_per_device_hour -1 must be a positive number" in text
+    assert "unknown field 'colour'" in text
+
+
+def test_user_catalogs_layer_over_the_builtin_one(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text(
+        'schema_version = 1\n[sources]\nQ = "our negotiated quote, 2026-11"\n'
+        '[[hardware]]\nid = "amd-epyc"\nname = "Our EPYC fleet"\nkind = "cpu"\nmatch = ["AMD EPYC"]\n'
+        'tdp_w = { value = 360, source = "Q", as_of = "2026-11-01" }\n'
+        '[[hardware.prices]]\nusd_per_device_hour = 0.42\ninstance = "on-prem"\nregion = "eu-west"\n'
+        'source_url = "internal://quotes/42"\nretrieved = "2026-11-01"\n'
+    )
+    catalog = load_catalog([mine])
+    assert catalog.entries["amd-epyc"]["name"] == "Our EPYC fleet"
+    assert catalog.entries["amd-epyc"]["prices"][0]["usd_per_device_hour"] == 0.42
+    assert "nvidia-h100-sxm5" in catalog.entries

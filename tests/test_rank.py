@@ -1,0 +1,127 @@
+"""Ranking and fleet planning: hand-computed cases, exclusions with their reasons, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.catalog import load_catalog
+from harness.cli import cli
+from harness.errors import UserError
+from harness.policy import load_policy
+from harness.rank import OwnedSettings, plan_fleet, rank
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def record(backend, tokens_per_s, *, model="AMD EPYC", p99=0.05, parity=True, valid=True, status="ok"):
+    return {
+        "run_id": "r", "key": backend, "status": status, "reason": None if status == "ok" else "boom",
+        "spec": {"backend": backend, "device": "cpu", "workload": "llm", "params": {"preset": "tiny"},
+                 "dtype": "float32", "batch_size": 1, "scenario": "single-stream"},
+        "unit": "token", "device_info": {"model": model},
+        "stats": {"p99_s": p99}, "throughput": {"value": tokens_per_s, "unit": "token/s"},
+        "parity": {"passed": parity, "reason": "cosine 0.5 < 0.99999"},
+        "scenario": {"name": "single-stream", "valid": valid, "validity_reason": "too short"},
+        "energy": {"joules": None},
+    }
+
+
+@pytest.fixture
+def catalog():
+    return load_catalog([DOCS / "catalog.example.toml"])
+
+
+def test_rank_orders_by_cost_and_lists_every_exclusion(catalog):
+    records = [record("torch", 100.0), record("onnxruntime", 400.0), record("liar", 9000.0, parity=False),
+               record("slow", 50.0, p99=0.5), record("short", 80.0, valid=False), record("dead", 0, status="failed"),
+               record("alien", 100.0, model="Acme X1")]
+    result = rank(records, catalog, slo_p99_s=0.1)
+    # $0.08/h at 400 token/s = 1.44M tokens/h -> $0.0556 per 1M tokens
+    assert [c["candidate"].split("/")[0] for c in result.ranked] == ["onnxruntime", "torch"]
+    assert result.ranked[0]["cost"]["value"] == pytest.approx(0.08 / 1.44)
+    assert result.ranked[1]["rank"] == 2
+    reasons = {e["candidate"].split("/")[0]: e["excluded_by"][0] for e in result.excluded}
+    assert reasons["liar"].startswith("parity failed")
+    assert reasons["slow"] == "SLO: p99 500 ms > 100 ms"
+    assert reasons["short"].startswith("invalid single-stream result")
+    assert reasons["dead"].startswith("status failed")
+    assert reasons["alien"] == "device not in the catalog"
+
+
+def test_policy_exclusion_names_the_rule(catalog):
+    policy = load_policy(DOCS / "policies" / "exclude-us-designed.toml")
+    result = rank([record("torch", 100.0)], catalog, policy)
+    assert not result.ranked
+    assert result.excluded[0]["excluded_by"] == [
+        "policy rule 'designer-not-us' (supply risk from future US export controls): designer_country = 'US'",
+        "policy rule 'vendor-not-us' (no vendor headquartered under US jurisdiction): vendor_hq_country = 'US'"]
+
+
+def test_owned_pricing_uses_tdp_as_an_estimate(catalog):
+    owned = OwnedSettings(years=3, utilisation=0.5, usd_per_kwh=0.2, pue=1.5, hosting_usd_per_year=0)
+    [candidate] = rank([record("torch", 100.0)], catalog, pricing="owned", owned=owned).ranked
+    hourly = 900 / (3 * 8760 * 0.5) + 0.030 * 1.5 * 0.2
+    assert candidate["cost"]["usd_per_device_hour"] == pytest.approx(hourly)
+    assert candidate["cost"]["value"] == pytest.approx(hourly / 0.36)  # 360k tokens per hour
+    assert candidate["cost"]["estimated"] is True and candidate["watts_estimated"] is True
+
+
+def test_plan_fleet_by_hand(catalog):
+    result = rank([record("torch", 120.0)], catalog)
+    [plan] = plan_fleet(result, target_units_per_s=1000.0, owned=OwnedSettings())
+    assert plan["devices"] == 9  # ceil(1000 / 120)
+    assert plan["yearly_cost_usd"] == pytest.approx(9 * 0.08 * 8760)
+    assert plan["power_w"] == 9 * 30 and plan["power_estimated"] is True
+
+
+@pytest.mark.parametrize("text, message", [
+    ("schema_version = 1\n", r"needs at least one \[\[rules\]\]"),
+    ("schema_version = 2\n[[rules]]\nfield='tdp_w'\nmax=1\n", "schema_version = 2"),
+    ("schema_version = 1\n[[rules]]\nid='r'\nfield='colour'\nin=['red']\n", "field 'colour' is not a catalog field"),
+    ("schema_version = 1\n[[rules]]\nid='r'\nfield='tdp_w'\nmax=1\nmin=0\n", "needs exactly one test"),
+    ("schema_version = 1\n[[rules]]\nid='r'\nfield='tdp_w'\nmax='lots'\n", "max = 'lots' has the wrong type"),
+    ("schema_version = 1\n[[rules]\n", "invalid TOML"),
+])
+def test_invalid_policies_are_one_line_exit_2(tmp_path, text, message):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_policy(path)
+    result = CliRunner().invoke(cli, ["rank", "x", "--policy", str(path)], prog_name="bakeoff")
+    # the run lookup or the policy fails first, either way: one line, exit 2
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_shipped_policies_load():
+    for path in (DOCS / "policies").glob("*.toml"):
+        assert load_policy(path).rules
+
+
+def test_rank_and_plan_cli_over_a_real_three_backend_run(tmp_path, test_plugins):
+    runner = CliRunner()
+    run = runner.invoke(cli, ["run", "-b", "torch", "-b", "onnxruntime", "-b", "openvino", "-w", "llm",
+                              "--preset", "tiny", "--iterations", "12", "--warmup", "1", "--launcher", "inline",
+                              "--out", str(tmp_path), "--json"], prog_name="bakeoff")
+    assert run.exit_code == 0, run.output
+    run_dir = json.loads(run.stdout)["run_dir"]
+    catalog = str(DOCS / "catalog.example.toml")
+    ranked = runner.invoke(cli, ["rank", run_dir, "--catalog", catalog, "--json"], prog_name="bakeoff")
+    assert ranked.exit_code == 0, ranked.output
+    payload = json.loads(ranked.stdout)
+    assert len(payload["ranked"]) == 3 and [c["rank"] for c in payload["ranked"]] == [1, 2, 3]
+    costs = [c["cost"]["value"] for c in payload["ranked"]]
+    assert costs == sorted(costs)
+
+    table = runner.invoke(cli, ["rank", run_dir, "--catalog", catalog, "--policy",
+                                str(DOCS / "policies" / "exclude-us-designed.toml")], prog_name="bakeoff")
+    assert table.exit_code == 0 and "designer-not-us" in table.stdout and "Excluded" in table.stdout
+
+    plan = runner.invoke(cli, ["plan", run_dir, "--catalog", catalog, "--target-tokens-per-s", "10000", "--json"],
+                         prog_name="bakeoff")
+    assert plan.exit_code == 0, plan.output
+    plans = json.loads(plan.stdout)["plans"]
+    assert all(p["devices"] >= 1 for p in plans)
