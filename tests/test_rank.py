@@ -125,3 +125,22 @@ def test_rank_and_plan_cli_over_a_real_three_backend_run(tmp_path, test_plugins)
     assert plan.exit_code == 0, plan.output
     plans = json.loads(plan.stdout)["plans"]
     assert all(p["devices"] >= 1 for p in plans)
+
+
+def test_a_run_with_a_parity_failure_shows_it_excluded_for_parity(tmp_path, test_plugins):
+    catalog = tmp_path / "fake.toml"
+    catalog.write_text(
+        'schema_version = 1\n[sources]\nT = "test fixture"\n'
+        '[[hardware]]\nid = "fake"\nname = "Fake device"\nkind = "npu"\nmatch = ["Fake device"]\n'
+        '[[hardware.prices]]\nusd_per_device_hour = 1.0\ninstance = "test"\nregion = "test"\n'
+        'source_url = "internal://test"\nretrieved = "2026-11-30"\n')
+    runner = CliRunner()
+    run = runner.invoke(cli, ["run", "-b", "parrot", "-b", "liar", "-w", "echo", "--iterations", "10",
+                              "--launcher", "inline", "--out", str(tmp_path / "r"), "--json"], prog_name="bakeoff")
+    assert run.exit_code == 0, run.output
+    ranked = runner.invoke(cli, ["rank", json.loads(run.stdout)["run_dir"], "--catalog", str(catalog), "--json"],
+                           prog_name="bakeoff")
+    payload = json.loads(ranked.stdout)
+    assert [c["candidate"].split("/")[0] for c in payload["ranked"]] == ["parrot"]
+    [excluded] = payload["excluded"]
+    assert excluded["candidate"].startswith("liar/") and excluded["excluded_by"][0].startswith("parity failed")
