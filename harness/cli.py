@@ -478,6 +478,98 @@ def show(run_ref: str, results_dir: Path, as_json: bool) -> None:
     console.print(results_table(records, title=f"Run {manifest['run_id']}"))
 
 
+# -- compare and export -------------------------------------------------------------
+
+@cli.command(name="compare")
+@click.argument("runs", nargs=-1, required=True, metavar="BASE NEW [MORE...]")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Where run ids are looked up.")
+@click.option("--threshold", default="5%", show_default=True, metavar="PERCENT",
+              help="Smallest change that counts as a regression or improvement.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 if any significant regression exceeds the threshold.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compare_command(runs, results_dir, threshold, fail_on_regression, as_json) -> None:
+    """Compare runs benchmark by benchmark, with significance.
+
+    Each later run is compared with the first: median latency ratio with a
+    95% bootstrap interval, a Mann-Whitney U test on the raw samples, and a
+    verdict (improved, regressed, unchanged, inconclusive). Benchmarks on one
+    side only, and differing environment fingerprints, are listed.
+
+    \b
+    Examples:
+      bakeoff compare 20261130-101500-ab12 latest
+      bakeoff compare base new --threshold 3% --fail-on-regression   # a CI gate
+    """
+    from rich.table import Table
+
+    from harness.compare import CI_NAME, TEST_NAME, compare, parse_threshold
+    from harness.results import read_records, resolve_run
+    from harness.units import format_seconds
+
+    if len(runs) < 2:
+        raise UserError("compare needs at least two runs: BASE NEW [MORE...]")
+    try:
+        limit = parse_threshold(threshold)
+    except ValueError:
+        raise UserError(f"--threshold {threshold!r}: expected a percentage such as 5% or a fraction such as 0.05") from None
+    record_sets = [read_records(resolve_run(run, results_dir)) for run in runs]
+    results = [compare(record_sets[0], later, limit) for later in record_sets[1:]]
+    if as_json:
+        _echo_json({"threshold": limit, "results": [r.to_dict() for r in results]})
+    else:
+        console = _console()
+        for run, result in zip(runs[1:], results):
+            table = Table(title=f"{runs[0]} -> {run}  ({TEST_NAME}; CI: {CI_NAME})", title_justify="left")
+            for column in ("benchmark", "base median", "new median", "ratio [95% CI]", "p", "verdict"):
+                table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right")
+            style = {"regressed": "bold red", "improved": "green", "inconclusive": "yellow"}
+            for c in result.comparisons:
+                table.add_row(c.label, format_seconds(c.base_median_s), format_seconds(c.new_median_s),
+                              f"{c.ratio:.3f} [{c.ratio_ci[0]:.3f}, {c.ratio_ci[1]:.3f}]", f"{c.p_value:.2g}",
+                              f"[{style.get(c.verdict, '')}]{c.verdict}[/]" if c.verdict in style else c.verdict)
+            console.print(table)
+            for label in result.only_base:
+                console.print(f"only in {runs[0]}: {label}", highlight=False)
+            for label in result.only_new:
+                console.print(f"only in {run}: {label}", highlight=False)
+            for item in result.not_comparable:
+                console.print(f"not compared: {item['benchmark']}: {item['reason']}", highlight=False)
+            for warning in result.fingerprint_warnings:
+                console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if fail_on_regression:
+        regressions = [c for r in results for c in r.regressions(limit)]
+        if regressions:
+            click.echo(f"bakeoff: {len(regressions)} significant regression(s) beyond {threshold}", err=True)
+            raise click.exceptions.Exit(1)
+
+
+@cli.command(name="export")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Where run ids are looked up.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json", "markdown"]), default="csv",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output file (default: stdout for csv, json and markdown).")
+def export_command(runs, results_dir, fmt, output) -> None:
+    """Write the flat results table (the same frame as harness.results.load).
+
+    \b
+    Examples:
+      bakeoff export latest --format parquet -o results.parquet
+      bakeoff export run1 run2 --format markdown > results.md
+    """
+    from harness.results import export_frame, load, resolve_run
+
+    frame = load(*[resolve_run(run, results_dir) for run in runs])
+    if fmt == "parquet" and output is None:
+        raise UserError("--format parquet needs -o FILE (it is binary)")
+    text = export_frame(frame, fmt, output)
+    if text is not None:
+        click.echo(text)
+
+
 # -- rank and plan --------------------------------------------------------------
 
 def _procurement_options(command):

@@ -496,3 +496,44 @@ def resolve_run(run: str, results_dir: Path | str = DEFAULT_RESULTS_DIR) -> Path
 def iter_run_dirs(root: Path | str = DEFAULT_RESULTS_DIR) -> Iterable[Path]:
     root = Path(root)
     return sorted(p for p in root.glob("*") if (p / MANIFEST_NAME).exists()) if root.exists() else []
+
+
+#: List-valued columns, stored as JSON text in formats without lists (CSV, markdown).
+LIST_COLUMNS = ("latencies_s",)
+
+
+def export_frame(frame: "pandas.DataFrame", fmt: str, output: Path | None) -> str | None:
+    """Write ``frame`` as csv, parquet, json or markdown; returns text when ``output`` is None."""
+    flat = frame.copy()
+    if fmt in ("csv", "markdown"):
+        for column in LIST_COLUMNS:
+            if column in flat:
+                flat[column] = flat[column].map(lambda v: json.dumps(list(v)) if v is not None else None)
+    if fmt == "parquet":
+        flat.to_parquet(output, index=False)
+        return None
+    if fmt == "csv":
+        text = flat.to_csv(index=False)
+    elif fmt == "json":
+        text = flat.to_json(orient="records", indent=1)
+    else:
+        text = flat.drop(columns=[c for c in LIST_COLUMNS if c in flat]).to_markdown(index=False)
+    if output is None:
+        return text
+    Path(output).write_text(text, encoding="utf-8")
+    return None
+
+
+def read_export(path: Path | str) -> "pandas.DataFrame":
+    """Read a CSV or Parquet export back, restoring list columns."""
+    import pandas as pd
+
+    path = Path(path)
+    # Only empty CSV fields are missing: a backend may well be called "null" or "NA".
+    frame = (pd.read_parquet(path) if path.suffix == ".parquet"
+             else pd.read_csv(path, keep_default_na=False, na_values=[""]))
+    for column in LIST_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, str) else
+                                              (list(v) if v is not None and not isinstance(v, float) else None))
+    return frame

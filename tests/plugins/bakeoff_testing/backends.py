@@ -18,7 +18,9 @@ class _Fake:
         return [DeviceInfo(backend=self.name, device="fake", vendor="Test", model="Fake device")]
 
     def prepare(self, workload, spec):
-        prepared = FakePrepared(self.on_step, workload.values.get("service_us", 0))
+        # BAKEOFF_TEST_SLOWDOWN plants a regression without changing the benchmark's identity.
+        slowdown = float(os.environ.get("BAKEOFF_TEST_SLOWDOWN", "1"))
+        prepared = FakePrepared(self.on_step, workload.values.get("service_us", 0) * slowdown)
         prepared.fake_outputs = self.outputs_for(workload, spec)
         prepared.details = {
             "pid": os.getpid(),
@@ -38,7 +40,7 @@ class FakePrepared(Prepared):
     def __init__(self, on_step, service_us):
         super().__init__()
         self.on_step = on_step
-        self.service_ns = service_us * 1000
+        self.service_ns = int(service_us * 1000)
         self.steps = 0
 
     fake_outputs = None

@@ -1,0 +1,44 @@
+"""compare's statistics against scipy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from harness.compare import mann_whitney_u, median_ratio_ci, parse_threshold, verdict
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mann_whitney_matches_scipy(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.lognormal(0, 0.2, size=int(rng.integers(8, 200))).round(2)  # rounding makes ties
+    b = rng.lognormal(0.05 * seed, 0.2, size=int(rng.integers(8, 200))).round(2)
+    u, p = mann_whitney_u(a, b)
+    expected = scipy.stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic", use_continuity=True)
+    assert u == pytest.approx(expected.statistic)
+    assert p == pytest.approx(expected.pvalue, rel=1e-6)
+
+
+def test_median_ratio_ci_brackets_a_planted_shift():
+    rng = np.random.default_rng(1)
+    base = rng.normal(1.0, 0.02, 300)
+    low, high = median_ratio_ci(base, base * 1.2)
+    assert low < 1.2 < high and high - low < 0.02
+
+
+@pytest.mark.parametrize("ratio, ci, p, expected", [
+    (1.20, (1.18, 1.22), 1e-9, "regressed"),
+    (0.80, (0.78, 0.82), 1e-9, "improved"),
+    (1.01, (1.005, 1.015), 1e-9, "unchanged"),   # significant but inside 5%
+    (1.00, (0.99, 1.01), 0.6, "unchanged"),
+    (1.02, (0.85, 1.25), 0.4, "inconclusive"),   # too noisy to tell
+])
+def test_verdicts(ratio, ci, p, expected):
+    assert verdict(ratio, ci, p, threshold=0.05) == expected
+
+
+def test_parse_threshold():
+    assert parse_threshold("5%") == 0.05 and parse_threshold("0.1") == 0.1
+    with pytest.raises(ValueError):
+        parse_threshold("fast")
