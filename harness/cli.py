@@ -692,6 +692,40 @@ def plan_command(runs, as_json, target, **options) -> None:
         click.echo(f"{len(result.excluded)} candidates excluded; `bakeoff rank` lists why.")
 
 
+@cli.command(name="report")
+@_procurement_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="Output file.")
+@click.option("--format", "fmt", type=click.Choice(["html", "markdown"]), default="html", show_default=True)
+def report_command(runs, as_json, output, fmt, **options) -> None:
+    """Write a self-contained report: ranking, cost-vs-latency, throughput, latency, roofline, environment.
+
+    The HTML file opens offline (no scripts, no network); --format markdown
+    gives the same tables for procurement documents.
+
+    \b
+    Examples:
+      bakeoff report latest -o report.html --catalog my-prices.toml --policy docs/policies/open-stack-64gb.toml
+      bakeoff report run1 run2 --format markdown -o report.md
+    """
+    from harness.report import build_report, summary_rows
+    from harness.results import read_manifest, read_records, resolve_run
+
+    run_dirs = [resolve_run(run, options["results_dir"]) for run in runs]
+    records = [r for d in run_dirs for r in read_records(d)]
+    manifests = [read_manifest(d) for d in run_dirs]
+    ranking, _, _ = _ranking(runs, **options)
+    if fmt == "html":
+        output.write_text(build_report(records, manifests, ranking), encoding="utf-8")
+    else:
+        headers = ["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"]
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        for row in summary_rows(records, ranking):
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    click.echo(f"report: {output}")
+
+
 def main() -> None:
     cli(prog_name="bakeoff")
 

@@ -1,0 +1,100 @@
+"""The HTML report: escaped, self-contained, and rendered for real in headless Chromium."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.report import build_report
+from harness.results import read_manifest, read_records
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+EVIL = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory):
+    """A real run: gemm and a tiny LLM on torch, with a membw ceiling, plus a run manifest."""
+    out = tmp_path_factory.mktemp("report")
+    result = CliRunner().invoke(cli, ["run", "-b", "torch", "-b", "onnxruntime", "-w", "gemm", "-w", "llm",
+                                      "-w", "membw", "-p", "gemm.size=64", "-p", "membw.size_mib=8",
+                                      "--preset", "tiny", "--iterations", "10", "--warmup", "1",
+                                      "--launcher", "inline", "--out", str(out), "--json"], prog_name="bakeoff")
+    assert result.exit_code == 0, result.output
+    return Path(json.loads(result.stdout)["run_dir"])
+
+
+def write_report(run_dir: Path, target: Path, *extra: str) -> Path:
+    catalog = Path(__file__).resolve().parent.parent / "docs" / "catalog.example.toml"
+    result = CliRunner().invoke(cli, ["report", str(run_dir), "-o", str(target), "--catalog", str(catalog), *extra],
+                                prog_name="bakeoff")
+    assert result.exit_code == 0, result.output
+    return target
+
+
+def test_report_is_self_contained_and_has_every_section(report_run, tmp_path):
+    text = write_report(report_run, tmp_path / "report.html").read_text()
+    for heading in ("Summary", "Cost versus latency", "Throughput by backend and dtype", "Latency distributions",
+                    "Roofline", "Environment"):
+        assert f"<h2>{heading}</h2>" in text
+    assert text.count("<svg") >= 5  # pareto, 3 throughput, 3 latency, roofline (at least)
+    assert "<script" not in text.lower()
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', text)  # nothing fetched at view time
+    assert "rank 1" in text and "per 1M tokens" in text
+
+
+def test_strings_from_runs_are_escaped(report_run):
+    records = read_records(report_run)
+    records[0] = {**records[0], "spec": {**records[0]["spec"], "device": EVIL, "workload": EVIL}}
+    manifest = {**read_manifest(report_run), "run_id": EVIL}
+    text = build_report(records, [manifest])
+    assert "<script>alert" not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert(&quot;owned&quot;)&lt;/script&gt;" in text
+
+
+def test_markdown_report(report_run, tmp_path):
+    text = write_report(report_run, tmp_path / "report.md", "--format", "markdown").read_text()
+    assert text.startswith("| workload | candidate | cost |") and "token/s" in text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs Debian's chromium)")
+def test_report_renders_in_headless_chromium_without_errors_or_requests(report_run, tmp_path):
+    report = write_report(report_run, tmp_path / "report.html")
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args):
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{report.name}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    try:
+        dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+        shot = subprocess.run([*flags, f"--screenshot={ARTIFACTS / 'report.png'}", "--window-size=1200,3000", url],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<svg") >= 5  # the charts are in the rendered DOM
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert console == []  # no console messages, errors included
+    assert set(requests) == {f"/{report.name}"}  # the page asked for nothing but itself
+    assert shot.returncode == 0 and (ARTIFACTS / "report.png").stat().st_size > 10_000
