@@ -513,35 +513,82 @@ def compare_command(runs, results_dir, threshold, fail_on_regression, as_json) -
         limit = parse_threshold(threshold)
     except ValueError:
         raise UserError(f"--threshold {threshold!r}: expected a percentage such as 5% or a fraction such as 0.05") from None
-    record_sets = [read_records(resolve_run(run, results_dir)) for run in runs]
+    run_dirs = [resolve_run(run, results_dir) for run in runs]
+    runs = [run_dir.name for run_dir in run_dirs]  # run ids label the columns, not long paths
+    record_sets = [read_records(run_dir) for run_dir in run_dirs]
     results = [compare(record_sets[0], later, limit) for later in record_sets[1:]]
     if as_json:
         _echo_json({"threshold": limit, "results": [r.to_dict() for r in results]})
+    elif len(results) == 1:
+        _print_comparison(runs[0], runs[1], results[0])
     else:
-        console = _console()
-        for run, result in zip(runs[1:], results):
-            table = Table(title=f"{runs[0]} -> {run}  ({TEST_NAME}; CI: {CI_NAME})", title_justify="left")
-            for column in ("benchmark", "base median", "new median", "ratio [95% CI]", "p", "verdict"):
-                table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right")
-            style = {"regressed": "bold red", "improved": "green", "inconclusive": "yellow"}
-            for c in result.comparisons:
-                table.add_row(c.label, format_seconds(c.base_median_s), format_seconds(c.new_median_s),
-                              f"{c.ratio:.3f} [{c.ratio_ci[0]:.3f}, {c.ratio_ci[1]:.3f}]", f"{c.p_value:.2g}",
-                              f"[{style.get(c.verdict, '')}]{c.verdict}[/]" if c.verdict in style else c.verdict)
-            console.print(table)
-            for label in result.only_base:
-                console.print(f"only in {runs[0]}: {label}", highlight=False)
-            for label in result.only_new:
-                console.print(f"only in {run}: {label}", highlight=False)
-            for item in result.not_comparable:
-                console.print(f"not compared: {item['benchmark']}: {item['reason']}", highlight=False)
-            for warning in result.fingerprint_warnings:
-                console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        _print_multi_comparison(runs, results)
     if fail_on_regression:
         regressions = [c for r in results for c in r.regressions(limit)]
         if regressions:
             click.echo(f"bakeoff: {len(regressions)} significant regression(s) beyond {threshold}", err=True)
             raise click.exceptions.Exit(1)
+
+
+_VERDICT_STYLE = {"regressed": "bold red", "improved": "green", "inconclusive": "yellow"}
+
+
+def _styled(verdict: str) -> str:
+    return f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]" if verdict in _VERDICT_STYLE else verdict
+
+
+def _print_notes(console, base: str, run: str, result) -> None:
+    for label in result.only_base:
+        console.print(f"only in {base}: {label}", highlight=False)
+    for label in result.only_new:
+        console.print(f"only in {run}: {label}", highlight=False)
+    for item in result.not_comparable:
+        console.print(f"not compared ({run}): {item['benchmark']}: {item['reason']}", highlight=False)
+    for warning in result.fingerprint_warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _print_comparison(base: str, run: str, result) -> None:
+    from rich.table import Table
+
+    from harness.compare import CI_NAME, TEST_NAME
+    from harness.units import format_seconds
+
+    console = _console()
+    table = Table(title=f"{base} -> {run}  ({TEST_NAME}; CI: {CI_NAME})", title_justify="left")
+    for column in ("benchmark", "base median", "new median", "ratio [95% CI]", "p", "verdict"):
+        table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right")
+    for c in result.comparisons:
+        table.add_row(c.label, format_seconds(c.base_median_s), format_seconds(c.new_median_s),
+                      f"{c.ratio:.3f} [{c.ratio_ci[0]:.3f}, {c.ratio_ci[1]:.3f}]", f"{c.p_value:.2g}", _styled(c.verdict))
+    console.print(table)
+    _print_notes(console, base, run, result)
+
+
+def _print_multi_comparison(runs, results) -> None:
+    """One row per benchmark, one column per run: median, and for later runs the ratio and verdict."""
+    from rich.table import Table
+
+    from harness.compare import TEST_NAME
+    from harness.units import format_seconds
+
+    console = _console()
+    rows: dict[str, dict[int, str]] = {}
+    base_medians: dict[str, float] = {}
+    for index, result in enumerate(results, start=1):
+        for c in result.comparisons:
+            base_medians[c.label] = c.base_median_s
+            rows.setdefault(c.label, {})[index] = f"{format_seconds(c.new_median_s)} x{c.ratio:.3f} {_styled(c.verdict)}"
+    table = Table(title=f"median latency per run, ratio to {runs[0]} and verdict ({TEST_NAME})", title_justify="left")
+    table.add_column("benchmark")
+    for run in runs:
+        table.add_column(run, justify="right")
+    for label in sorted(rows):
+        table.add_row(label, format_seconds(base_medians[label]),
+                      *(rows[label].get(i, "-") for i in range(1, len(runs))))
+    console.print(table)
+    for run, result in zip(runs[1:], results):
+        _print_notes(console, runs[0], run, result)
 
 
 @cli.command(name="export")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -60,6 +61,9 @@ def test_compare_lists_one_sided_benchmarks_and_many_runs(tmp_path, monkeypatch,
     result = invoke("compare", base, other_dir, base)
     assert result.exit_code == 0, result.output
     assert "only in" in result.stdout and "b4" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if "benchmark" in line)
+    assert header.count(Path(base).name[:8]) >= 2 and Path(other_dir).name[:8] in header  # one column per run
+    assert "x1.000 unchanged" in result.stdout  # base against itself
     assert invoke("compare", base).exit_code == 2
     assert invoke("compare", base, base, "--threshold", "lots").exit_code == 2
 
