@@ -42,3 +42,19 @@ def test_parse_threshold():
     assert parse_threshold("5%") == 0.05 and parse_threshold("0.1") == 0.1
     with pytest.raises(ValueError):
         parse_threshold("fast")
+
+
+def test_compare_warns_when_environment_fingerprints_differ():
+    from harness.compare import compare
+
+    def record(fingerprint, threads, latencies):
+        return {"key": "k", "run_id": fingerprint, "status": "ok", "parity": {"passed": True},
+                "spec": {"backend": "torch", "device": "cpu", "workload": "gemm", "params": {}, "dtype": "float32",
+                         "batch_size": 1, "scenario": "single-stream"},
+                "measurement": {"latencies_ns": latencies}, "fingerprint": fingerprint,
+                "fingerprint_inputs": {"threads": threads, "cpu_model": "X"}}
+
+    same = compare([record("a", 2, [100, 101, 102] * 5)], [record("a", 2, [100, 101, 102] * 5)])
+    assert same.fingerprint_warnings == []
+    differ = compare([record("a", 2, [100, 101, 102] * 5)], [record("b", 4, [100, 101, 102] * 5)])
+    assert differ.fingerprint_warnings == ["torch/cpu gemm float32 b1 single-stream: environments differ (threads)"]
