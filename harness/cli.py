@@ -770,7 +770,10 @@ def report_command(runs, as_json, output, fmt, **options) -> None:
         for row in summary_rows(records, ranking):
             lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
         output.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    click.echo(f"report: {output}")
+    if as_json:
+        _echo_json({"report": str(output), "format": fmt, "runs": [str(d) for d in run_dirs]})
+    else:
+        click.echo(f"report: {output}")
 
 
 def main() -> None:
