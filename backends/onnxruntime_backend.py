@@ -17,8 +17,18 @@ from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
 from backends._host import cpu_device_facts
 
-#: Providers this backend knows how to drive; others in the build are not listed.
-SUPPORTED_PROVIDERS = ("CPUExecutionProvider",)
+#: Providers this backend lists, and the pip package that brings each. The
+#: onnxruntime packages all install the same ``onnxruntime`` module, so one
+#: environment holds exactly one of them.
+PROVIDER_PACKAGES = {
+    "CPUExecutionProvider": "onnxruntime",
+    "CUDAExecutionProvider": "onnxruntime-gpu",
+    "TensorrtExecutionProvider": "onnxruntime-gpu (plus the TensorRT libraries)",
+    "CANNExecutionProvider": "onnxruntime-cann (plus the Ascend CANN toolkit)",
+    "OpenVINOExecutionProvider": "onnxruntime-openvino",
+    "MIGraphXExecutionProvider": "an AMD ROCm build of onnxruntime",
+}
+SUPPORTED_PROVIDERS = tuple(PROVIDER_PACKAGES)
 
 #: dtypes a provider cannot execute at all (ONNX Runtime's CPU kernels have no
 #: bfloat16 MatMul/Gemm), refused before a costly export.
@@ -57,7 +67,8 @@ class OnnxRuntimeBackend:
                     runtime_version=onnxruntime.__version__,
                     available=provider in available,
                     reason=None if provider in available else
-                    f"not in this onnxruntime build (it has: {', '.join(available)})",
+                    f"not in this onnxruntime build: {provider} comes with {PROVIDER_PACKAGES[provider]} "
+                    f"(installed build has: {', '.join(p for p in available if p != 'AzureExecutionProvider')})",
                     **facts,
                 )
             )

@@ -9,28 +9,15 @@ synchronizes CUDA, which gave wrong timings on Ascend (pytorch/pytorch#109776).
 
 from __future__ import annotations
 
-import importlib.util
-from typing import Any
-
 from harness.errors import Unsupported
 from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
 from backends._host import cpu_device_facts
 
-#: Out-of-tree device plugins that register a torch device type on import.
-DEVICE_EXTENSIONS = ("torch_npu",)
-
-
 def _import_torch():
-    import torch
+    from backends.torch_devices import import_torch
 
-    for extension in DEVICE_EXTENSIONS:
-        if importlib.util.find_spec(extension) is not None:
-            try:
-                importlib.import_module(extension)
-            except Exception:  # noqa: BLE001 - a broken extension leaves the CPU usable
-                pass
-    return torch
+    return import_torch()
 
 
 def _parallel_backend(torch) -> str | None:
@@ -42,33 +29,21 @@ def _parallel_backend(torch) -> str | None:
 
 
 def _accelerator_devices(torch) -> list[DeviceInfo]:
-    accelerator = getattr(torch, "accelerator", None)
-    if accelerator is None or not accelerator.is_available():
-        return []
-    kind = accelerator.current_accelerator().type
-    module = torch.get_device_module(kind)
-    devices = []
-    for index in range(accelerator.device_count()):
-        name = memory = None
-        extra: dict[str, Any] = {}
-        try:
-            properties = module.get_device_properties(index)
-            name = getattr(properties, "name", None)
-            memory = getattr(properties, "total_memory", None)
-        except Exception:  # noqa: BLE001 - not every device module has properties
-            pass
-        runtime = getattr(torch.version, kind, None) or getattr(torch.version, "hip", None)
-        devices.append(
-            DeviceInfo(
-                backend="torch",
-                device=f"{kind}:{index}",
-                model=name,
-                memory_bytes=memory,
-                runtime_version=str(runtime) if runtime else None,
-                extra=extra,
-            )
-        )
-    return devices
+    """Every accelerator type torch might drive: devices where present, else one
+    unavailable row with the precise reason (backends/torch_devices.py)."""
+    from backends.torch_devices import probe_all
+
+    rows = []
+    for result in probe_all(torch):
+        if not result.devices:
+            rows.append(DeviceInfo(backend="torch", device=result.kind, available=False, reason=result.reason))
+            continue
+        for facts in result.devices:
+            rows.append(DeviceInfo(
+                backend="torch", device=facts["device"], model=facts.get("model"),
+                memory_bytes=facts.get("memory_bytes"), runtime_version=facts.get("runtime_version"),
+            ))
+    return rows
 
 
 class TorchBackend:

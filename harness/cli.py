@@ -501,11 +501,8 @@ def compare_command(runs, results_dir, threshold, fail_on_regression, as_json) -
       bakeoff compare 20261130-101500-ab12 latest
       bakeoff compare base new --threshold 3% --fail-on-regression   # a CI gate
     """
-    from rich.table import Table
-
-    from harness.compare import CI_NAME, TEST_NAME, compare, parse_threshold
+    from harness.compare import compare, parse_threshold
     from harness.results import read_records, resolve_run
-    from harness.units import format_seconds
 
     if len(runs) < 2:
         raise UserError("compare needs at least two runs: BASE NEW [MORE...]")

@@ -37,7 +37,7 @@ def backends_table(rows: Iterable[BackendStatus], catalog_ids: Mapping[int, str 
             detail or "-",
             (info.model if info else None) or "-",
             format_bytes(info.memory_bytes if info else None),
-            catalog_ids.get(id(row)) or ("unmatched" if info else "-"),
+            catalog_ids.get(id(row)) or ("unmatched" if info and info.model else "-"),
         )
     return table
 

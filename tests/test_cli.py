@@ -67,10 +67,10 @@ def test_backends_json_lists_the_three_cpu_backends():
 def test_broken_plugin_does_not_break_commands(test_plugins, results_dir):
     result = invoke("backends", "--json")
     assert result.exit_code == 0
-    rows = {r["backend"]: r for r in json.loads(result.stdout)}
-    assert rows["broken"]["available"] is False
-    assert "ModuleNotFoundError" in rows["broken"]["reason"]
-    assert rows["torch"]["available"] is True
+    rows = {(r["backend"], r["device"]): r for r in json.loads(result.stdout)}
+    assert rows[("broken", None)]["available"] is False
+    assert "ModuleNotFoundError" in rows[("broken", None)]["reason"]
+    assert rows[("torch", "cpu")]["available"] is True
 
     table = invoke("backends")
     assert table.exit_code == 0 and "plugin failed to load" in table.stdout
