@@ -75,6 +75,7 @@ class TorchBackend:
         if spec.threads:
             torch.set_num_threads(spec.threads)
         module_api = torch.get_device_module(device.type) if device.type != "cpu" else None
+        _check_bf16(module_api, device, spec.dtype)
         if module_api is not None and hasattr(module_api, "reset_peak_memory_stats"):
             module_api.reset_peak_memory_stats(device)
         try:
@@ -105,6 +106,36 @@ def _quantize_dynamic(torch, module, device, workload_name: str):
     return quantized
 
 
+class TorchEventTimer:
+    """A pair of device events around each step: the device timestamps its own queue,
+    so the sample excludes host-side launch latency (CUDA events, NPU events, ...)."""
+
+    resolution_ns = 500.0  # CUDA documents ~0.5 us event resolution
+
+    def __init__(self, torch, device) -> None:
+        self.name = f"torch.Event({device.type}, enable_timing=True)"
+        self._start = torch.Event(device=device, enable_timing=True)
+        self._end = torch.Event(device=device, enable_timing=True)
+
+    def start(self) -> None:
+        self._start.record()
+
+    def stop(self) -> None:
+        self._end.record()
+
+    def elapsed_ns(self) -> int:
+        """Call after synchronize(); events report milliseconds."""
+        return int(round(self._start.elapsed_time(self._end) * 1e6))
+
+
+def _check_bf16(module_api, device, dtype: str) -> None:
+    """bf16 on an accelerator only where the device's own query says it is supported."""
+    if dtype != "bfloat16" or module_api is None or not hasattr(module_api, "is_bf16_supported"):
+        return
+    if not module_api.is_bf16_supported():
+        raise Unsupported(f"{device} does not support bfloat16 (torch.{device.type}.is_bf16_supported() is False)")
+
+
 class TorchPrepared(Prepared):
     def __init__(self, torch, module, inputs, device, module_api) -> None:
         super().__init__()
@@ -126,6 +157,12 @@ class TorchPrepared(Prepared):
     def synchronize(self) -> None:
         if self.module_api is not None:
             self.module_api.synchronize(self.device)
+
+    def device_timer(self):
+        """Device events on accelerators; the host clock on the CPU (which has no events)."""
+        if self.module_api is None:
+            return None
+        return TorchEventTimer(self.torch, self.device)
 
     def peak_memory_bytes(self) -> int | None:
         if self.module_api is not None and hasattr(self.module_api, "max_memory_allocated"):

@@ -134,3 +134,38 @@ def test_backends_json_on_this_machine_via_cli():
     rows = json.loads(result.stdout)
     unavailable = {(r["backend"], r["device"]) for r in rows if not r["available"]}
     assert {("torch", "cuda"), ("torch", "npu"), ("onnxruntime", "CANNExecutionProvider")} <= unavailable
+
+
+def test_event_timer_converts_device_milliseconds_and_cpu_uses_the_host_clock():
+    from backends.torch_backend import TorchEventTimer, _check_bf16
+    from harness.errors import Unsupported
+
+    class FakeEvent:
+        def __init__(self, device, enable_timing):
+            self.recorded = 0
+
+        def record(self):
+            self.recorded += 1
+
+        def elapsed_time(self, end):
+            return 1.25  # ms, as CUDA and NPU events report
+
+    device = SimpleNamespace(type="cuda")
+    timer = TorchEventTimer(SimpleNamespace(Event=FakeEvent), device)
+    timer.start()
+    timer.stop()
+    assert timer.elapsed_ns() == 1_250_000 and timer.name.startswith("torch.Event(cuda")
+
+    no_bf16 = SimpleNamespace(is_bf16_supported=lambda: False)
+    try:
+        _check_bf16(no_bf16, device, "bfloat16")
+        raise AssertionError("expected Unsupported")
+    except Unsupported as exc:
+        assert "does not support bfloat16" in str(exc)
+    _check_bf16(no_bf16, device, "float16")  # other dtypes are not refused here
+
+    registry = Registry()
+    workload = registry.workload("gemm", {"size": 8})
+    prepared = registry.backend("torch").prepare(workload, BenchmarkSpec.create(
+        backend="torch", device="cpu", workload="gemm"))
+    assert prepared.device_timer() is None
