@@ -31,6 +31,12 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, soft_wrap=stderr, width=width)
 
 
+def _writable_target(path: Path | None) -> None:
+    """An output file's folder must exist: one clear line instead of a traceback later."""
+    if path is not None and not path.parent.exists():
+        raise UserError(f"{path}: folder {path.parent} does not exist")
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -606,6 +612,7 @@ def export_command(runs, results_dir, fmt, output) -> None:
     """
     from harness.results import export_frame, load, resolve_run
 
+    _writable_target(output)
     frame = load(*[resolve_run(run, results_dir) for run in runs])
     if fmt == "parquet" and output is None:
         raise UserError("--format parquet needs -o FILE (it is binary)")
@@ -755,6 +762,7 @@ def report_command(runs, as_json, output, fmt, **options) -> None:
     from harness.report import build_report, summary_rows
     from harness.results import read_manifest, read_records, resolve_run
 
+    _writable_target(output)
     run_dirs = [resolve_run(run, options["results_dir"]) for run in runs]
     records = [r for d in run_dirs for r in read_records(d)]
     manifests = [read_manifest(d) for d in run_dirs]

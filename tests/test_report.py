@@ -98,3 +98,11 @@ def test_report_renders_in_headless_chromium_without_errors_or_requests(report_r
     assert console == []  # no console messages, errors included
     assert set(requests) == {f"/{report.name}"}  # the page asked for nothing but itself
     assert shot.returncode == 0 and (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def test_output_into_a_missing_folder_is_one_line_exit_2(report_run, tmp_path):
+    for command in (["report", str(report_run), "-o", str(tmp_path / "no" / "such" / "r.html")],
+                    ["export", str(report_run), "--format", "csv", "-o", str(tmp_path / "no" / "r.csv")]):
+        result = CliRunner().invoke(cli, command, prog_name="bakeoff")
+        assert result.exit_code == 2 and "does not exist" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
