@@ -172,16 +172,16 @@ def run_server_trial(
         arrival = base + offset
         if now() < arrival:
             timebase.sleep_until(arrival)
+        if streaming is not None:  # token-streaming workloads: timestamp every token, from the arrival
+            marks: list[int] = []
+
+            def mark(marks=marks, arrival=arrival) -> None:
+                synchronize()
+                marks.append(now() - arrival)
         started = now()
         if streaming is None:
             step()
-        else:  # token-streaming workloads: timestamp every token, from the arrival
-            marks: list[int] = []
-
-            def mark() -> None:
-                synchronize()
-                marks.append(now() - arrival)
-
+        else:
             streaming(mark)
             token_offsets.append(marks)
         synchronize()
