@@ -15,6 +15,7 @@ import numpy as np
 from harness.errors import Unsupported
 from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
+from harness.options import Option
 from backends._host import cpu_device_facts
 
 #: Providers this backend lists, and the pip package that brings each. The
@@ -30,6 +31,114 @@ PROVIDER_PACKAGES = {
 }
 SUPPORTED_PROVIDERS = tuple(PROVIDER_PACKAGES)
 
+#: Provider-option keys each provider's parser accepts (ONNX Runtime rejects an
+#: unknown key with "Unknown provider option" on some providers and silently
+#: ignores it on others, so bakeoff checks before anything runs). Sources:
+#: cuda_provider_options.h, tensorrt_execution_provider_info.cc,
+#: cann_execution_provider_info.cc, the OpenVINO EP docs; see
+#: ../shared/research/backends.md section 2.
+PROVIDER_OPTION_KEYS: dict[str, frozenset[str]] = {
+    "CPUExecutionProvider": frozenset(),
+    "CUDAExecutionProvider": frozenset({
+        "device_id", "gpu_mem_limit", "arena_extend_strategy", "cudnn_conv_algo_search",
+        "do_copy_in_default_stream", "cudnn_conv_use_max_workspace", "cudnn_conv1d_pad_to_nc1d",
+        "enable_cuda_graph", "enable_skip_layer_norm_strict_mode", "prefer_nhwc", "use_tf32",
+        "use_ep_level_unified_stream", "gpu_external_alloc", "gpu_external_free", "gpu_external_empty_cache",
+        "tunable_op_enable", "tunable_op_tuning_enable", "tunable_op_max_tuning_duration_ms",
+        "sdpa_kernel", "fuse_conv_bias",
+    }),
+    "TensorrtExecutionProvider": frozenset({
+        "device_id", "trt_max_workspace_size", "trt_fp16_enable", "trt_bf16_enable", "trt_int8_enable",
+        "trt_int8_calibration_table_name", "trt_int8_use_native_calibration_table", "trt_engine_cache_enable",
+        "trt_engine_cache_path", "trt_engine_cache_prefix", "trt_timing_cache_enable", "trt_timing_cache_path",
+        "trt_force_sequential_engine_build", "trt_max_partition_iterations", "trt_min_subgraph_size",
+        "trt_dump_subgraphs", "trt_layer_norm_fp32_fallback", "trt_builder_optimization_level",
+        "trt_auxiliary_streams", "trt_detailed_build_log", "trt_cuda_graph_enable",
+        "trt_profile_min_shapes", "trt_profile_max_shapes", "trt_profile_opt_shapes",
+        "trt_context_memory_sharing_enable", "trt_sparsity_enable", "trt_dla_enable", "trt_dla_core",
+    }),
+    "CANNExecutionProvider": frozenset({
+        "device_id", "npu_mem_limit", "arena_extend_strategy", "enable_cann_graph", "enable_cann_subgraph",
+        "dump_graphs", "dump_om_model", "op_select_impl_mode", "optypelist_for_implmode",
+        # precision_mode / precision_mode_v2 depend on the version: see cann_precision_key().
+    }),
+    "OpenVINOExecutionProvider": frozenset({
+        "device_type", "precision", "num_of_threads", "cache_dir", "num_streams", "enable_opencl_throttling",
+        "enable_qdq_optimizer", "disable_dynamic_shapes", "load_config", "model_priority",
+    }),
+    "MIGraphXExecutionProvider": frozenset({
+        "device_id", "migraphx_fp16_enable", "migraphx_int8_enable", "migraphx_mem_limit",
+        "migraphx_exhaustive_tune", "migraphx_arena_extend_strategy",
+    }),
+}
+#: The last onnxruntime-cann release whose CANN parser reads ``precision_mode``;
+#: later sources read ``precision_mode_v2`` (microsoft/onnxruntime#27970).
+CANN_PRECISION_MODE_LAST = (1, 24)
+#: Providers whose memory IOBinding can address, by OrtValue device name.
+#: The torch-style device a provider's work lands on, for energy meters (NVML, npu-smi).
+PHYSICAL_DEVICE_TYPES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda",
+                         "CANNExecutionProvider": "npu"}
+IOBINDING_DEVICES = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
+                     "TensorrtExecutionProvider": "cuda", "CANNExecutionProvider": "cann"}
+OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                       "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def cann_precision_key(version: str) -> str:
+    """``precision_mode`` up to onnxruntime-cann 1.24, ``precision_mode_v2`` after."""
+    return "precision_mode" if _version_tuple(version) <= CANN_PRECISION_MODE_LAST else "precision_mode_v2"
+
+
+def accepted_provider_options(provider: str, version: str) -> frozenset[str] | None:
+    """The keys ``provider`` accepts in onnxruntime ``version``; ``None`` when unknown."""
+    keys = PROVIDER_OPTION_KEYS.get(provider)
+    if keys is None:
+        return None
+    if provider == "CANNExecutionProvider":
+        keys = keys | {cann_precision_key(version)}
+    return keys
+
+
+def check_provider_options(provider: str, version: str, options) -> None:
+    """``ValueError`` naming the key that ``provider`` in onnxruntime ``version`` does not accept."""
+    accepted = accepted_provider_options(provider, version)
+    if accepted is None:
+        return
+    for key in options:
+        if key in accepted:
+            continue
+        if provider == "CPUExecutionProvider":
+            raise ValueError(f"provider_options.{key}: CPUExecutionProvider takes no provider options "
+                             "(threads come from --threads; session settings from session_config)")
+        hint = ""
+        if key in ("precision_mode", "precision_mode_v2"):
+            hint = (f"; onnxruntime {version} reads {cann_precision_key(version)!r} "
+                    f"(precision_mode up to 1.24, precision_mode_v2 after)")
+        raise ValueError(f"provider_options.{key}: not an option of {provider} in onnxruntime {version} "
+                         f"(accepted: {', '.join(sorted(accepted))}){hint}")
+
+
+def check_options_took_effect(provider: str, requested, effective) -> None:
+    """After session creation: every requested key must appear in the provider's
+    effective options (``session.get_provider_options()``). Some providers drop
+    unknown keys silently, which would measure a configuration nobody asked for.
+    Providers that report no options at all cannot be checked this way."""
+    if not effective:
+        return
+    ignored = sorted(k for k in requested if k not in effective)
+    if ignored:
+        raise RuntimeError(f"{provider} ignored provider option(s) {', '.join(ignored)} "
+                           f"(effective options: {', '.join(sorted(effective))})")
+
+
 #: dtypes a provider cannot execute at all (ONNX Runtime's CPU kernels have no
 #: bfloat16 MatMul/Gemm), refused before a costly export.
 UNSUPPORTED_DTYPES = {"CPUExecutionProvider": {"bfloat16": "no bfloat16 MatMul/Gemm kernels"}}
@@ -37,6 +146,27 @@ UNSUPPORTED_DTYPES = {"CPUExecutionProvider": {"bfloat16": "no bfloat16 MatMul/G
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    OPTIONS = {
+        "provider_options": Option("table", {}, (), "the execution provider's options (e.g. device_id, "
+                                   "enable_cuda_graph), checked against the installed version's keys"),
+        "session_config": Option("table", {}, (), "SessionOptions.add_session_config_entry pairs, e.g. "
+                                 "\"session.intra_op.allow_spinning\" = \"0\""),
+        "graph_optimization_level": Option("str", "all", tuple(OPTIMIZATION_LEVELS),
+                                           "ONNX Runtime graph optimizations"),
+        "io_binding": Option("bool", None, (), "bind inputs and outputs to device memory (default: on for "
+                             "CUDA, TensorRT and CANN, off for the CPU)"),
+    }
+
+    def check_options(self, device: str, options) -> None:
+        import onnxruntime
+
+        check_provider_options(device, onnxruntime.__version__, options.get("provider_options", {}))
+        for key, value in options.get("session_config", {}).items():
+            if not isinstance(value, str):
+                raise ValueError(f"session_config.{key} = {value!r}: session config values are strings")
+        if options.get("io_binding") and device not in IOBINDING_DEVICES:
+            raise ValueError(f"io_binding=true: bakeoff binds memory only for "
+                             f"{', '.join(IOBINDING_DEVICES)}, not {device}")
 
     def probe(self) -> Availability:
         try:
@@ -100,14 +230,22 @@ class OnnxRuntimeBackend:
         paths = [e.path for e in exported]
         if spec.dtype == "int8":
             paths = [quantize_int8(path, workload.name) for path in paths]
+        backend_options = spec.options_dict
+        # ONNX Runtime parses every provider option from a string; bools as 0/1.
+        provider_options = {k: str(int(v)) if isinstance(v, bool) else str(v)
+                            for k, v in backend_options.get("provider_options", {}).items()}
+        level = OPTIMIZATION_LEVELS[backend_options.get("graph_optimization_level", "all")]
         options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = getattr(onnxruntime.GraphOptimizationLevel, level)
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        for key, value in backend_options.get("session_config", {}).items():
+            options.add_session_config_entry(key, value)
         if spec.threads:
             options.intra_op_num_threads = spec.threads
             options.inter_op_num_threads = 1
         try:
-            sessions = [onnxruntime.InferenceSession(str(path), sess_options=options, providers=[provider])
+            sessions = [onnxruntime.InferenceSession(str(path), sess_options=options,
+                                                     providers=[(provider, provider_options)])
                         for path in paths]
         except Exception as exc:
             if "NOT_IMPLEMENTED" in str(exc):
@@ -116,27 +254,41 @@ class OnnxRuntimeBackend:
         used = sessions[0].get_providers()
         if used[0] != provider:
             raise RuntimeError(f"session fell back to {used} instead of {provider}")
+        effective = sessions[0].get_provider_options().get(provider, {})
+        check_options_took_effect(provider, provider_options, effective)
+        bind_device = IOBINDING_DEVICES.get(provider)
+        io_binding = backend_options.get("io_binding")
+        if io_binding is None:
+            io_binding = bind_device not in (None, "cpu")
+        device_id = int(provider_options.get("device_id", 0))
         inputs = workload.example_inputs(spec.batch_size, export_dtype)
         if getattr(workload, "onnx_only", False):
             names = [meta.name for meta in sessions[0].get_inputs()]
             feeds = {name: tensor.numpy() for name, tensor in zip(workload.input_names, inputs)}
-            prepared = OrtPrepared(sessions[0], {name: feeds[name] for name in names})
+            feeds = {name: feeds[name] for name in names}
         elif generative:
-            prepared = OrtGenerativePrepared(sessions, inputs, workload.values["new_tokens"])
+            binding = (bind_device, device_id) if io_binding else None
+            prepared = OrtGenerativePrepared(sessions, inputs, workload.values["new_tokens"], binding)
         else:
             feeds = {
                 meta.name: tensor.numpy()
                 for meta, tensor in zip(sessions[0].get_inputs(), inputs, strict=True)
             }
-            prepared = OrtPrepared(sessions[0], feeds)
+        if not generative:
+            prepared = (OrtBoundPrepared(onnxruntime, sessions[0], feeds, bind_device, device_id)
+                        if io_binding else OrtPrepared(sessions[0], feeds))
+        if provider in PHYSICAL_DEVICE_TYPES:
+            prepared.physical_device = f"{PHYSICAL_DEVICE_TYPES[provider]}:{device_id}"
         prepared.details = {
             "model_paths": [str(path) for path in paths],
             "export_cache_hit": all(e.cache_hit for e in exported),
             "exporter": exported[0].exporter,
             "export_s": sum(e.export_s for e in exported),
             "providers": used,
+            "provider_options": effective,
+            "io_binding": f"{bind_device}:{device_id}" if io_binding else False,
             "intra_op_num_threads": options.intra_op_num_threads,
-            "graph_optimization_level": "ORT_ENABLE_ALL",
+            "graph_optimization_level": level,
             **({"quantization": "onnxruntime.quantization.quantize_dynamic(QInt8)"} if spec.dtype == "int8" else {}),
         }
         return prepared
@@ -192,21 +344,83 @@ class OrtPrepared(Prepared):
         self.session = self.feeds = self.output = None
 
 
-class OrtGenerativePrepared(GenerativePrepared, OrtPrepared):
-    """Greedy generation with separate prefill and decode-step sessions; the KV cache
-    stays in numpy arrays that ONNX Runtime reads in place."""
+class OrtBoundPrepared(OrtPrepared):
+    """IOBinding: inputs are copied to the device once, in prepare, and outputs stay
+    there between steps, so the timed region holds no host-device copies."""
 
-    def __init__(self, sessions, inputs, new_tokens: int) -> None:
+    def __init__(self, ort, session, feeds, device_type: str, device_id: int) -> None:
+        super().__init__(session, feeds)
+        self.binding = session.io_binding()
+        # Keep the device copies alive for as long as the binding refers to them.
+        self.device_inputs = {name: ort.OrtValue.ortvalue_from_numpy(array, device_type, device_id)
+                              for name, array in feeds.items()}
+        for name, value in self.device_inputs.items():
+            self.binding.bind_ortvalue_input(name, value)
+        for meta in session.get_outputs():
+            self.binding.bind_output(meta.name, device_type, device_id)
+        self.stepped = False
+
+    def step(self) -> None:
+        self.session.run_with_iobinding(self.binding)
+        self.stepped = True
+
+    def synchronize(self) -> None:
+        self.binding.synchronize_outputs()
+
+    def outputs(self):
+        if not self.stepped:
+            return None
+        return [array.astype("float32") for array in self.binding.copy_outputs_to_cpu()]
+
+    def close(self) -> None:
+        self.binding = self.device_inputs = None
+        super().close()
+
+
+class OrtGenerativePrepared(GenerativePrepared, OrtPrepared):
+    """Greedy generation with separate prefill and decode-step sessions.
+
+    Without a binding the KV cache lives in numpy arrays that ONNX Runtime reads
+    in place (right for the CPU). With ``binding=(device_type, device_id)`` the
+    cache stays in device memory from step to step; only the generated token
+    (a few bytes, which a real serving loop also reads to check for EOS) and the
+    prefill logits (for parity) come back to the host.
+    """
+
+    def __init__(self, sessions, inputs, new_tokens: int, binding: tuple[str, int] | None = None) -> None:
         prefill_session, decode_session = sessions
         OrtPrepared.__init__(self, prefill_session, {})
         self.decode_session = decode_session
         prompt, past_key, past_value = (t.numpy() for t in inputs)
 
-        def prefill(ids, key, value):
-            return prefill_session.run(None, {"input_ids": ids})
+        if binding is None:
+            def prefill(ids, key, value):
+                return prefill_session.run(None, {"input_ids": ids})
 
-        def decode(ids, key, value):
-            return decode_session.run(None, {"input_ids": ids, "past_key": key, "past_value": value})
+            def decode(ids, key, value):
+                return decode_session.run(None, {"input_ids": ids, "past_key": key, "past_value": value})
+        else:
+            device_type, device_id = binding
+
+            def bound_run(session, ids, key, value, logits_on_host: bool):
+                io = session.io_binding()
+                io.bind_cpu_input("input_ids", np.ascontiguousarray(ids))
+                if key is not None:
+                    io.bind_ortvalue_input("past_key", key)
+                    io.bind_ortvalue_input("past_value", value)
+                io.bind_output("next_token", "cpu")
+                io.bind_output("logits", "cpu" if logits_on_host else device_type, device_id)
+                io.bind_output("present_key", device_type, device_id)
+                io.bind_output("present_value", device_type, device_id)
+                session.run_with_iobinding(io)
+                token, logits, present_key, present_value = io.get_outputs()
+                return token.numpy(), logits.numpy() if logits_on_host else logits, present_key, present_value
+
+            def prefill(ids, key, value):
+                return bound_run(prefill_session, ids, None, None, logits_on_host=True)
+
+            def decode(ids, key, value):
+                return bound_run(decode_session, ids, key, value, logits_on_host=False)
 
         self.init_generation(prefill, decode, prompt, past_key, past_value, new_tokens,
                              concat=lambda parts: np.concatenate(parts, axis=1), to_numpy=np.asarray)

@@ -9,10 +9,21 @@ synchronizes CUDA, which gave wrong timings on Ascend (pytorch/pytorch#109776).
 
 from __future__ import annotations
 
+import time
+
 from harness.errors import Unsupported
 from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
+from harness.options import Option
 from backends._host import cpu_device_facts
+
+#: Graph-capture modes. Each is part of the record's identity, so compiled and
+#: eager runs are never compared as equals.
+GRAPH_MODES = ("eager", "compile", "device-graph")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: Device types with a graph-capture API in their device module (torch.cuda.CUDAGraph,
+#: torch.npu.NPUGraph, the ACL-graph counterpart of CUDA graphs).
+GRAPH_CAPTURE_DEVICES = {"cuda": "CUDAGraph", "npu": "NPUGraph"}
 
 def _import_torch():
     from backends.torch_devices import import_torch
@@ -48,6 +59,23 @@ def _accelerator_devices(torch) -> list[DeviceInfo]:
 
 class TorchBackend:
     name = "torch"
+    OPTIONS = {
+        "graph": Option("str", "eager", GRAPH_MODES,
+                        "eager: op by op. compile: torch.compile (inductor; on npu the torchair backend). "
+                        "device-graph: capture one step as a CUDA graph (cuda) or ACL graph (npu) and "
+                        "replay it; static shapes, so not for generative decode."),
+        "compile_mode": Option("str", "default", COMPILE_MODES,
+                               "torch.compile mode with graph=compile; on npu reduce-overhead is the ACL "
+                               "graph and max-autotune the GE graph (torchair)."),
+    }
+
+    def check_options(self, device: str, options) -> None:
+        """Refuse option combinations that mean nothing. (A device without graph
+        capture is not an input error: its row is skipped as unsupported, so one
+        sweep can ask for device graphs wherever they exist.)"""
+        graph = options.get("graph", "eager")
+        if "compile_mode" in options and graph != "compile":
+            raise ValueError(f"compile_mode={options['compile_mode']} needs graph=compile (graph is {graph})")
 
     def probe(self) -> Availability:
         try:
@@ -87,10 +115,51 @@ class TorchBackend:
             raise
         if spec.dtype == "int8":
             module = _quantize_dynamic(torch, module, device, workload.name)
-        if getattr(workload, "generative", False):
-            return TorchGenerativePrepared(torch, module, inputs, device, module_api,
-                                           workload.values["new_tokens"])
-        return TorchPrepared(torch, module, inputs, device, module_api)
+        options = spec.options_dict
+        graph = options.get("graph", "eager")
+        generative = getattr(workload, "generative", False)
+        if graph == "device-graph" and device.type not in GRAPH_CAPTURE_DEVICES:
+            raise Unsupported(f"graph=device-graph needs a device with graph capture "
+                              f"({', '.join(GRAPH_CAPTURE_DEVICES)}); {device.type} has none")
+        if graph == "device-graph" and generative:
+            raise Unsupported("graph=device-graph captures static shapes; generative decode grows its KV "
+                              "cache every token (use graph=compile)")
+        graph_details = {"mode": graph}
+        if graph == "compile":
+            module, graph_details = _compile(torch, module, device, options.get("compile_mode", "default"))
+        if generative:
+            prepared = TorchGenerativePrepared(torch, module, inputs, device, module_api,
+                                               workload.values["new_tokens"])
+        elif graph == "device-graph":
+            prepared = TorchGraphPrepared(torch, module, inputs, device, module_api)
+            graph_details = prepared.capture_details
+        else:
+            prepared = TorchPrepared(torch, module, inputs, device, module_api)
+        prepared.details.update(graph_details)
+        if graph == "compile":
+            # Compilation happens on the first call: do it here, outside the timed region.
+            started = time.perf_counter()
+            prepared.step()
+            prepared.synchronize()
+            prepared.details["compile_s"] = time.perf_counter() - started
+        return prepared
+
+
+def _compile(torch, module, device, mode: str):
+    """torch.compile with the device's compiler: inductor, or torchair on Ascend."""
+    if device.type == "npu":
+        try:
+            import torchair  # shipped inside torch_npu as a lazy module
+        except Exception as exc:  # noqa: BLE001
+            raise Unsupported(f"graph=compile on npu needs torchair (part of torch_npu): {exc}") from exc
+        config = torchair.CompilerConfig()
+        if mode in ("reduce-overhead", "max-autotune"):
+            config.mode = mode
+        backend = torchair.get_npu_backend(compiler_config=config)
+        compiled = torch.compile(module, backend=backend, dynamic=False)
+        return compiled, {"mode": "compile", "compiler": f"torchair ({getattr(config.mode, 'value', config.mode)})"}
+    compiled = torch.compile(module, mode=None if mode == "default" else mode)
+    return compiled, {"mode": "compile", "compiler": "inductor", "compile_mode": mode}
 
 
 def _quantize_dynamic(torch, module, device, workload_name: str):
@@ -177,6 +246,43 @@ class TorchPrepared(Prepared):
         self.module = self.inputs = self.output = None
         if self.module_api is not None and hasattr(self.module_api, "empty_cache"):
             self.module_api.empty_cache()
+
+
+class TorchGraphPrepared(TorchPrepared):
+    """One step captured as a device graph (CUDA graph, NPU ACL graph) and replayed.
+
+    Capture follows the CUDA-graphs recipe: warm up on a side stream so lazy
+    initialisation is not captured, capture on that stream, then each step is
+    a single ``replay()`` over the same input and output buffers.
+    """
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, torch, module, inputs, device, module_api) -> None:
+        super().__init__(torch, module, inputs, device, module_api)
+        graph_class = getattr(module_api, GRAPH_CAPTURE_DEVICES[device.type], None)
+        if graph_class is None or not hasattr(module_api, "graph"):
+            raise Unsupported(f"torch.{device.type} has no {GRAPH_CAPTURE_DEVICES[device.type]} graph capture")
+        side = module_api.Stream(device)
+        side.wait_stream(module_api.current_stream(device))
+        with torch.inference_mode():
+            with module_api.stream(side):
+                for _ in range(self.WARMUP_STEPS):
+                    module(*inputs)
+            module_api.current_stream(device).wait_stream(side)
+            self.graph = graph_class()
+            with module_api.graph(self.graph):
+                self.output = module(*inputs)
+        module_api.synchronize(device)
+        self.capture_details = {"mode": "device-graph", "graph": f"torch.{device.type}.{graph_class.__name__}",
+                                "capture_warmup_steps": self.WARMUP_STEPS}
+
+    def step(self) -> None:
+        self.graph.replay()  # inputs and outputs live in the captured buffers
+
+    def close(self) -> None:
+        self.graph = None
+        super().close()
 
 
 class TorchGenerativePrepared(GenerativePrepared, TorchPrepared):

@@ -99,7 +99,9 @@ def cli(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--catalog", "catalog_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Your catalog file(s) layered over the built-in one.")
-def backends(as_json: bool, catalog_paths: tuple[Path, ...]) -> None:
+@click.option("--options", "show_options", is_flag=True,
+              help="List each backend's options (for -O BACKEND.KEY=VALUE and [backend.NAME] in configs).")
+def backends(as_json: bool, catalog_paths: tuple[Path, ...], show_options: bool) -> None:
     """List backends and their devices, with availability and versions.
 
     A backend that cannot run here (missing runtime, no device, broken plugin)
@@ -113,6 +115,9 @@ def backends(as_json: bool, catalog_paths: tuple[Path, ...]) -> None:
 
     from harness.catalog import load_catalog
 
+    if show_options:
+        _print_backend_options(Registry(), as_json)
+        return
     catalog = load_catalog(catalog_paths)
     rows = Registry().all_backend_status()
     matches = {id(row): catalog.match(row.info.model if row.info else None) for row in rows}
@@ -123,6 +128,29 @@ def backends(as_json: bool, catalog_paths: tuple[Path, ...]) -> None:
 
     _console().print(backends_table(rows, {id(r): (m or {}).get("id") for r, m in
                                            ((row, matches[id(row)]) for row in rows)}))
+
+
+def _print_backend_options(registry, as_json: bool) -> None:
+    rows = []
+    for name in registry.backend_names():
+        try:
+            declared = getattr(registry.backend(name), "OPTIONS", None) or {}
+        except RuntimeError:
+            continue  # a broken plugin declares nothing; `bakeoff backends` shows why
+        rows.extend({"backend": name, "option": key, **option.to_dict(), "allowed": option.describe()}
+                    for key, option in declared.items())
+    if as_json:
+        _echo_json(rows)
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Backend options (-O BACKEND.KEY=VALUE; part of each record's identity)")
+    for column in ("backend", "option", "allowed", "meaning"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["backend"], row["option"], Text(row["allowed"]), Text(row["help"]))
+    _console().print(table)
 
 
 # -- workloads ---------------------------------------------------------------
@@ -199,9 +227,14 @@ class _ProgressObserver:
         return self.progress.__exit__(*exc)
 
     def started(self, index, total, spec) -> None:
-        self.progress.update(self.task, description=f"{spec.backend}/{spec.device} {spec.workload} {spec.dtype} b{spec.batch_size}")
+        from harness.options import backend_label
+
+        self.progress.update(self.task, description=f"{backend_label(spec.to_dict())}/{spec.device} "
+                                                    f"{spec.workload} {spec.dtype} b{spec.batch_size}")
 
     def finished(self, index, total, spec, record) -> None:
+        from rich.markup import escape
+
         from harness.tables import record_cells
 
         self.progress.advance(self.task)
@@ -211,7 +244,7 @@ class _ProgressObserver:
         mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]"}.get(record["status"], "[yellow]-[/]")
         detail = cells["median"] if record["status"] == "ok" else f"{record['status']}: {cells['notes']}"
         self.progress.console.print(
-            f"{mark} {spec.backend}/{spec.device} {cells['workload']} {cells['params']} "
+            f"{mark} {escape(cells['backend'])}/{spec.device} {cells['workload']} {escape(cells['params'])} "
             f"{spec.dtype} b{spec.batch_size}: {detail}",
             highlight=False,
             markup=True,
@@ -260,6 +293,13 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
         raise UserError("--input describes the inputs of --model or --model-factory; give one of them")
     if extra_params:
         changes["params"] = request.params + tuple(extra_params)
+    if options["backend_option_items"]:
+        from harness.options import parse_assignments
+
+        merged = {k: dict(v) for k, v in request.backend_options.items()}
+        for backend, table in parse_assignments(options["backend_option_items"]).items():
+            merged.setdefault(backend, {}).update(table)
+        changes["backend_options"] = merged
     for option in ("threads", "timeout_s"):
         if given(option):
             changes[option] = options[option]
@@ -301,7 +341,8 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
     return replace(request, **changes)
 
 
-SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items", "preset", "model",
+SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items", "backend_option_items",
+                 "preset", "model",
                  "model_factory", "model_inputs", "dtypes", "batch_sizes",
                  "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
                  "target_ci", "qps", "latency_slo_ms", "find_max_qps", "min_queries", "ttft_bound_ms",
@@ -318,6 +359,9 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
               help="Only these devices (repeatable), e.g. cpu, cuda:0, CPUExecutionProvider.")
 @click.option("-p", "--param", "param_items", multiple=True, metavar="KEY=VALUE",
               help="Workload parameter (repeatable); WORKLOAD.KEY=VALUE targets one workload.")
+@click.option("-O", "--backend-option", "backend_option_items", multiple=True, metavar="BACKEND.KEY=VALUE",
+              help="Backend option (repeatable; a key given twice sweeps both values), e.g. "
+                   "torch.graph=compile, onnxruntime.provider_options.device_id=0. See `bakeoff backends --options`.")
 @click.option("--preset", default=None, metavar="NAME",
               help="Model preset, e.g. qwen2.5-0.5b (same as -p preset=NAME).")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -553,6 +597,7 @@ def _print_notes(console, base: str, run: str, result) -> None:
 
 def _print_comparison(base: str, run: str, result) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from harness.compare import CI_NAME, TEST_NAME
     from harness.units import format_seconds
@@ -562,7 +607,7 @@ def _print_comparison(base: str, run: str, result) -> None:
     for column in ("benchmark", "base median", "new median", "ratio [95% CI]", "p", "verdict"):
         table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right")
     for c in result.comparisons:
-        table.add_row(c.label, format_seconds(c.base_median_s), format_seconds(c.new_median_s),
+        table.add_row(Text(c.label), format_seconds(c.base_median_s), format_seconds(c.new_median_s),
                       f"{c.ratio:.3f} [{c.ratio_ci[0]:.3f}, {c.ratio_ci[1]:.3f}]", f"{c.p_value:.2g}", _styled(c.verdict))
     console.print(table)
     _print_notes(console, base, run, result)
@@ -571,6 +616,7 @@ def _print_comparison(base: str, run: str, result) -> None:
 def _print_multi_comparison(runs, results) -> None:
     """One row per benchmark, one column per run: median, and for later runs the ratio and verdict."""
     from rich.table import Table
+    from rich.text import Text
 
     from harness.compare import TEST_NAME
     from harness.units import format_seconds
@@ -587,7 +633,7 @@ def _print_multi_comparison(runs, results) -> None:
     for run in runs:
         table.add_column(run, justify="right")
     for label in sorted(rows):
-        table.add_row(label, format_seconds(base_medians[label]),
+        table.add_row(Text(label), format_seconds(base_medians[label]),
                       *(rows[label].get(i, "-") for i in range(1, len(runs))))
     console.print(table)
     for run, result in zip(runs[1:], results):
@@ -680,6 +726,7 @@ def rank_command(runs, as_json, **options) -> None:
       bakeoff rank run1 run2 --pricing owned --utilisation 0.5 --slo-p99-ms 50
     """
     from rich.table import Table
+    from rich.text import Text
 
     from harness.units import format_rate, format_seconds
 
@@ -693,7 +740,7 @@ def rank_command(runs, as_json, **options) -> None:
         table.add_column(column, justify="right" if column in ("rank", "cost", "throughput", "p99") else "left")
     for c in result.ranked:
         cost = c["cost"]
-        table.add_row(str(c["rank"]), c["workload"], c["candidate"], c["catalog_id"],
+        table.add_row(str(c["rank"]), Text(c["workload"]), Text(c["candidate"]), c["catalog_id"],
                       f"${cost['value']:.4g} per {cost['per']}" + (" (estimated energy)" if cost["estimated"] else ""),
                       format_rate(c["throughput"], c["throughput_unit"]), format_seconds(c["p99_s"]))
     console = _console()
@@ -703,7 +750,7 @@ def rank_command(runs, as_json, **options) -> None:
         for column in ("workload", "candidate", "excluded by"):
             excluded.add_column(column, overflow="fold")
         for e in result.excluded:
-            excluded.add_row(e["workload"], e["candidate"], "; ".join(e["excluded_by"]))
+            excluded.add_row(Text(e["workload"]), Text(e["candidate"]), Text("; ".join(e["excluded_by"])))
         console.print(excluded)
 
 
@@ -721,6 +768,7 @@ def plan_command(runs, as_json, target, **options) -> None:
       bakeoff plan latest --target-tokens-per-s 5000 --slo-p99-ms 200 --catalog my-prices.toml
     """
     from rich.table import Table
+    from rich.text import Text
 
     from harness.rank import plan_fleet
     from harness.units import format_rate
@@ -736,7 +784,7 @@ def plan_command(runs, as_json, target, **options) -> None:
                          else "left")
     for p in plans:
         power = "-" if p["power_w"] is None else f"{p['power_w'] / 1000:.3g} kW" + (" (est.)" if p["power_estimated"] else "")
-        table.add_row(p["workload"], p["candidate"], format_rate(p["throughput"], p["throughput_unit"]),
+        table.add_row(Text(p["workload"]), Text(p["candidate"]), format_rate(p["throughput"], p["throughput_unit"]),
                       str(p["devices"]), f"${p['yearly_cost_usd']:,.0f} ({p['pricing']})", power)
     _console().print(table)
     if result.excluded:

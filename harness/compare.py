@@ -23,6 +23,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
+from harness.options import backend_label
+
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
 TEST_NAME = "Mann-Whitney U (two-sided, normal approximation with tie correction)"
@@ -118,7 +120,7 @@ class CompareResult:
 def _label(record: Mapping[str, Any]) -> str:
     spec = record["spec"]
     params = ",".join(f"{k}={v}" for k, v in sorted((spec.get("params") or {}).items()))
-    return (f"{spec['backend']}/{spec['device']} {spec['workload']} {params} {spec['dtype']} "
+    return (f"{backend_label(spec)}/{spec['device']} {spec['workload']} {params} {spec['dtype']} "
             f"b{spec['batch_size']} {spec.get('scenario', 'single-stream')}").replace("  ", " ")
 
 

@@ -71,7 +71,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "tpot_bound_ms": Field("number", *GREATER_THAN_ZERO),
     },
 }
-TOP_LEVEL = {"schema_version", "sweep", "stopping", "server", "workload"}
+TOP_LEVEL = {"schema_version", "sweep", "stopping", "server", "workload", "backend"}
 
 
 def _type_ok(kind: str, value: Any) -> bool:
@@ -147,6 +147,10 @@ def load_config(path: Path | str) -> SweepRequest:
             raise UserError(f"{path}: workload.{workload} must be a table of parameters, got {table!r}")
         params.extend((f"{workload}.{key}", value) for key, value in table.items())
 
+    backend_tables = raw.get("backend", {})
+    if not isinstance(backend_tables, dict) or not all(isinstance(t, dict) for t in backend_tables.values()):
+        raise UserError(f"{path}: [backend] must hold tables of options such as [backend.torch]")
+
     iterations = stopping_values.pop("iterations", None)
     stopping = Stopping(**stopping_values)
     if iterations is not None:
@@ -177,6 +181,7 @@ def load_config(path: Path | str) -> SweepRequest:
         threads=sweep.get("threads"),
         timeout_s=sweep.get("timeout_s", defaults.timeout_s),
         memory_limit_bytes=sweep.get("memory_limit"),
+        backend_options=backend_tables,
     )
 
 

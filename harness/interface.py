@@ -135,6 +135,11 @@ class Prepared(abc.ABC):
     #: options, effective precision). They are stored in the benchmark record.
     details: dict[str, Any]
 
+    #: The physical device the work runs on (``cuda:0``, ``npu:1``) when the
+    #: spec's device names something else, e.g. an ONNX Runtime provider. The
+    #: runner picks energy meters by it; ``None`` means ``spec.device``.
+    physical_device: str | None = None
+
     def __init__(self) -> None:
         self.details = {}
 

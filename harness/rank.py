@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.catalog import Catalog, figure
 from harness.cost import HOURS_PER_YEAR, OwnedInputs, cloud_cost, owned_cost
+from harness.options import backend_label
 from harness.policy import Policy
 
 
@@ -36,7 +37,7 @@ class Ranking:
 
 def label(record: Mapping[str, Any]) -> str:
     spec = record["spec"]
-    return f"{spec['backend']}/{spec['device']} {spec['dtype']} b{spec['batch_size']}"
+    return f"{backend_label(spec)}/{spec['device']} {spec['dtype']} b{spec['batch_size']}"
 
 
 def workload_label(record: Mapping[str, Any]) -> str:

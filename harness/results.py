@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from harness.errors import ResultsError
+from harness.options import flatten as flatten_options, options_text
 from harness.runner import OK, STATUSES, Outcome, utc_now
 from harness.spec import BenchmarkSpec
 from harness.stats import stability_warnings, summarize
@@ -362,6 +363,7 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "host": record.get("host"),
         "key": record.get("key"),
         "backend": spec.get("backend"),
+        "options": options_text(spec.get("options")) or None,
         "device": spec.get("device"),
         "workload": spec.get("workload"),
         "dtype": spec.get("dtype"),
@@ -430,6 +432,8 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     )
     for name, value in sorted((spec.get("params") or {}).items()):
         row[f"param.{name}"] = value
+    for name, value in flatten_options(spec.get("options") or {}).items():
+        row[f"option.{name}"] = value
     return row
 
 

@@ -206,7 +206,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
     try:
         overhead = harness_overhead_ns(timebase)
         cpu_before, wall_before = time.process_time(), time.monotonic()
-        with measure_energy(meters(spec.device)) as energy:
+        with measure_energy(meters(getattr(prepared, "physical_device", None) or spec.device)) as energy:
             result: ScenarioResult = scenario_runner(
                 prepared, spec.stopping, timebase,
                 server=spec.server, work_per_step=common["work_per_step"], unit=workload.unit,

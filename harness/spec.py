@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
+from harness.options import freeze, thaw
 from harness.scenarios import SERVER, SINGLE_STREAM, ServerSettings
 from harness.timing import Stopping
 
@@ -35,21 +36,30 @@ class BenchmarkSpec:
     threads: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     memory_limit_bytes: int | None = None
+    #: Backend options that change what is measured (graph capture, provider
+    #: options, IOBinding): part of the identity. See harness/options.py.
+    options: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def create(cls, *, params: Mapping[str, Any] | None = None, warmup: int | None = None,
-               iterations: int | None = None, **fields: Any) -> "BenchmarkSpec":
+               iterations: int | None = None, options: Mapping[str, Any] | None = None,
+               **fields: Any) -> "BenchmarkSpec":
         """Build a spec; ``warmup``/``iterations`` are shorthands for a fixed-count stopping rule."""
         stopping = fields.pop("stopping", Stopping())
         if warmup is not None:
             stopping = replace(stopping, warmup=warmup)
         if iterations is not None:
             stopping = stopping.with_fixed_iterations(iterations)
-        return cls(stopping=stopping, params=tuple(sorted((params or {}).items())), **fields)
+        return cls(stopping=stopping, params=tuple(sorted((params or {}).items())),
+                   options=freeze(options or {}), **fields)
 
     @property
     def params_dict(self) -> dict[str, Any]:
         return dict(self.params)
+
+    @property
+    def options_dict(self) -> dict[str, Any]:
+        return thaw(self.options)
 
     def identity(self) -> dict[str, Any]:
         """The fields that make two measurements comparable (not loop settings)."""
@@ -62,6 +72,8 @@ class BenchmarkSpec:
             "batch_size": self.batch_size,
             "scenario": self.scenario,
         }
+        if self.options:  # absent when default, so keys of runs before options existed stay valid
+            identity["options"] = self.options_dict
         if self.scenario == SERVER and self.server is not None:
             identity["server"] = {
                 "target_qps": None if self.server.find_max_qps else self.server.target_qps,
@@ -81,12 +93,14 @@ class BenchmarkSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["params"] = self.params_dict
+        data["options"] = self.options_dict
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "BenchmarkSpec":
         data = dict(data)
         data["params"] = tuple(sorted(dict(data.get("params", {})).items()))
+        data["options"] = freeze(dict(data.get("options") or {}))
         data["stopping"] = Stopping(**data.get("stopping", {}))
         if data.get("server") is not None:
             data["server"] = ServerSettings(**data["server"])

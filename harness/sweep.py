@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
+from harness import options as options_module
 from harness.environment import default_threads
 from harness.errors import UserError
 from harness.interface import KNOWN_DTYPES
@@ -43,6 +44,9 @@ class SweepRequest:
     threads: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     memory_limit_bytes: int | None = None
+    #: Per-backend options (``{"torch": {"graph": ["eager", "compile"]}}``); a list
+    #: value sweeps the option. See harness/options.py.
+    backend_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class SweepRequest:
             "threads": self.threads,
             "timeout_s": self.timeout_s,
             "memory_limit_bytes": self.memory_limit_bytes,
+            "backend_options": {k: dict(v) for k, v in self.backend_options.items()},
         }
 
 
@@ -150,6 +155,30 @@ def _workload_params(
     return per_workload
 
 
+def backend_option_sets(registry: Registry, backend: str, device: str,
+                        values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The validated, default-free option sets one backend runs on one device.
+
+    A list value sweeps; sets that normalize to the same options run once.
+    """
+    if not values:
+        return [{}]
+    instance = registry.backend(backend)
+    declared = getattr(instance, "OPTIONS", None) or {}
+    sets: list[dict[str, Any]] = []
+    for variant in options_module.variants(values):
+        normalized = options_module.validate(backend, declared, variant)
+        check = getattr(instance, "check_options", None)
+        if normalized and check is not None:
+            try:
+                check(device, normalized)
+            except ValueError as exc:
+                raise UserError(f"backend option {backend} on {device}: {exc}") from None
+        if normalized not in sets:
+            sets.append(normalized)
+    return sets
+
+
 def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
     """Validate a request and expand it into benchmark specs."""
     registry = registry or Registry()
@@ -201,6 +230,15 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
     params = _workload_params(registry, workload_names, dict(request.params))
     resolved = {name: registry.workload(name, params[name]).values for name in workload_names}
 
+    for name in request.backend_options:
+        if name not in backend_names:
+            raise UserError(f"backend option {name}.*: backend {name!r} is not in this run "
+                            f"(running: {', '.join(backend_names)})")
+    option_sets = {
+        (backend, device): backend_option_sets(registry, backend, device, request.backend_options.get(backend, {}))
+        for backend, device in targets
+    }
+
     if not targets:
         detail = "; ".join(notes) if notes else "no backend is available"
         raise UserError(f"nothing to run: {detail} (see `bakeoff backends`)")
@@ -226,8 +264,10 @@ def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
             threads=threads,
             timeout_s=request.timeout_s,
             memory_limit_bytes=request.memory_limit_bytes,
+            options=options,
         )
         for backend, device in targets
+        for options in option_sets[(backend, device)]
         for workload in workload_names
         for scenario in request.scenarios
         for dtype in request.dtypes

@@ -12,6 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from harness.options import backend_label
 from harness.plugins import BackendStatus
 from harness.runner import OK
 from harness.units import format_bytes, format_interval, format_rate, format_seconds, si_scale, sig3
@@ -65,7 +66,7 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
     stats = record.get("stats") or {}
     throughput = record.get("throughput") or {}
     cells = {
-        "backend": spec["backend"],
+        "backend": backend_label(spec),
         "device": spec["device"],
         "workload": spec["workload"],
         "params": _params_text(spec.get("params") or {}),
@@ -179,5 +180,7 @@ def results_table(records: Iterable[Mapping[str, Any]], title: str = "Results") 
         else:
             cells["notes"] = ""
         cells["status"] = Text(cells["status"], _STATUS_STYLE.get(cells["status"], ""))
-        table.add_row(*(cells[_CELL_FOR_COLUMN.get(c, c)] for c in columns))
+        # Text, not markup: "torch[graph=compile]" would otherwise read as a style tag.
+        table.add_row(*(Text(value) if isinstance(value, str) else value
+                        for value in (cells[_CELL_FOR_COLUMN.get(c, c)] for c in columns)))
     return Group(table, *footnotes)
