@@ -1,0 +1,99 @@
+"""Two backends with an asynchronous "device queue" (a worker thread running torch on the CPU),
+for the conformance suite's timing contract.
+
+``QueuedBackend`` is correct: ``step()`` enqueues, ``synchronize()`` waits for the queue.
+``UnsynchronizedBackend`` has the bug torch.utils.benchmark had on Ascend: its
+``synchronize()`` returns at once, so the runner times the enqueue, not the work.
+"""
+
+import queue
+import threading
+
+from harness.errors import Unsupported
+from harness.interface import Availability, DeviceInfo, Prepared
+
+
+class _DeviceQueue:
+    """A single worker thread executing closures in order, like a device stream."""
+
+    def __init__(self):
+        self.tasks = queue.Queue()
+        self.closed = False
+        self.worker = threading.Thread(target=self._run, daemon=True)
+        self.worker.start()
+
+    def _run(self):
+        while True:
+            task = self.tasks.get()
+            try:
+                if task is not None and not self.closed:
+                    task()
+            finally:
+                self.tasks.task_done()
+            if task is None:
+                return
+
+    def submit(self, task):
+        self.tasks.put(task)
+
+    def wait(self):
+        self.tasks.join()
+
+    def close(self):
+        self.closed = True  # pending work is dropped, as a device reset would
+        self.tasks.put(None)
+        self.worker.join()  # at most the task in flight; a thread left in torch aborts the interpreter
+
+
+class QueuedPrepared(Prepared):
+    def __init__(self, module, inputs, synchronizes: bool):
+        super().__init__()
+        self.module, self.inputs, self.synchronizes = module, inputs, synchronizes
+        self.device_queue = _DeviceQueue()
+        self.result = None
+
+    def step(self):
+        import torch
+
+        def work():
+            with torch.inference_mode():
+                self.result = self.module(*self.inputs)
+
+        self.device_queue.submit(work)
+
+    def synchronize(self):
+        if self.synchronizes:
+            self.device_queue.wait()
+
+    def outputs(self):
+        self.device_queue.wait()
+        outputs = self.result if isinstance(self.result, (tuple, list)) else (self.result,)
+        return [t.float().numpy() for t in outputs if t is not None]
+
+    def close(self):
+        self.device_queue.close()
+
+
+class QueuedBackend:
+    name = "queued"
+    synchronizes = True
+
+    def probe(self):
+        return Availability.yes(version="1.0")
+
+    def devices(self):
+        return [DeviceInfo(backend=self.name, device="queue0", vendor="Test", model="Threaded queue")]
+
+    def prepare(self, workload, spec):
+        if spec.dtype not in ("float32", "float16", "bfloat16"):
+            raise Unsupported(f"{self.name} runs floating-point dtypes only, not {spec.dtype}")
+        if getattr(workload, "generative", False):
+            raise Unsupported(f"{self.name} has no generation loop")
+        module = workload.build_module(spec.dtype)
+        inputs = workload.example_inputs(spec.batch_size, spec.dtype)
+        return QueuedPrepared(module, inputs, self.synchronizes)
+
+
+class UnsynchronizedBackend(QueuedBackend):
+    name = "unsynchronized"
+    synchronizes = False
