@@ -136,6 +136,9 @@ class TorchBackend:
         else:
             prepared = TorchPrepared(torch, module, inputs, device, module_api)
         prepared.details.update(graph_details)
+        if (graph == "compile" and device.type == "cuda" and not generative
+                and options.get("compile_mode") in ("reduce-overhead", "max-autotune")):
+            prepared.mark_cudagraph_step = True
         if graph == "compile":
             # Compilation happens on the first call: do it here, outside the timed region.
             started = time.perf_counter()
@@ -219,7 +222,13 @@ class TorchPrepared(Prepared):
         if module_api is not None:
             self.details["device_memory_source"] = f"torch.{device.type}.max_memory_allocated"
 
+    #: Set for torch.compile modes that use CUDA graph trees: each step must then
+    #: start a new graph "generation", or replays would overwrite outputs still held.
+    mark_cudagraph_step = False
+
     def step(self) -> None:
+        if self.mark_cudagraph_step:
+            self.torch.compiler.cudagraph_mark_step_begin()
         with self.torch.inference_mode():
             self.output = self.module(*self.inputs)
 

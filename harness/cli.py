@@ -153,6 +153,35 @@ def _print_backend_options(registry, as_json: bool) -> None:
     _console().print(table)
 
 
+# -- new-backend -------------------------------------------------------------
+
+@cli.command("new-backend")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder to create the package in.")
+def new_backend(name: str, parent: Path) -> None:
+    """Generate a pip-installable backend plugin package, bakeoff-NAME.
+
+    It is a working CPU example (PyTorch eager) that installs, appears in
+    `bakeoff backends`, and passes bakeoff's conformance suite unchanged.
+    Replace the parts marked ACCELERATOR with your runtime's calls; the guide
+    is docs/writing-a-backend.md.
+
+    \b
+    Example:
+      bakeoff new-backend acme --dir plugins
+      pip install -e plugins/bakeoff-acme
+      bakeoff run -b acme -w gemm
+      pytest plugins/bakeoff-acme/tests
+    """
+    from harness.plugins import Registry
+    from harness.scaffold import new_backend as scaffold
+
+    target = scaffold(name, parent, Registry().backend_names())
+    click.echo(f"created {target}")
+    click.echo(f"next: pip install -e {target}  &&  bakeoff run -b {name} -w gemm  &&  pytest {target / 'tests'}")
+
+
 # -- workloads ---------------------------------------------------------------
 
 def _workload_listing() -> list[dict[str, Any]]:
