@@ -157,6 +157,14 @@ class OnnxRuntimeBackend:
                              "CUDA, TensorRT and CANN, off for the CPU)"),
     }
 
+    def ray_requirements(self, device: str) -> dict | None:
+        """Fleet resources per provider: GPU providers need a Ray ``GPU``, CANN an ``NPU``."""
+        if device in ("CUDAExecutionProvider", "TensorrtExecutionProvider", "MIGraphXExecutionProvider"):
+            return {"num_gpus": 1}
+        if device == "CANNExecutionProvider":
+            return {"resources": {"NPU": 1}}
+        return None
+
     def check_options(self, device: str, options) -> None:
         import onnxruntime
 

@@ -69,6 +69,16 @@ class TorchBackend:
                                "graph and max-autotune the GE graph (torchair)."),
     }
 
+    def ray_requirements(self, device: str) -> dict | None:
+        """What a fleet node must offer to run ``device`` (harness/fleet.py): Ray's own
+        GPU and NPU resources; CPU and other devices fall back to CPUs and user resources."""
+        kind = device.split(":")[0]
+        if kind == "cuda":  # NVIDIA and AMD (ROCm) GPUs are both Ray's "GPU"
+            return {"num_gpus": 1}
+        if kind == "npu":
+            return {"resources": {"NPU": 1}}
+        return None
+
     def check_options(self, device: str, options) -> None:
         """Refuse option combinations that mean nothing. (A device without graph
         capture is not an input error: its row is skipped as unsupported, so one

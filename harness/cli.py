@@ -438,12 +438,23 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
               show_default=True, help="subprocess isolates each benchmark; inline is for debugging.")
 @click.option("--resume", "resume_ref", default=None, metavar="RUN",
               help="Finish an interrupted run: run only its missing benchmarks.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one benchmark at a time on this machine. ray: each benchmark as a Ray task on a "
+                   "cluster node that offers its device (pip install 'bakeoff[fleet]'; docs/fleet.md).")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="Ray cluster to join (e.g. 10.0.0.1:6379, or 'auto'). Default: start a local Ray instance.")
+@click.option("--ray-retries", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Times a benchmark is retried when its Ray worker or node dies.")
+@click.option("--ray-resource", "ray_resources", multiple=True, metavar="BACKEND[/DEVICE]=RESOURCE[:N]",
+              help="A custom node resource the matching benchmarks need (repeatable), e.g. "
+                   "torch/npu:0=ascend910b for nodes started with --resources '{\"ascend910b\": 1}'.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Folder that receives the run folder (and where --resume looks).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's records as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-benchmark lines.")
 @click.pass_context
 def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as_json: bool, quiet: bool,
+        executor: str, ray_address: str | None, ray_retries: int, ray_resources: tuple[str, ...],
         **options: Any) -> None:
     """Run a bake-off: every backend x workload x scenario x dtype x batch size.
 
@@ -464,12 +475,15 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
       bakeoff run --model my.onnx --input input_ids:1x128:int64 --input attention_mask:1x128:int64
       bakeoff run --config docs/sweep.example.toml
       bakeoff run --resume 20261130-101500-ab12
+      bakeoff run --executor ray --ray-address head:6379 -w llm --ray-resource torch/npu:0=ascend910b
     """
     from harness.launchers import get_launcher
     from harness.results import RunStore, resolve_run
     from harness.sweep import plan, resume, run_sweep
 
     err = _console(stderr=True)
+    fleet = {"executor": executor, "ray_address": ray_address, "ray_retries": ray_retries,
+             "ray_resources": list(ray_resources)}
     if resume_ref is not None:
         given = [param.opts[-1] for param in ctx.command.params if param.name in SWEEP_OPTIONS
                  and ctx.get_parameter_source(param.name) not in (None, click.core.ParameterSource.DEFAULT)]
@@ -477,32 +491,54 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
             raise UserError(f"--resume reruns the run's stored plan; drop {given[0]}")
         store = RunStore.open(resolve_run(resume_ref, out))
         specs = resume(store)
-        launcher = store.manifest.get("settings", {}).get("launcher", launcher)
+        stored = store.manifest.get("settings", {})
+        launcher = stored.get("launcher", launcher)
+        for key in fleet:  # the run's own executor settings, unless given again now
+            if key in stored and ctx.get_parameter_source(key) in (None, click.core.ParameterSource.DEFAULT):
+                fleet[key] = stored[key]
+        ray_executor = _ray_executor(fleet)
         if not quiet:
             err.print(f"resuming run [bold]{store.run_id}[/]: {len(specs)} of "
                       f"{len(store.manifest.get('plan', []))} benchmarks missing", highlight=False)
     else:
         request = _sweep_request(ctx, options["config"], options)
+        ray_executor = _ray_executor(fleet)
+        backend_rows = None
+        if ray_executor is not None:
+            from harness.fleet import cluster_rows
+
+            if launcher != "subprocess":
+                raise UserError(f"--launcher {launcher}: fleet benchmarks always run in a worker process")
+            backend_rows = cluster_rows(ray_executor.probe(request.backends))
         if options["config"] is not None:
             from harness.config import plan_config
 
-            the_plan = plan_config(options["config"], request)
+            the_plan = plan_config(options["config"], request, backend_rows=backend_rows)
         else:
-            the_plan = plan(request)
+            the_plan = plan(request, backend_rows=backend_rows)
         for note in the_plan.notes:
             err.print(f"[yellow]note:[/] {note}", highlight=False)
         specs = the_plan.specs
-        store = RunStore.create(out, settings={**request.settings(), "launcher": launcher}, plan=specs,
+        store = RunStore.create(out, settings={**request.settings(), "launcher": launcher, **fleet}, plan=specs,
                                 devices=the_plan.devices)
         if not quiet:
             err.print(f"run [bold]{store.run_id}[/]: {len(specs)} benchmarks -> {store.path}", highlight=False)
     with _ProgressObserver(len(specs), quiet or as_json) as observer:
         try:
-            run_sweep(specs, get_launcher(launcher), store, observer)
+            if ray_executor is not None:
+                from harness.fleet import run_fleet_sweep
+                from harness.plugins import Registry
+
+                run_fleet_sweep(specs, ray_executor, Registry(), store, observer)
+            else:
+                run_sweep(specs, get_launcher(launcher), store, observer)
         except KeyboardInterrupt:
             click.echo(f"bakeoff: interrupted; finished records are saved. Resume with: "
                        f"bakeoff run --resume {store.run_id} --out {out}", err=True)
             raise click.exceptions.Exit(130) from None
+        finally:
+            if ray_executor is not None:
+                ray_executor.shutdown()
     from harness.results import read_records
 
     records = read_records(store.path)
@@ -513,6 +549,20 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
 
     _console().print(results_table(records, title=f"Run {store.run_id}"))
     click.echo(f"records: {store.path}  (harness.results.load('{store.path}') gives a DataFrame)")
+
+
+def _ray_executor(fleet: dict[str, Any]):
+    """A connected :class:`harness.fleet.RayExecutor` for ``--executor ray``, else ``None``."""
+    if fleet["executor"] != "ray":
+        if fleet["ray_address"] or fleet["ray_resources"]:
+            raise UserError("--ray-address and --ray-resource need --executor ray")
+        return None
+    from harness.fleet import RayExecutor, parse_resource_selectors
+
+    executor = RayExecutor(address=fleet["ray_address"], retries=fleet["ray_retries"],
+                           selectors=parse_resource_selectors(fleet["ray_resources"]))
+    executor.connect()
+    return executor
 
 
 # -- show ----------------------------------------------------------------------

@@ -203,7 +203,7 @@ def _check_names(path: Path | str, request: SweepRequest, registry) -> None:
                 )
 
 
-def plan_config(path: Path | str, request: SweepRequest, registry=None):
+def plan_config(path: Path | str, request: SweepRequest, registry=None, backend_rows=None):
     """Plan a config's request; every planning error names the file."""
     from harness.plugins import Registry
     from harness.sweep import plan
@@ -211,6 +211,6 @@ def plan_config(path: Path | str, request: SweepRequest, registry=None):
     registry = registry or Registry()
     _check_names(path, request, registry)
     try:
-        return plan(request, registry)
+        return plan(request, registry, backend_rows)
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None

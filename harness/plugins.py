@@ -12,10 +12,11 @@ it never breaks listing, running or any other command. (pluggy's
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
 
 from harness.errors import UserError
 from harness.interface import Availability, Backend, DeviceInfo, Workload
@@ -105,6 +106,20 @@ class BackendStatus:
             "plugin": self.plugin,
             **info,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BackendStatus":
+        """Rebuild a row from :meth:`to_dict` (a fleet node's listing, sent as JSON)."""
+        data = dict(data)
+        head = {k: data.pop(k, None) for k in ("backend", "device", "available", "version", "reason", "plugin")}
+        data.pop("catalog", None)
+        known = {f.name for f in dataclasses.fields(DeviceInfo)}
+        info = None
+        if head["device"] is not None:
+            info = DeviceInfo(backend=head["backend"], device=head["device"], available=bool(head["available"]),
+                              reason=head["reason"], **{k: v for k, v in data.items() if k in known})
+        return cls(head["backend"], head["device"], bool(head["available"]), head["version"], head["reason"],
+                   info, head["plugin"] or "")
 
 
 class Registry:

@@ -255,7 +255,8 @@ class RunStore:
         from harness.telemetry.fingerprint import fingerprint, fingerprint_inputs
 
         record = build_record(self.run_id, spec, outcome)
-        host = self.manifest.get("host") or {}
+        # A fleet node's own environment, else the run's host: each record keeps its own.
+        host = outcome.node or self.manifest.get("host") or {}
         record["host"] = host.get("hostname")
         record["fingerprint_inputs"] = fingerprint_inputs(host, record)
         record["fingerprint"] = fingerprint(record["fingerprint_inputs"])
@@ -361,6 +362,7 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "run_id": record.get("run_id"),
         "host": record.get("host"),
+        "node_id": (record.get("node") or {}).get("ray_node_id"),
         "key": record.get("key"),
         "backend": spec.get("backend"),
         "options": options_text(spec.get("options")) or None,

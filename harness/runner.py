@@ -32,7 +32,8 @@ OK, FAILED, UNSUPPORTED, UNAVAILABLE = "ok", "failed", "unsupported", "unavailab
 STATUSES = (OK, FAILED, UNSUPPORTED, UNAVAILABLE)
 
 #: Failure causes a record can carry.
-CAUSES = ("error", "signal", "exit", "timeout", "out-of-memory", "interrupted")
+CAUSES = ("error", "signal", "exit", "timeout", "out-of-memory", "interrupted", "lost")
+# "lost": a fleet run's Ray worker or node died under the benchmark (harness/fleet.py).
 
 
 def utc_now() -> str:
@@ -114,6 +115,9 @@ class Outcome:
     utilisation: dict[str, Any] | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    #: The environment of the machine that ran it, when that is not the run's own host
+    #: (a fleet node: host facts plus its Ray node id). ``None``: the run's host.
+    node: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

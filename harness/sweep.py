@@ -179,23 +179,32 @@ def backend_option_sets(registry: Registry, backend: str, device: str,
     return sets
 
 
-def plan(request: SweepRequest, registry: Registry | None = None) -> Plan:
-    """Validate a request and expand it into benchmark specs."""
+def plan(request: SweepRequest, registry: Registry | None = None,
+         backend_rows: Mapping[str, list[Any]] | None = None) -> Plan:
+    """Validate a request and expand it into benchmark specs.
+
+    ``backend_rows`` replaces this machine's backend listing with another's, e.g.
+    the union of a Ray cluster's nodes (harness/fleet.py): a fleet is planned
+    from what its nodes can run, not from what the driver can.
+    """
     registry = registry or Registry()
     _check_request(request)
     notes: list[str] = []
 
     # Backends and their devices.
     explicit_backends = bool(request.backends)
-    backend_names = list(dict.fromkeys(request.backends)) or registry.backend_names()
+    known_backends = sorted(backend_rows) if backend_rows is not None else registry.backend_names()
+    backend_names = list(dict.fromkeys(request.backends)) or known_backends
     for name in backend_names:
-        if name not in registry.backend_entries:
+        if backend_rows is not None and name not in backend_rows:
+            raise UserError(f"unknown backend {name!r} (the cluster's nodes have: {', '.join(known_backends)})")
+        if backend_rows is None and name not in registry.backend_entries:
             registry.backend(name)  # raises the UserError naming the known backends
     targets: list[tuple[str, str]] = []
     device_facts: list[dict[str, Any]] = []
     seen_devices: set[str] = set()
     for name in backend_names:
-        rows = registry.backend_status(name)
+        rows = backend_rows[name] if backend_rows is not None else registry.backend_status(name)
         seen_devices.update(r.device for r in rows if r.device)
         usable = [r for r in rows if r.available and r.device]
         if request.devices:

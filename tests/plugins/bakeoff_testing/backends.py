@@ -180,3 +180,25 @@ class LiarBackend(_Fake):
 
     def outputs_for(self, workload, spec):
         return [array * 1.5 for array in workload.reference_outputs(spec.batch_size)]
+
+
+class RayWorkerKillingBackend(_Fake):
+    """Kills the Ray worker that runs its benchmark, as when a node's process dies mid-task.
+
+    Its worker is a child of the Ray worker (fleet runs keep the subprocess
+    isolation), so the parent is killed; anywhere but under Ray it refuses.
+    """
+
+    name = "ray-worker-killer"
+
+    def on_step(self):
+        import signal
+
+        import psutil
+
+        parent = psutil.Process(os.getppid())
+        title = " ".join(parent.cmdline())
+        if not title.startswith("ray::"):
+            raise RuntimeError(f"not under a Ray worker (parent: {title[:80]!r}); refusing to kill it")
+        os.kill(parent.pid, signal.SIGKILL)
+        time.sleep(5)  # the SIGKILL lands; this worker is then an orphan and exits
