@@ -25,11 +25,10 @@ EXPORT_FORMAT_VERSION = 1  # bump to invalidate every cached export
 
 
 def cache_dir() -> Path:
-    """``$BAKEOFF_CACHE_DIR``, else ``$XDG_CACHE_HOME/bakeoff``, else ``~/.cache/bakeoff``."""
-    if os.environ.get("BAKEOFF_CACHE_DIR"):
-        return Path(os.environ["BAKEOFF_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "bakeoff"
+    """bakeoff's cache folder (harness/cache.py): ``$BAKEOFF_CACHE_DIR``, ``$XDG_CACHE_HOME/bakeoff``, ..."""
+    from harness.cache import cache_dir as shared
+
+    return shared()
 
 
 @dataclass(frozen=True)
@@ -122,15 +121,10 @@ def export_module(module, inputs, *, stem: str, identity: dict, input_names, out
 
 
 def _source_digest(obj) -> str:
-    """Hash of the source file defining ``obj``'s class: a code change must never reuse a stale graph."""
-    import inspect
-    import sys
+    """Hash of the code defining ``obj``: a code change must never reuse a stale graph."""
+    from harness.cache import source_digest
 
-    try:
-        source = inspect.getsource(sys.modules[type(obj).__module__])
-    except (OSError, TypeError, KeyError):
-        return "unknown-source"
-    return hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
+    return source_digest(obj)
 
 
 def _identity(workload, dtype: str) -> dict:

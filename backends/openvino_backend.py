@@ -126,8 +126,8 @@ class OpenVinoBackend:
                 model = core.read_model(str(workload.path))
                 converter = "openvino.Core.read_model(user-supplied ONNX file)"
             else:
-                model = openvino.convert_model(workload.build_module("float32"), example_input=inputs)
-                converter = "openvino.convert_model(torch.nn.Module)"
+                model, cache_hit = converted_model(openvino, core, workload, inputs)
+                converter = "openvino.convert_model(torch.nn.Module)" + (" (cached IR)" if cache_hit else "")
             if spec.dtype == "int8":
                 model = compress_int8(model, workload.name)
             compiled = [core.compile_model(model, spec.device, config)]
@@ -145,6 +145,40 @@ class OpenVinoBackend:
             **({"quantization": "nncf.compress_weights(INT8_ASYM)"} if spec.dtype == "int8" else {}),
         }
         return prepared
+
+
+def converted_model(openvino, core, workload, inputs):
+    """The workload's module converted to OpenVINO IR, cached on disk by content hash.
+
+    Conversion traces the module (seconds for a CNN or an encoder), and each
+    benchmark runs in a fresh worker, so the IR is saved once, uncompressed
+    (``compress_to_fp16=False``: the weights stay float32), and read back by
+    later benchmarks. The key covers the workload's code and parameters, every
+    weight's bytes, the input shapes, torch's and OpenVINO's versions.
+    """
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from backends.onnx_export import _identity, cache_dir, content_hash
+
+    module = workload.build_module("float32")
+    identity = {**_identity(workload, "float32"), "converter": "openvino.convert_model",
+                "openvino": openvino.__version__}
+    root = cache_dir() / "openvino-ir"
+    folder = root / content_hash(identity, module, inputs)
+    if (folder / "model.xml").exists():
+        return core.read_model(str(folder / "model.xml")), True
+    model = openvino.convert_model(module, example_input=inputs)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    try:
+        openvino.save_model(model, str(staging / "model.xml"), compress_to_fp16=False)
+        os.replace(staging, folder)
+    except OSError:  # another worker cached it first; keep theirs
+        shutil.rmtree(staging, ignore_errors=True)
+    return model, False
 
 
 class OpenVinoPrepared(Prepared):

@@ -21,6 +21,8 @@ from harness.roofline import read_ceilings, roofline_fraction
 from harness.spec import BenchmarkSpec
 from harness.timing import Stopping
 
+pytestmark = pytest.mark.roofline
+
 PRESET = os.environ.get("BAKEOFF_ROOFLINE_PRESET", "qwen2.5-0.5b")
 TARGETS = [("torch", "cpu"), ("onnxruntime", "CPUExecutionProvider"), ("openvino", "CPU")]
 STOPPING = Stopping(warmup=1, min_iterations=5, min_duration_s=5.0, max_duration_s=30.0)

@@ -723,7 +723,7 @@ def _print_multi_comparison(runs, results) -> None:
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Where run ids are looked up.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json", "markdown"]), default="csv",
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json", "markdown", "pytest-benchmark"]), default="csv",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output file (default: stdout for csv, json and markdown).")
@@ -734,10 +734,22 @@ def export_command(runs, results_dir, fmt, output) -> None:
     Examples:
       bakeoff export latest --format parquet -o results.parquet
       bakeoff export run1 run2 --format markdown > results.md
+      bakeoff export latest --format pytest-benchmark -o run.json   # then: pytest-benchmark compare run.json
     """
     from harness.results import export_frame, load, resolve_run
 
     _writable_target(output)
+    if fmt == "pytest-benchmark":
+        from harness.interop import to_pytest_benchmark
+        from harness.results import read_manifest, read_records
+
+        dirs = [resolve_run(run, results_dir) for run in runs]
+        text = json.dumps(to_pytest_benchmark([(read_manifest(d), read_records(d)) for d in dirs]), indent=1)
+        if output is None:
+            click.echo(text)
+        else:
+            output.write_text(text + "\n", encoding="utf-8")
+        return
     frame = load(*[resolve_run(run, results_dir) for run in runs])
     if fmt == "parquet" and output is None:
         raise UserError("--format parquet needs -o FILE (it is binary)")

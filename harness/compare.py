@@ -3,7 +3,8 @@
 Benchmarks match across runs on their identity key (backend, device,
 workload and parameters, dtype, batch size, scenario). For each match the
 ratio NEW/BASE of median latency gets a 95% bootstrap confidence interval
-(2,000 seeded resamples of both sides), and the raw samples get a two-sided
+(2,000 seeded draws from each side's bootstrap median distribution, computed
+exactly from order statistics rather than by resampling), and the raw samples get a two-sided
 **Mann-Whitney U test** (normal approximation with tie correction), so a
 verdict never rests on two medians alone:
 
@@ -19,6 +20,7 @@ Pure functions over records; numpy only.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
@@ -28,7 +30,8 @@ from harness.options import backend_label
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
 TEST_NAME = "Mann-Whitney U (two-sided, normal approximation with tie correction)"
-CI_NAME = "bootstrap of the median ratio (2,000 seeded resamples, percentile interval)"
+CI_NAME = ("bootstrap of the median ratio (2,000 seeded draws from each side's exact bootstrap "
+           "median distribution, percentile interval)")
 
 
 def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
@@ -55,16 +58,104 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
     return float(u1), min(1.0, p)
 
 
+#: Above this many samples the binomial tails use the normal approximation (with
+#: continuity correction), whose error there is far below the bootstrap's own noise.
+EXACT_TAIL_MAX_N = 300
+
+
+def _normal_upper_tail(z):
+    """``P(Z >= z)`` for a standard normal, numpy-only (Abramowitz & Stegun 7.1.26, error < 1.5e-7)."""
+    import numpy as np
+
+    x = np.abs(z) / math.sqrt(2)
+    t = 1 / (1 + 0.3275911 * x)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erfc = poly * np.exp(-x * x)
+    return np.where(z >= 0, erfc / 2, 1 - erfc / 2)
+
+
+@functools.lru_cache(maxsize=256)
+def _binomial_upper_tails(n: int, k: int):
+    """``P(Binomial(n, j/n) >= k)`` for j = 1..n. It depends on n and k alone, so it is cached."""
+    import numpy as np
+
+    p = np.arange(1, n + 1) / n
+    tails = np.ones(n)  # j = n: every draw is at or below the maximum
+    q = p[:-1]
+    if n > EXACT_TAIL_MAX_N:
+        tails[:-1] = _normal_upper_tail((k - 0.5 - n * q) / np.sqrt(n * q * (1 - q)))
+    else:
+        counts = np.arange(k, n + 1)
+        log_factorial = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
+        log_choose = log_factorial[n] - log_factorial[counts] - log_factorial[n - counts]
+        terms = (log_choose[None, :] + counts[None, :] * np.log(q)[:, None]
+                 + (n - counts)[None, :] * np.log1p(-q)[:, None])
+        top = terms.max(axis=1, keepdims=True)
+        tails[:-1] = np.exp(top[:, 0]) * np.exp(terms - top).sum(axis=1)
+    tails = np.clip(tails, 0.0, 1.0)
+    tails.flags.writeable = False  # shared through the cache
+    return tails
+
+
+@functools.lru_cache(maxsize=256)
+def _upper_above_lower(n: int):
+    """For even n: ``P(upper middle statistic > lower | lower = x_(i))`` for i = 1..n (cached per n).
+
+    The upper exceeds the lower exactly when exactly k = n/2 draws fell at or below
+    x_(i) and at least one of them at x_(i): ``P(N_i = k) (1 - ((i-1)/i)^k)``.
+    """
+    import numpy as np
+
+    k = n // 2
+    i = np.arange(1, n + 1)
+    log_choose = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+    q = np.minimum(i, n - 1) / n
+    pmf = np.where(i == n, 0.0, np.exp(log_choose + k * np.log(q) + (n - k) * np.log1p(-q)))
+    split = pmf * (1 - ((i - 1) / i) ** k)
+    mass = np.diff(np.concatenate([[0.0], _binomial_upper_tails(n, (n + 1) // 2)]))
+    ratio = np.divide(split, mass, out=np.zeros(n), where=mass > 0)
+    ratio.flags.writeable = False
+    return ratio
+
+
+def bootstrap_medians(samples: Sequence[float], draws: int, rng) -> "numpy.ndarray":
+    """``draws`` values from the bootstrap distribution of the sample median, without resampling.
+
+    A resample's k-th order statistic is at most x_(j) exactly when at least k of
+    its n draws fall at or below x_(j), which is Binomial(n, j/n); so its CDF over
+    the sorted sample is a binomial tail, sampled by inverting it. For even n the
+    median averages the two middle order statistics: given the lower one is
+    x_(i), the upper is also x_(i) unless exactly k draws fell at or below x_(i),
+    and then it is the least of the other n - k draws, uniform above i. This costs
+    O(n^2) once per sample size (cached) instead of O(draws x n) resampling, and
+    gives the resampling bootstrap's distribution (tests/test_compare_stats.py).
+    """
+    import numpy as np
+
+    x = np.sort(np.asarray(samples, dtype=float))
+    n = len(x)
+    k = (n + 1) // 2
+    lower_tails = _binomial_upper_tails(n, k)
+    i = np.minimum(np.searchsorted(lower_tails, rng.random(draws)), n - 1)  # 0-based index of x_(i+1)
+    if n % 2:
+        return x[i]
+    above = rng.random(draws) < _upper_above_lower(n)[i]
+    room = n - 1 - i  # points above x_(i+1)
+    v = rng.random(draws)
+    step = np.ceil(room * (1 - (1 - v) ** (1 / (n - k)))).astype(int)
+    upper_index = np.where(above & (room > 0), i + np.clip(step, 1, np.maximum(room, 1)), i)
+    return (x[i] + x[upper_index]) / 2
+
+
 def median_ratio_ci(base: Sequence[float], new: Sequence[float], seed: int = 0,
                     resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """95% percentile interval of NEW/BASE from the two sides' bootstrap median distributions."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
-    b_medians = np.median(rng.choice(b, size=(resamples, len(b)), replace=True), axis=1)
-    n_medians = np.median(rng.choice(n, size=(resamples, len(n)), replace=True), axis=1)
-    ratios = n_medians / b_medians
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+    ratios = bootstrap_medians(new, resamples, rng) / bootstrap_medians(base, resamples, rng)
+    low, high = np.percentile(ratios, (2.5, 97.5))
+    return float(low), float(high)
 
 
 def verdict(ratio: float, ci: tuple[float, float], p_value: float, threshold: float) -> str:
@@ -140,13 +231,13 @@ def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]],
         if problems:
             result.not_comparable.append({"benchmark": label, "reason": "; ".join(problems)})
             continue
-        a = old["measurement"]["latencies_ns"]
-        b = cur["measurement"]["latencies_ns"]
+        import numpy as np
+
+        a = np.asarray(old["measurement"]["latencies_ns"], dtype=float)
+        b = np.asarray(cur["measurement"]["latencies_ns"], dtype=float)
         if len(a) < 2 or len(b) < 2:
             result.not_comparable.append({"benchmark": label, "reason": "fewer than 2 samples"})
             continue
-        import numpy as np
-
         base_median, new_median = float(np.median(a)) / 1e9, float(np.median(b)) / 1e9
         ratio = new_median / base_median
         ci = median_ratio_ci(a, b)

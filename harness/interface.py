@@ -264,6 +264,15 @@ class Workload(abc.ABC):
     #: Whether a run that names no workloads includes this one (False for
     #: workloads that need user input, such as a model file).
     default_sweep: ClassVar[bool] = True
+    #: Whether the reference outputs and weight count may be cached on disk
+    #: (harness/cache.py), keyed by this workload's code and parameters. Only
+    #: for workloads whose answer depends on nothing else; override
+    #: ``cache_identity()`` to add what else it depends on.
+    reference_cacheable: ClassVar[bool] = False
+
+    def cache_identity(self) -> dict[str, Any]:
+        """Extra facts the cached reference depends on (e.g. a weights package's version)."""
+        return {}
 
     def __init__(self, **values: Any) -> None:
         declared = {p.name: p for p in self.params}

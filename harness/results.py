@@ -491,7 +491,10 @@ def resolve_run(run: str, results_dir: Path | str = DEFAULT_RESULTS_DIR) -> Path
         return runs[-1]
     if (root / run / MANIFEST_NAME).exists():
         return root / run
-    matches = sorted(p for p in root.glob(f"{run}*") if (p / MANIFEST_NAME).exists()) if root.exists() else []
+    # A run-id prefix is a plain name; a path (absolute, or with separators or glob characters) is not one.
+    is_prefix = bool(run) and not any(ch in run for ch in "/\\*?[]") and not candidate.is_absolute()
+    matches = (sorted(p for p in root.glob(f"{run}*") if (p / MANIFEST_NAME).exists())
+               if root.exists() and is_prefix else [])
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:

@@ -58,6 +58,8 @@ class Measurement:
     elapsed_ns: int | None = None
     #: Token-streaming workloads: per request, each token's ns offset from the request's start.
     token_offsets_ns: tuple[tuple[int, ...], ...] | None = None
+    #: Wall clock (Unix ns) at the first timed iteration.
+    started_unix_ns: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,6 +83,7 @@ class Measurement:
             elapsed_ns=data.get("elapsed_ns"),
             token_offsets_ns=(tuple(tuple(int(v) for v in marks) for marks in data["token_offsets_ns"])
                               if data.get("token_offsets_ns") is not None else None),
+            started_unix_ns=data.get("started_unix_ns"),
         )
 
 
@@ -261,6 +264,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         host_latencies_ns=tuple(sampling.host_latencies_ns) if sampling.host_latencies_ns else None,
         harness_overhead_ns=overhead,
         elapsed_ns=sampling.elapsed_ns,
+        started_unix_ns=sampling.started_unix_ns,
         token_offsets_ns=(tuple(tuple(marks) for marks in sampling.token_offsets_ns)
                           if sampling.token_offsets_ns is not None else None),
     )
@@ -313,8 +317,10 @@ def peak_rss_bytes() -> int | None:
 
 
 def weight_bytes_of(workload: Any, dtype: str) -> dict[str, Any]:
+    from harness.cache import cached_weight_bytes
+
     try:
-        value, source = workload.weight_bytes_with_source(dtype)
+        value, source = cached_weight_bytes(workload, dtype)
     except Exception as exc:  # noqa: BLE001 - a size we cannot know is null, with the reason
         return {"weight_bytes": None, "weight_bytes_source": f"unknown ({describe_exception(exc)})"}
     return {"weight_bytes": value, "weight_bytes_source": source}
@@ -327,10 +333,12 @@ def check_parity(workload: Any, spec: BenchmarkSpec, outputs: list[Any] | None) 
     """
     if outputs is None:
         return {"passed": None, "reason": "the backend exposes no outputs to check"}
+    from harness.cache import cached_reference
+
     try:
-        reference = workload.reference_outputs(spec.batch_size)
+        reference, cache_hit = cached_reference(workload, spec.batch_size)
     except Exception as exc:  # noqa: BLE001 - a broken reference is reported, not fatal
         return {"passed": None, "reason": f"reference failed: {describe_exception(exc)}"}
     if reference is None:
         return {"passed": None, "reason": "the workload defines no reference output"}
-    return compare(outputs, reference, spec.dtype)
+    return {**compare(outputs, reference, spec.dtype), "reference_cached": cache_hit}

@@ -37,12 +37,13 @@ where to look, so it can be used outside pytest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from harness.errors import Unsupported
-from harness.interface import KNOWN_DTYPES, Availability, Backend, DeviceInfo, Param, Workload
+from harness.interface import KNOWN_DTYPES, Availability, Backend, DeviceInfo, Param, Prepared, Workload
 from harness.plugins import Registry
 from harness.spec import BenchmarkSpec
 from harness.timing import HOST, Stopping, Timebase
@@ -339,6 +340,53 @@ def first_available_device(backend: Any) -> str | None:
     if not availability.available:
         return None
     return next((row.device for row in backend.devices() if row.available), None)
+
+
+# -- your own pytest-benchmark tests over a bakeoff backend -------------------------------
+
+@contextlib.contextmanager
+def prepared(backend: Any, workload: str, device: str | None = None, *, dtype: str = "float32",
+             batch_size: int = 1, threads: int | None = None, **params: Any) -> Iterator[Prepared]:
+    """A workload prepared on a backend (built-in or plugin), closed afterwards.
+
+    For benchmarking with pytest-benchmark directly::
+
+        @pytest.fixture(scope="module")
+        def gemm_on_torch():
+            with prepared("torch", "gemm", "cpu", size=256) as p:
+                yield p
+
+        def test_gemm(benchmark, gemm_on_torch):
+            benchmark(one_step(gemm_on_torch))
+    """
+    instance = resolve_backend(backend)
+    device = device or first_available_device(instance)
+    if device is None:
+        raise RuntimeError(f"{instance.name}: unavailable: {instance.probe().reason}")
+    registry = _Registry(instance)
+    loaded = registry.workload(workload, params)
+    spec = BenchmarkSpec.create(backend=instance.name, device=device, workload=workload, params=loaded.values,
+                                dtype=dtype, batch_size=batch_size, threads=threads)
+    if threads:
+        import os
+
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    ready = instance.prepare(loaded, spec)
+    try:
+        yield ready
+    finally:
+        ready.close()
+
+
+def one_step(ready: Prepared) -> Callable[[], None]:
+    """``step(); synchronize()``: one complete unit of work, the thing to time."""
+    step, synchronize = ready.step, ready.synchronize
+
+    def run() -> None:
+        step()
+        synchronize()
+
+    return run
 
 
 # -- pytest -----------------------------------------------------------------------------

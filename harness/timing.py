@@ -129,6 +129,9 @@ class Sampling:
     achieved_ci: float | None
     #: For token-streaming workloads: per sample, each token's time from the sample's start.
     token_offsets_ns: list[list[int]] | None = None
+    #: Wall-clock time (Unix ns) of the first timed iteration: ties a worker's timeline
+    #: to the launcher's (worker start cost, fleet timelines).
+    started_unix_ns: int | None = None
 
 
 def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) -> Sampling:
@@ -149,6 +152,7 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
     latencies: list[int] = []
     token_offsets: list[list[int]] | None = [] if streaming is not None else None
     host: list[int] | None = [] if device_timer is not None else None
+    started_unix_ns = time.time_ns()
     start = now()
     next_check = max(stopping.min_iterations, 6)
     target_reached: bool | None = None
@@ -214,6 +218,7 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
         target_reached=target_reached,
         achieved_ci=achieved,
         token_offsets_ns=token_offsets,
+        started_unix_ns=started_unix_ns,
     )
 
 

@@ -58,3 +58,18 @@ def test_compare_warns_when_environment_fingerprints_differ():
     assert same.fingerprint_warnings == []
     differ = compare([record("a", 2, [100, 101, 102] * 5)], [record("b", 4, [100, 101, 102] * 5)])
     assert differ.fingerprint_warnings == ["torch/cpu gemm float32 b1 single-stream: environments differ (threads)"]
+
+
+@pytest.mark.parametrize("n", [5, 8, 51, 200, 301, 2000])
+def test_exact_bootstrap_median_distribution_matches_resampling(n):
+    """The order-statistic shortcut gives the resampling bootstrap's interval (odd and even n,
+    the exact binomial tails and the normal approximation above EXACT_TAIL_MAX_N)."""
+    rng = np.random.default_rng(n)
+    base = rng.lognormal(0, 0.1, n)
+    new = base * 1.1 * rng.lognormal(0, 0.05, n)
+    low, high = median_ratio_ci(base, new, resamples=20_000)
+    brute = np.random.default_rng(7)
+    ratios = (np.median(brute.choice(new, (20_000, n)), axis=1) / np.median(brute.choice(base, (20_000, n)), axis=1))
+    width = np.percentile(ratios, 97.5) - np.percentile(ratios, 2.5)
+    assert low == pytest.approx(np.percentile(ratios, 2.5), abs=0.05 * width)
+    assert high == pytest.approx(np.percentile(ratios, 97.5), abs=0.05 * width)

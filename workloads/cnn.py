@@ -69,6 +69,7 @@ def build_resnet(shape: ResNetShape):
 
 
 class Cnn(Workload):
+    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
     name = "cnn"
     description = "ResNet-50-shaped image classifier (bottleneck blocks [3,4,6,3]); images/s."
     unit = "image"

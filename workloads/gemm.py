@@ -23,6 +23,7 @@ def _matmul_module():
 
 
 class Gemm(Workload):
+    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
     name = "gemm"
     description = "Batched square matmul (size x size); reports FLOP/s."
     unit = "FLOP"

@@ -174,6 +174,7 @@ def build_decoder(shape: DecoderShape, mlp_factory=None):
 
 
 class Llm(Workload):
+    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
     name = "llm"
     description = "Llama-style decoder with KV cache: prefill + greedy decode; TTFT, TPOT, tokens/s."
     unit = "token"

@@ -25,6 +25,7 @@ ROW = 4096
 
 
 class MemoryBandwidth(Workload):
+    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
     name = "membw"
     description = "Read (sum) or copy (x + 1) bandwidth on a buffer far larger than the LLC; bytes/s."
     unit = "B"

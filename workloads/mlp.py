@@ -12,6 +12,7 @@ from workloads._seeding import random_tensor, seeded
 
 
 class Mlp(Workload):
+    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
     name = "mlp"
     description = "Stack of feed-forward blocks (Linear-GELU-Linear + residual); samples/s."
     unit = "sample"
