@@ -318,7 +318,8 @@ class TorchGenerativePrepared(GenerativePrepared, TorchPrepared):
         self.init_generation(call, call, prompt, past_key, past_value, new_tokens,
                              concat=lambda parts: torch.cat(parts, dim=1),
                              to_numpy=lambda t: t.detach().cpu().float().numpy()
-                             if t.is_floating_point() else t.detach().cpu().numpy())
+                             if t.is_floating_point() else t.detach().cpu().numpy(),
+                             from_numpy=lambda array: torch.from_numpy(array).to(device))
 
     def step(self) -> None:
         GenerativePrepared.step(self)

@@ -182,6 +182,48 @@ def new_backend(name: str, parent: Path) -> None:
     click.echo(f"next: pip install -e {target}  &&  bakeoff run -b {name} -w gemm  &&  pytest {target / 'tests'}")
 
 
+# -- serve -------------------------------------------------------------------
+
+@cli.command("serve")
+@click.option("-b", "--backend", "backend_name", required=True, metavar="NAME", help="The backend that runs the model.")
+@click.option("-d", "--device", default=None, metavar="DEVICE", help="Default: the backend's first available device.")
+@click.option("-w", "--workload", type=click.Choice(["llm"]), default="llm", show_default=True)
+@click.option("--preset", default="tiny", show_default=True, metavar="NAME", help="The llm preset (model shape).")
+@click.option("--dtype", default="float32", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+def serve_command(backend_name: str, device: str | None, workload: str, preset: str, dtype: str,
+                  threads: int | None, host: str, port: int) -> None:
+    """Serve the llm workload through a backend as an OpenAI-compatible streaming server.
+
+    /v1/completions and /v1/chat/completions (SSE streaming, usage), /v1/models.
+    No continuous batching: requests run one at a time. Benchmark it, or any
+    vLLM / vllm-ascend / SGLang server, with the openai-http backend
+    (docs/serving.md).
+
+    \b
+    Example:
+      bakeoff serve -b onnxruntime --preset 100m --port 8000 &
+      bakeoff run -b openai-http -O openai-http.url=http://127.0.0.1:8000 -w llm --preset 100m
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("aiohttp") is None:
+        raise UserError("bakeoff serve needs aiohttp: pip install 'bakeoff[serve]'")
+    from harness.serve import ServedModel, serve
+
+    model = ServedModel(backend_name, device, preset, dtype, threads)
+
+    def ready(url: str) -> None:
+        click.echo(f"listening on {url}", err=False)
+        sys.stdout.flush()
+        click.echo(f"serving {model.name} ({model.identity['backend']}/{model.identity['device']}, {dtype}); "
+                   f"prepared in {model.prepare_s:.1f} s; Ctrl-C stops", err=True)
+
+    serve(model, host, port, on_ready=ready)
+
+
 # -- workloads ---------------------------------------------------------------
 
 def _workload_listing() -> list[dict[str, Any]]:

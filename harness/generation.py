@@ -47,7 +47,8 @@ class GenerativePrepared:
 
     def init_generation(self, prefill_call: Call, decode_call: Call, prompt: Any, past_key: Any,
                         past_value: Any, new_tokens: int, concat: Callable[[list[Any]], Any],
-                        to_numpy: Callable[[Any], Any]) -> None:
+                        to_numpy: Callable[[Any], Any], from_numpy: Callable[[Any], Any] | None = None) -> None:
+        self._from_numpy = from_numpy or (lambda array: array)
         self._prefill, self._decode = prefill_call, decode_call
         self._prompt, self._past_key, self._past_value = prompt, past_key, past_value
         self._new_tokens, self._concat, self._to_numpy = new_tokens, concat, to_numpy
@@ -61,6 +62,21 @@ class GenerativePrepared:
 
     def step(self) -> None:
         self.step_streaming(lambda: None)
+
+    def generate(self, prompt_ids: Any, max_tokens: int, on_token: Callable[[int], None]) -> None:
+        """Greedy generation from any prompt (numpy int64 ``[1, T]``), for ``bakeoff serve``.
+
+        ``on_token`` receives each token id as it is produced (reading it back to
+        the host synchronizes the device), so a server can stream it at once.
+        """
+        def emit(token: Any) -> None:
+            on_token(int(self._to_numpy(token).reshape(-1)[0]))
+
+        token, _, key, value = self._prefill(self._from_numpy(prompt_ids), self._past_key, self._past_value)
+        emit(token)
+        for _ in range(max_tokens - 1):
+            token, _, key, value = self._decode(token, key, value)
+            emit(token)
 
     def outputs(self):
         if self._tokens is None:

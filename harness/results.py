@@ -144,6 +144,14 @@ def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str
         if parity.get("passed") is False:
             record["warnings"].insert(0, f"parity FAILED vs {parity.get('reference', 'reference')}: "
                                          f"{parity.get('reason')}")
+        details = outcome.details or {}
+        if details.get("output_length_mismatches"):
+            record["warnings"].append(f"{details['output_length_mismatches']} replies were not the requested "
+                                      "length (counted, not hidden)")
+        if details.get("request_failures"):
+            causes = ", ".join(f"{k}: {v}" for k, v in sorted(details["request_failures"].items()))
+            record["warnings"].append(f"{details['requests_failed']} of {details['requests_total']} requests "
+                                      f"failed ({causes}); failed requests are not timed")
         scenario = outcome.scenario or {}
         if scenario and not scenario.get("valid"):
             record["warnings"].append(f"invalid {scenario['name']} result: {scenario['validity_reason']}")

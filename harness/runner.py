@@ -204,6 +204,10 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         prepare_start = timebase.now()
         prepared = backend.prepare(workload, spec)
         prepare_s = (timebase.now() - prepare_start) / 1e9
+        # A remote backend learns what stands behind its endpoint only now (device label, engine).
+        overrides = getattr(prepared, "device_overrides", None)
+        if overrides:
+            common["device_info"] = {**common["device_info"], **overrides}
     except Unsupported as exc:
         return Outcome(status=UNSUPPORTED, reason=str(exc), **common)
     except Exception as exc:  # noqa: BLE001
@@ -221,6 +225,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         cpu_after, wall_after = time.process_time(), time.monotonic()
         peak = prepared.peak_memory_bytes()
         details = dict(prepared.details)
+        _account_failures(result, details, getattr(prepared, "max_failure_rate", 0.0))
         outputs = prepared.outputs()
     except Exception as exc:  # noqa: BLE001
         outcome = _failed_from(exc, "step failed: ")
@@ -314,6 +319,24 @@ def peak_rss_bytes() -> int | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _account_failures(result: Any, details: dict[str, Any], max_failure_rate: float) -> None:
+    """Failed queries (remote backends) go into the details by cause; above the backend's
+    allowed rate they make the result invalid. They are never timed."""
+    failures = getattr(result.sampling, "failures", None) or {}
+    if not failures:
+        return
+    failed = sum(failures.values())
+    total = failed + len(result.sampling.latencies_ns)
+    details["request_failures"] = dict(failures)
+    details["requests_failed"], details["requests_total"] = failed, total
+    rate = failed / total
+    if rate > max_failure_rate:
+        causes = ", ".join(f"{cause}: {count}" for cause, count in sorted(failures.items()))
+        result.valid = False
+        result.validity_reason = (f"{failed} of {total} requests failed ({rate:.1%} > allowed "
+                                  f"{max_failure_rate:.1%}; {causes})")
 
 
 def weight_bytes_of(workload: Any, dtype: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from harness.interface import Prepared
 from harness.stats import percentile
-from harness.timing import HOST, Sampling, Stopping, Timebase, sample
+from harness.timing import HOST, QueryFailed, Sampling, Stopping, Timebase, sample
 
 SINGLE_STREAM, OFFLINE, SERVER = "single-stream", "offline", "server"
 SCENARIOS = (SINGLE_STREAM, OFFLINE, SERVER)
@@ -62,6 +62,9 @@ class ScenarioResult:
 
 def _duration_checks(sampling: Sampling, stopping: Stopping) -> tuple[bool, str]:
     n, seconds = len(sampling.latencies_ns), sampling.elapsed_ns / 1e9
+    if n == 0:
+        failed = ", ".join(f"{cause}: {count}" for cause, count in sampling.failures.items())
+        raise RuntimeError(f"no query completed ({failed or 'nothing was timed'})")
     problems = []
     if n < stopping.min_iterations:
         problems.append(f"{n} queries < minimum {stopping.min_iterations}")
@@ -139,6 +142,8 @@ class ServerTrial:
     reason: str
     #: Token-streaming workloads: per query, each token's ns offset from its *arrival*.
     token_offsets_ns: list[list[int]] | None = None
+    #: Failed queries by cause (remote backends); not in ``latencies_ns``.
+    failures: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -165,6 +170,7 @@ def run_server_trial(
     give_up_ns = 2 * offsets[-1] + min(10 * slo_ns, 60e9)
     streaming = getattr(prepared, "step_streaming", None)
     latencies, waits, token_offsets = [], [], []
+    failures: dict[str, int] = {}
     violations = 0
     base = now()
     overloaded = stopped_early = False
@@ -179,12 +185,17 @@ def run_server_trial(
                 synchronize()
                 marks.append(now() - arrival)
         started = now()
-        if streaming is None:
-            step()
-        else:
-            streaming(mark)
+        try:
+            if streaming is None:
+                step()
+            else:
+                streaming(mark)
+            synchronize()
+        except QueryFailed as error:
+            failures[error.cause] = failures.get(error.cause, 0) + 1
+            continue
+        if streaming is not None:
             token_offsets.append(marks)
-        synchronize()
         finished = now()
         latencies.append(finished - arrival)
         waits.append(started - arrival)
@@ -196,6 +207,8 @@ def run_server_trial(
             overloaded = True
             break
     elapsed = now() - base
+    if not latencies:
+        raise RuntimeError(f"every query failed ({', '.join(f'{k}: {v}' for k, v in failures.items())})")
     p99 = percentile(sorted(latencies), 99) / 1e9
     scheduled_s = offsets[len(latencies) - 1] / 1e9
     if stopped_early:
@@ -220,7 +233,7 @@ def run_server_trial(
         valid = valid and bounds_ok
         reason = f"{reason}; {bounds_reason}" if valid or not bounds_ok else reason
     return ServerTrial(qps, latencies, waits, offsets[len(latencies) - 1], elapsed, len(latencies),
-                       len(offsets), p99, valid, reason, token_offsets or None)
+                       len(offsets), p99, valid, reason, token_offsets or None, failures)
 
 
 def check_token_bounds(token_offsets: list[list[int]], settings: ServerSettings) -> tuple[bool, str] | None:
@@ -300,8 +313,11 @@ def run_server(
     server: ServerSettings, work_per_step: float, unit: str, **_: Any,
 ) -> ScenarioResult:
     for _ in range(stopping.warmup):
-        prepared.step()
-        prepared.synchronize()
+        try:
+            prepared.step()
+            prepared.synchronize()
+        except QueryFailed:
+            pass  # warm-up failures are not part of the measured trial
     if server.find_max_qps:
         best, trials = find_max_qps(prepared, server, timebase)
         chosen = best or trials[-1]
@@ -319,6 +335,7 @@ def run_server(
         timer_resolution_ns=timebase.resolution_ns, elapsed_ns=chosen.elapsed_ns,
         stop_reason=f"{chosen.completed} Poisson arrivals at {chosen.qps:.4g} QPS served",
         target_reached=None, achieved_ci=None, token_offsets_ns=chosen.token_offsets_ns,
+        failures=dict(chosen.failures),
     )
     achieved_qps = chosen.completed / (chosen.elapsed_ns / 1e9) if chosen.elapsed_ns else None
     extra = {

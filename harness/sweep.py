@@ -155,15 +155,27 @@ def _workload_params(
     return per_workload
 
 
+def _in_default_sweep(registry: Registry, name: str) -> bool:
+    """Backends that need the user's input (an endpoint URL) say ``default_sweep = False``."""
+    try:
+        return bool(getattr(registry.backend(name), "default_sweep", True))
+    except Exception:  # noqa: BLE001 - a broken or remote-only plugin is listed, and reported, as usual
+        return True
+
+
 def backend_option_sets(registry: Registry, backend: str, device: str,
                         values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The validated, default-free option sets one backend runs on one device.
 
     A list value sweeps; sets that normalize to the same options run once.
     """
+    instance = registry.backend(backend)
+    required = [key for key in getattr(instance, "required_options", ()) if key not in (values or {})]
+    if required:
+        raise UserError(f"backend {backend} needs " + ", ".join(f"-O {backend}.{key}=..." for key in required)
+                        + f" (see bakeoff backends --options)")
     if not values:
         return [{}]
-    instance = registry.backend(backend)
     declared = getattr(instance, "OPTIONS", None) or {}
     sets: list[dict[str, Any]] = []
     for variant in options_module.variants(values):
@@ -194,7 +206,8 @@ def plan(request: SweepRequest, registry: Registry | None = None,
     # Backends and their devices.
     explicit_backends = bool(request.backends)
     known_backends = sorted(backend_rows) if backend_rows is not None else registry.backend_names()
-    backend_names = list(dict.fromkeys(request.backends)) or known_backends
+    backend_names = list(dict.fromkeys(request.backends)) or [
+        name for name in known_backends if _in_default_sweep(registry, name)]
     for name in backend_names:
         if backend_rows is not None and name not in backend_rows:
             raise UserError(f"unknown backend {name!r} (the cluster's nodes have: {', '.join(known_backends)})")

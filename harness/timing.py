@@ -14,7 +14,7 @@ the statistic we report: keep sampling until the half-width of the median's
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from harness.interface import Prepared
@@ -115,6 +115,19 @@ def relative_ci_half_width(samples: list[int]) -> float | None:
     return (ordered[ranks[1]] - ordered[ranks[0]]) / 2 / median
 
 
+class QueryFailed(Exception):
+    """One query failed and the run goes on: raised by a remote backend's step for an HTTP error,
+    a dropped or malformed stream or a timeout. It is counted by cause, never timed."""
+
+    def __init__(self, cause: str, detail: str = "") -> None:
+        super().__init__(f"{cause}: {detail}" if detail else cause)
+        self.cause, self.detail = cause, detail
+
+
+#: Stop sampling once this many queries failed and they outnumber the successes.
+MAX_FAILURES_BEFORE_GIVING_UP = 10
+
+
 @dataclass
 class Sampling:
     """Raw samples plus how and why sampling stopped."""
@@ -132,6 +145,8 @@ class Sampling:
     #: Wall-clock time (Unix ns) of the first timed iteration: ties a worker's timeline
     #: to the launcher's (worker start cost, fleet timelines).
     started_unix_ns: int | None = None
+    #: Failed queries by cause (remote backends); they are not in ``latencies_ns``.
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) -> Sampling:
@@ -143,9 +158,17 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
     in sample count, so the loop stays O(n log n).
     """
     step, synchronize = prepared.step, prepared.synchronize
+    failures: dict[str, int] = {}
+
+    def failed(error: QueryFailed) -> None:
+        failures[error.cause] = failures.get(error.cause, 0) + 1
+
     for _ in range(stopping.warmup):
-        step()
-        synchronize()
+        try:
+            step()
+            synchronize()
+        except QueryFailed as error:
+            failed(error)
     device_timer = prepared.device_timer()
     streaming = getattr(prepared, "step_streaming", None)
     now = timebase.now
@@ -167,8 +190,15 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
                 marks.append(now())
 
             t0 = now()
-            streaming(mark)
-            synchronize()
+            try:
+                streaming(mark)
+                synchronize()
+            except QueryFailed as error:
+                failed(error)
+                if sum(failures.values()) >= max(MAX_FAILURES_BEFORE_GIVING_UP, len(latencies) + 1):
+                    reason = f"stopped: {sum(failures.values())} queries failed, {len(latencies)} succeeded"
+                    break
+                continue
             latencies.append(now() - t0)
             token_offsets.append([m - t0 for m in marks])
         elif device_timer is None:
@@ -219,6 +249,7 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
         achieved_ci=achieved,
         token_offsets_ns=token_offsets,
         started_unix_ns=started_unix_ns,
+        failures=failures,
     )
 
 

@@ -198,5 +198,5 @@ def test_subprocess_user_error_has_no_traceback():
     result = run_cli("run", "-b", "nope")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "bakeoff: error: unknown backend 'nope' (known: onnxruntime, openvino, torch)"
+        "bakeoff: error: unknown backend 'nope' (known: onnxruntime, openai-http, openvino, torch)"
     ]

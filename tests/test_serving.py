@@ -1,0 +1,154 @@
+"""Serving: `bakeoff serve` on loopback driven by the openai-http backend, a fault-injecting server,
+and ranking a served candidate next to a bare runtime."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.plugins import Registry
+from harness.runner import execute
+from harness.spec import BenchmarkSpec
+from harness.timing import Stopping
+
+REPO = Path(__file__).resolve().parent.parent
+PROMPT, NEW = 16, 8
+
+pytest.importorskip("aiohttp")
+
+
+@pytest.fixture(scope="module")
+def served():
+    """`bakeoff serve -b torch --preset tiny --port 0` as a real process; yields its URL."""
+    process = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "-b", "torch", "--preset", "tiny",
+                                "--threads", "1", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=REPO)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 120)
+        assert ready, "bakeoff serve did not start within 120 s"
+        line = process.stdout.readline().strip()
+        assert line.startswith("listening on http://127.0.0.1:"), line + process.stderr.read()
+        yield line.split()[-1]
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def http_spec(url: str, scenario: str = "single-stream", **options) -> BenchmarkSpec:
+    return BenchmarkSpec.create(
+        backend="openai-http", device="endpoint", workload="llm", scenario=scenario,
+        params={"preset": "tiny", "prompt_tokens": PROMPT, "new_tokens": NEW},
+        options={"url": url, "request_timeout_s": 30, **options},
+        stopping=Stopping(warmup=2, min_iterations=15, min_duration_s=0.5, max_duration_s=10, target_ci=0.05))
+
+
+@pytest.mark.slow
+def test_served_tokens_and_timings_match_the_bare_backend(served):
+    registry = Registry()
+    over_http = execute(http_spec(served), registry)
+    assert over_http.status == "ok", over_http.failure or over_http.reason
+    details = over_http.details
+    # Token counts are the server's own usage, and match what was asked.
+    assert details["token_count_source"].startswith("server usage")
+    assert details["usage_prompt_tokens"] == [PROMPT] and details["usage_completion_tokens"] == [NEW]
+    assert details["content_chunks"] == [NEW] and details["output_length_mismatches"] == 0
+    assert details["server_reports"]["backend"] == "torch" and details["engine"] == "bakeoff serve"
+
+    bare = execute(BenchmarkSpec.create(backend="torch", device="cpu", workload="llm", threads=1,
+                                        params={"preset": "tiny", "prompt_tokens": PROMPT, "new_tokens": NEW},
+                                        stopping=http_spec(served).stopping), registry)
+    from harness.generation import token_metrics
+
+    def medians(outcome):
+        metrics = token_metrics([list(m) for m in outcome.measurement.token_offsets_ns], 1)
+        return metrics["ttft"]["median_s"], metrics["tpot"]["median_s"]
+
+    (http_ttft, http_tpot), (bare_ttft, bare_tpot) = medians(over_http), medians(bare)
+    ttft_overhead, tpot_overhead = http_ttft - bare_ttft, http_tpot - bare_tpot
+    print(f"\nHTTP overhead on loopback: TTFT {ttft_overhead * 1e3:+.2f} ms ({bare_ttft * 1e3:.2f} -> "
+          f"{http_ttft * 1e3:.2f} ms), TPOT {tpot_overhead * 1e3:+.3f} ms ({bare_tpot * 1e3:.3f} -> "
+          f"{http_tpot * 1e3:.3f} ms)")
+    # The served timings are the backend's prefill and decode plus a bounded HTTP/SSE overhead.
+    assert 0 < http_ttft < bare_ttft + 0.050
+    assert 0 < http_tpot < bare_tpot + 0.010
+    assert http_ttft > 0.5 * bare_ttft  # not faster than the model itself can be
+
+
+@pytest.mark.slow
+def test_chat_api_and_poisson_rate(served):
+    chat = execute(http_spec(served, api="chat"), Registry())
+    assert chat.status == "ok" and chat.details["usage_completion_tokens"] == [NEW]
+    spec = http_spec(served, scenario="server")
+    from dataclasses import replace
+
+    from harness.scenarios import ServerSettings
+
+    spec = replace(spec, server=ServerSettings(target_qps=20.0, latency_slo_s=2.0, min_queries=30, min_duration_s=1.0))
+    poisson = execute(spec, Registry())
+    assert poisson.status == "ok", poisson.failure or poisson.reason
+    assert poisson.scenario["valid"], poisson.scenario
+    assert len(poisson.measurement.token_offsets_ns) >= 30
+
+
+@pytest.mark.slow
+def test_faults_are_counted_with_causes_and_the_run_completes():
+    from tests.servers.fault_server import FaultServer
+
+    server = FaultServer(tokens=NEW, stall_s=3.0).start()
+    try:
+        spec = BenchmarkSpec.create(
+            backend="openai-http", device="endpoint", workload="llm",
+            params={"preset": "tiny", "prompt_tokens": 4, "new_tokens": NEW},
+            options={"url": server.url, "request_timeout_s": 1, "max_failed_percent": 10},
+            stopping=Stopping(warmup=0).with_fixed_iterations(8))
+        outcome = execute(spec, Registry())
+    finally:
+        server.stop()
+    assert outcome.status == "ok", outcome.failure
+    failures = outcome.details["request_failures"]
+    assert failures == {"http 500": 2, "dropped stream": 2, "malformed sse": 2, "timeout": 2} or \
+        set(failures) == {"http 500", "dropped stream", "malformed sse", "timeout"}
+    assert len(outcome.measurement.latencies_ns) == 8  # only completed requests are timed
+    assert outcome.scenario["valid"] is False and "failed" in outcome.scenario["validity_reason"]
+
+
+def test_openai_http_needs_its_url_and_skips_default_sweeps():
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["run", "-b", "openai-http", "-w", "llm"])
+    assert missing.exit_code == 2 and "openai-http.url" in missing.output
+    bad = runner.invoke(cli, ["run", "-b", "openai-http", "-w", "llm", "-O", "openai-http.url=ftp://x"])
+    assert bad.exit_code == 2 and "expected http://HOST:PORT" in bad.output
+    from harness.sweep import SweepRequest, plan
+
+    default = plan(SweepRequest(workloads=("gemm",)), Registry())
+    assert "openai-http" not in {s.backend for s in default.specs}
+
+
+@pytest.mark.slow
+def test_rank_treats_a_served_candidate_like_a_bare_runtime(served, tmp_path):
+    runner = CliRunner()
+    label = json.loads(runner.invoke(cli, ["backends", "--json"]).output)
+    cpu_model = next(r["model"] for r in label if r["backend"] == "torch" and r["device"] == "cpu")
+    common = ["-w", "llm", "--preset", "tiny", "-p", f"prompt_tokens={PROMPT}", "-p", f"new_tokens={NEW}",
+              "--threads", "1", "--max-duration", "3", "--launcher", "inline", "--out", str(tmp_path), "--json", "-q"]
+    served_run = runner.invoke(cli, ["run", "-b", "openai-http", "-O", f"openai-http.url={served}",
+                                     "-O", f"openai-http.device_label={cpu_model}", *common])
+    bare_run = runner.invoke(cli, ["run", "-b", "torch", "-d", "cpu", *common])
+    assert served_run.exit_code == 0 and bare_run.exit_code == 0, served_run.output + bare_run.output
+    runs = [json.loads(r.output)["run_dir"] for r in (served_run, bare_run)]
+    # The example catalog prices this VM's CPU; both candidates run on it.
+    ranked = runner.invoke(cli, ["rank", *runs, "--catalog", str(REPO / "docs" / "catalog.example.toml"), "--json"])
+    assert ranked.exit_code == 0, ranked.output
+    candidates = {c["candidate"]: c for c in json.loads(ranked.output)["ranked"]}
+    assert any(name.startswith("openai-http") for name in candidates), candidates
+    assert any(name.startswith("torch/cpu") for name in candidates), candidates
+    for candidate in candidates.values():
+        assert "token" in candidate["cost"]["per"] and candidate["cost"]["value"] > 0, candidate["cost"]
+
