@@ -154,28 +154,36 @@ def test_time_to_stable_result(figures):
     """Adaptive stopping to a ±2% median CI on gemm, against the smallest fixed iteration count
     (from a ladder) whose result reaches the same precision."""
     registry = Registry()
-    workload = registry.workload("gemm", {"size": 256})
+    workload = registry.workload("gemm", {"size": 512})
     spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", params=workload.values,
                                 threads=default_threads())
     prepared = registry.backend("torch").prepare(workload, spec)
+    adaptive_rule = Stopping(warmup=5, min_iterations=10, min_duration_s=0.0, max_duration_s=60, target_ci=0.02)
+    adaptive_runs, fixed_runs = [], []
     try:
-        adaptive = sample(prepared, Stopping(warmup=5, min_iterations=10, min_duration_s=0.0, max_duration_s=60,
-                                             target_ci=0.02))
-        ladder = {}
-        for count in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000):
-            fixed = sample(prepared, Stopping(warmup=5).with_fixed_iterations(count))
-            ladder[count] = (fixed.elapsed_ns / 1e9, fixed.achieved_ci)
-            if fixed.achieved_ci is not None and fixed.achieved_ci <= 0.02:
-                break
+        for _ in range(3):  # alternate the two, so neither gets the cold start or the warm cache
+            ladder = {}
+            for count in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000):
+                fixed = sample(prepared, Stopping(warmup=5).with_fixed_iterations(count))
+                ladder[count] = fixed.elapsed_ns / 1e9
+                if fixed.achieved_ci is not None and fixed.achieved_ci <= 0.02:
+                    break
+            fixed_runs.append((count, ladder[count]))
+            adaptive = sample(prepared, adaptive_rule)
+            adaptive_runs.append((len(adaptive.latencies_ns), adaptive.elapsed_ns / 1e9))
     finally:
         prepared.close()
-    count, (seconds, achieved) = next(reversed(ladder.items()))
-    figures.add(f"adaptive stopping to ±2% CI (gemm 256; {len(adaptive.latencies_ns)} samples, "
-                f"±{adaptive.achieved_ci:.1%})", adaptive.elapsed_ns / 1e9, "s")
-    figures.add(f"smallest fixed count reaching ±2% ({count} samples, ±{achieved:.1%})", seconds, "s")
+    adaptive_n, adaptive_s = sorted(adaptive_runs, key=lambda r: r[1])[1]
+    fixed_n, fixed_s = sorted(fixed_runs, key=lambda r: r[1])[1]
+    figures.add(f"adaptive stopping to ±2% CI (gemm 512, median of 3: {adaptive_n} samples)", adaptive_s, "s")
+    figures.add(f"smallest fixed count reaching ±2% (median of 3: {fixed_n} samples)", fixed_s, "s")
 
 
-def _alternate(first, second, rounds: int = 3) -> float:
+#: Threads for the agreement checks: one, so a 2-vCPU VM's neighbours disturb both timers least.
+AGREEMENT_THREADS = 1
+
+
+def _alternate(first, second, rounds: int = 5) -> float:
     """Median of ``first() / second()`` over alternating rounds, so machine drift hits both."""
     return statistics.median(first() / second() for _ in range(rounds))
 
@@ -186,7 +194,7 @@ def test_agreement_with_torch_utils_benchmark(figures):
     import torch
     import torch.utils.benchmark as tub
 
-    threads = default_threads()
+    threads = AGREEMENT_THREADS
     spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", params={"size": 512},
                                 threads=threads, stopping=Stopping(min_duration_s=2.0, target_ci=0.01))
     a, b = torch.randn(1, 512, 512), torch.randn(1, 512, 512)
@@ -207,7 +215,7 @@ def test_agreement_with_onnxruntime_profiler(figures, tmp_path):
     import numpy as np
     import onnxruntime
 
-    threads = default_threads()
+    threads = AGREEMENT_THREADS
     spec = BenchmarkSpec.create(backend="onnxruntime", device="CPUExecutionProvider", workload="gemm",
                                 params={"size": 512}, threads=threads,
                                 stopping=Stopping(min_duration_s=2.0, target_ci=0.01))

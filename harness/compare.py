@@ -118,8 +118,9 @@ def _upper_above_lower(n: int):
     return ratio
 
 
-def bootstrap_medians(samples: Sequence[float], draws: int, rng) -> "numpy.ndarray":
-    """``draws`` values from the bootstrap distribution of the sample median, without resampling.
+def bootstrap_median_indices(n: int, uniforms: "numpy.ndarray") -> tuple["numpy.ndarray", "numpy.ndarray"]:
+    """Indices (lower, upper) into a sorted sample of size ``n`` whose averages are draws from the
+    bootstrap distribution of its median, driven by ``uniforms`` of shape ``(3, draws)``.
 
     A resample's k-th order statistic is at most x_(j) exactly when at least k of
     its n draws fall at or below x_(j), which is Binomial(n, j/n); so its CDF over
@@ -129,33 +130,63 @@ def bootstrap_medians(samples: Sequence[float], draws: int, rng) -> "numpy.ndarr
     and then it is the least of the other n - k draws, uniform above i. This costs
     O(n^2) once per sample size (cached) instead of O(draws x n) resampling, and
     gives the resampling bootstrap's distribution (tests/test_compare_stats.py).
+    The indices depend only on n and the uniforms, so every sample of size n can
+    share them: comparing thousands of benchmarks is a few array lookups.
     """
     import numpy as np
 
-    x = np.sort(np.asarray(samples, dtype=float))
-    n = len(x)
     k = (n + 1) // 2
-    lower_tails = _binomial_upper_tails(n, k)
-    i = np.minimum(np.searchsorted(lower_tails, rng.random(draws)), n - 1)  # 0-based index of x_(i+1)
+    lower = np.minimum(np.searchsorted(_binomial_upper_tails(n, k), uniforms[0]), n - 1)
     if n % 2:
-        return x[i]
-    above = rng.random(draws) < _upper_above_lower(n)[i]
-    room = n - 1 - i  # points above x_(i+1)
-    v = rng.random(draws)
-    step = np.ceil(room * (1 - (1 - v) ** (1 / (n - k)))).astype(int)
-    upper_index = np.where(above & (room > 0), i + np.clip(step, 1, np.maximum(room, 1)), i)
-    return (x[i] + x[upper_index]) / 2
+        return lower, lower
+    above = uniforms[1] < _upper_above_lower(n)[lower]
+    room = n - 1 - lower  # points above x_(lower)
+    step = np.ceil(room * (1 - (1 - uniforms[2]) ** (1 / (n - k)))).astype(int)
+    upper = np.where(above & (room > 0), lower + np.clip(step, 1, np.maximum(room, 1)), lower)
+    return lower, upper
+
+
+def bootstrap_medians(samples: Sequence[float], draws: int, rng) -> "numpy.ndarray":
+    """``draws`` values from the bootstrap distribution of the sample median, without resampling."""
+    import numpy as np
+
+    x = np.sort(np.asarray(samples, dtype=float))
+    lower, upper = bootstrap_median_indices(len(x), rng.random((3, draws)))
+    return (x[lower] + x[upper]) / 2
+
+
+def median_ratio_cis(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], seed: int = 0,
+                     resamples: int = BOOTSTRAP_RESAMPLES) -> list[tuple[float, float]]:
+    """:func:`median_ratio_ci` for many (base, new) pairs at once; each result equals the single call.
+
+    Every pair uses the same seeded uniforms (common random numbers), so a
+    pair's interval never depends on which other pairs are compared with it.
+    Pairs with equal sample sizes are computed together as one array operation.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    new_uniforms, base_uniforms = rng.random((3, resamples)), rng.random((3, resamples))
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, (base, new) in enumerate(pairs):
+        groups.setdefault((len(base), len(new)), []).append(index)
+    results: list[tuple[float, float]] = [(math.nan, math.nan)] * len(pairs)
+    for (n_base, n_new), members in groups.items():
+        bases = np.sort(np.asarray([pairs[i][0] for i in members], dtype=float), axis=1)
+        news = np.sort(np.asarray([pairs[i][1] for i in members], dtype=float), axis=1)
+        nl, nu = bootstrap_median_indices(n_new, new_uniforms)
+        bl, bu = bootstrap_median_indices(n_base, base_uniforms)
+        ratios = (news[:, nl] + news[:, nu]) / (bases[:, bl] + bases[:, bu])
+        lows, highs = np.percentile(ratios, (2.5, 97.5), axis=1)
+        for position, index in enumerate(members):
+            results[index] = (float(lows[position]), float(highs[position]))
+    return results
 
 
 def median_ratio_ci(base: Sequence[float], new: Sequence[float], seed: int = 0,
                     resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
     """95% percentile interval of NEW/BASE from the two sides' bootstrap median distributions."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    ratios = bootstrap_medians(new, resamples, rng) / bootstrap_medians(base, resamples, rng)
-    low, high = np.percentile(ratios, (2.5, 97.5))
-    return float(low), float(high)
+    return median_ratio_cis([(base, new)], seed, resamples)[0]
 
 
 def verdict(ratio: float, ci: tuple[float, float], p_value: float, threshold: float) -> str:
@@ -222,6 +253,9 @@ def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]],
     new_by_key = {r["key"]: r for r in new}
     result.only_base = sorted(_label(base_by_key[k]) for k in base_by_key.keys() - new_by_key.keys())
     result.only_new = sorted(_label(new_by_key[k]) for k in new_by_key.keys() - base_by_key.keys())
+    import numpy as np
+
+    matched = []  # (key, label, old, cur, base samples, new samples)
     for key in sorted(base_by_key.keys() & new_by_key.keys()):
         old, cur = base_by_key[key], new_by_key[key]
         label = _label(old)
@@ -231,16 +265,16 @@ def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]],
         if problems:
             result.not_comparable.append({"benchmark": label, "reason": "; ".join(problems)})
             continue
-        import numpy as np
-
         a = np.asarray(old["measurement"]["latencies_ns"], dtype=float)
         b = np.asarray(cur["measurement"]["latencies_ns"], dtype=float)
         if len(a) < 2 or len(b) < 2:
             result.not_comparable.append({"benchmark": label, "reason": "fewer than 2 samples"})
             continue
+        matched.append((key, label, old, cur, a, b))
+    intervals = median_ratio_cis([(a, b) for *_, a, b in matched])
+    for (key, label, old, cur, a, b), ci in zip(matched, intervals):
         base_median, new_median = float(np.median(a)) / 1e9, float(np.median(b)) / 1e9
         ratio = new_median / base_median
-        ci = median_ratio_ci(a, b)
         _, p = mann_whitney_u(a, b)
         result.comparisons.append(Comparison(key, label, old.get("run_id", ""), cur.get("run_id", ""),
                                              base_median, new_median, ratio, ci, p, verdict(ratio, ci, p, threshold)))

@@ -73,3 +73,14 @@ def test_exact_bootstrap_median_distribution_matches_resampling(n):
     width = np.percentile(ratios, 97.5) - np.percentile(ratios, 2.5)
     assert low == pytest.approx(np.percentile(ratios, 2.5), abs=0.05 * width)
     assert high == pytest.approx(np.percentile(ratios, 97.5), abs=0.05 * width)
+
+
+def test_batched_intervals_equal_single_ones_whatever_else_is_compared():
+    from harness.compare import median_ratio_cis
+
+    rng = np.random.default_rng(3)
+    pairs = [(rng.lognormal(0, 0.1, n), rng.lognormal(0.05, 0.1, m)) for n, m in ((50, 50), (51, 40), (50, 50))]
+    together = median_ratio_cis(pairs)
+    for pair, interval in zip(pairs, together):
+        assert interval == median_ratio_ci(*pair)
+    assert median_ratio_cis(pairs[:1]) == together[:1]
