@@ -402,6 +402,10 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
         server = replace(server, latency_slo_s=options["latency_slo_ms"] / 1e3)
     if given("find_max_qps"):
         server = replace(server, find_max_qps=options["find_max_qps"])
+    if given("concurrency"):
+        server = replace(server, concurrency=options["concurrency"])
+    if given("find_max_concurrency"):
+        server = replace(server, find_max_concurrency=options["find_max_concurrency"])
     if given("min_queries"):
         server = replace(server, min_queries=options["min_queries"])
     if given("ttft_bound_ms"):
@@ -416,7 +420,7 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
                  "preset", "model",
                  "model_factory", "model_inputs", "dtypes", "batch_sizes",
                  "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
-                 "target_ci", "qps", "latency_slo_ms", "find_max_qps", "min_queries", "ttft_bound_ms",
+                 "target_ci", "qps", "latency_slo_ms", "find_max_qps", "concurrency", "find_max_concurrency", "min_queries", "ttft_bound_ms",
                  "tpot_bound_ms", "threads",
                  "timeout_s", "memory_limit", "config")
 
@@ -446,8 +450,9 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--batch-size", "batch_sizes", multiple=True, type=int, metavar="N",
               help="Batch size (repeatable). Default: 1; offline: 1, 8, 32.")
 @click.option("-s", "--scenario", "scenarios", multiple=True,
-              type=click.Choice(["single-stream", "offline", "server"]),
-              help="MLPerf scenario (repeatable). Default: single-stream.")
+              type=click.Choice(["single-stream", "offline", "server", "concurrent"]),
+              help="Scenario (repeatable): MLPerf's single-stream, offline, server; or concurrent (N clients in a "
+                   "closed loop, for endpoints). Default: single-stream.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Sweep config (TOML); options given here override it. See docs/sweep.example.toml.")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, metavar="N", help="Untimed warm-up steps. Default: 5.")
@@ -464,6 +469,10 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--latency-slo-ms", type=click.FloatRange(min=0, min_open=True), default=100.0, metavar="MS",
               help="Server scenario: p99 latency bound. Default: 100.")
 @click.option("--find-max-qps", is_flag=True, help="Server scenario: search the highest QPS that meets the SLO.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=4, metavar="N",
+              help="Concurrent scenario: clients in the closed loop. Default: 4.")
+@click.option("--find-max-concurrency", is_flag=True,
+              help="Concurrent scenario: double the clients from 1 until the SLO fails; report the highest valid.")
 @click.option("--min-queries", type=click.IntRange(min=1), default=1000, metavar="N",
               help="Server scenario: minimum query count. Default: 1000.")
 @click.option("--ttft-bound-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",

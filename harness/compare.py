@@ -23,9 +23,12 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from harness.options import backend_label
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000

@@ -69,6 +69,8 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "seed": Field("int", *NON_NEGATIVE),
         "ttft_bound_ms": Field("number", *GREATER_THAN_ZERO),
         "tpot_bound_ms": Field("number", *GREATER_THAN_ZERO),
+        "concurrency": Field("int", *POSITIVE),
+        "find_max_concurrency": Field("bool"),
     },
 }
 TOP_LEVEL = {"schema_version", "sweep", "stopping", "server", "workload", "backend"}
@@ -166,6 +168,8 @@ def load_config(path: Path | str) -> SweepRequest:
         seed=server_values.get("seed", 0),
         ttft_bound_s=server_values["ttft_bound_ms"] / 1e3 if "ttft_bound_ms" in server_values else None,
         tpot_bound_s=server_values["tpot_bound_ms"] / 1e3 if "tpot_bound_ms" in server_values else None,
+        concurrency=server_values.get("concurrency", ServerSettings.concurrency),
+        find_max_concurrency=server_values.get("find_max_concurrency", False),
     )
     defaults = SweepRequest()
     return SweepRequest(

@@ -22,7 +22,7 @@ from harness.errors import Unsupported
 from harness.parity import compare
 from harness.interface import Availability
 from harness.plugins import Registry, describe_exception
-from harness.scenarios import RUNNERS, SERVER, ScenarioResult
+from harness.scenarios import LOADED_SCENARIOS, RUNNERS, ScenarioResult
 from harness.spec import BenchmarkSpec
 from harness.telemetry.meters import default_meters, measure_energy
 from harness.timing import HOST, Timebase, harness_overhead_ns
@@ -227,6 +227,8 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         details = dict(prepared.details)
         _account_failures(result, details, getattr(prepared, "max_failure_rate", 0.0))
         outputs = prepared.outputs()
+    except Unsupported as exc:  # a scenario this backend cannot serve (e.g. overlapping queries)
+        return Outcome(status=UNSUPPORTED, reason=str(exc), prepare_s=prepare_s, **common)
     except Exception as exc:  # noqa: BLE001
         outcome = _failed_from(exc, "step failed: ")
         outcome.__dict__.update(common, prepare_s=prepare_s)
@@ -237,10 +239,11 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         except Exception:  # noqa: BLE001 - a failing close must not hide the measurement
             pass
     parity = check_parity(workload, spec, outputs)
-    steps = None if spec.scenario == SERVER else len(result.sampling.latencies_ns) + spec.stopping.warmup
+    loaded = spec.scenario in LOADED_SCENARIOS
+    steps = None if loaded else len(result.sampling.latencies_ns) + spec.stopping.warmup
     energy_result = energy.result(steps * common["work_per_step"] if steps else None, workload.unit)
-    if spec.scenario == SERVER and energy_result.get("joules") is not None:
-        energy_result["per_unit_reason"] = "server runs cover every search trial; no per-unit figure"
+    if loaded and energy_result.get("joules") is not None:
+        energy_result["per_unit_reason"] = f"{spec.scenario} runs cover every search trial; no per-unit figure"
     cpu_seconds = cpu_after - cpu_before
     wall = wall_after - wall_before
     memory = {
@@ -280,8 +283,8 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         prepare_s=prepare_s,
         details=details,
         stopping={
-            # The server scenario runs a fixed Poisson schedule; the CI rule does not apply.
-            "mode": "schedule" if spec.scenario == SERVER else
+            # Server and concurrent runs follow their load schedule; the CI rule does not apply.
+            "mode": "schedule" if loaded else
                     "adaptive" if spec.stopping.adaptive else "fixed",
             **spec.stopping.to_dict(),
             "reason": sampling.stop_reason,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 from harness.options import freeze, thaw
-from harness.scenarios import SERVER, SINGLE_STREAM, ServerSettings
+from harness.scenarios import CONCURRENT, SERVER, SINGLE_STREAM, ServerSettings
 from harness.timing import Stopping
 
 #: Seconds a benchmark may run (prepare and measure) before its worker is killed.
@@ -79,6 +79,14 @@ class BenchmarkSpec:
                 "target_qps": None if self.server.find_max_qps else self.server.target_qps,
                 "latency_slo_s": self.server.latency_slo_s,
                 "find_max_qps": self.server.find_max_qps,
+            }
+        if self.scenario == CONCURRENT and self.server is not None:
+            identity["load"] = {
+                "concurrency": None if self.server.find_max_concurrency else self.server.concurrency,
+                "find_max_concurrency": self.server.find_max_concurrency,
+                "latency_slo_s": self.server.latency_slo_s,
+                "ttft_bound_s": self.server.ttft_bound_s,
+                "tpot_bound_s": self.server.tpot_bound_s,
             }
         return identity
 

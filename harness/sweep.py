@@ -18,7 +18,7 @@ from harness.interface import KNOWN_DTYPES
 from harness.launchers import Launcher
 from harness.plugins import Registry
 from harness.results import RunStore
-from harness.scenarios import OFFLINE, SCENARIOS, SERVER, SINGLE_STREAM, ServerSettings
+from harness.scenarios import CONCURRENT, LOADED_SCENARIOS, OFFLINE, SCENARIOS, SERVER, SINGLE_STREAM, ServerSettings
 from harness.spec import DEFAULT_TIMEOUT_S, BenchmarkSpec
 from harness.timing import Stopping
 
@@ -126,6 +126,11 @@ def _check_request(request: SweepRequest) -> None:
             raise UserError(f"latency_slo {server.latency_slo_s} s must be > 0")
         if not server.find_max_qps and (server.target_qps is None or server.target_qps <= 0):
             raise UserError("the server scenario needs a target QPS > 0 (--qps) or --find-max-qps")
+    if CONCURRENT in request.scenarios:
+        if server.latency_slo_s <= 0:
+            raise UserError(f"latency_slo {server.latency_slo_s} s must be > 0")
+        if not 1 <= server.concurrency <= server.max_concurrency:
+            raise UserError(f"concurrency {server.concurrency} must be between 1 and {server.max_concurrency}")
 
 
 def _workload_params(
@@ -173,7 +178,7 @@ def backend_option_sets(registry: Registry, backend: str, device: str,
     required = [key for key in getattr(instance, "required_options", ()) if key not in (values or {})]
     if required:
         raise UserError(f"backend {backend} needs " + ", ".join(f"-O {backend}.{key}=..." for key in required)
-                        + f" (see bakeoff backends --options)")
+                        + " (see bakeoff backends --options)")
     if not values:
         return [{}]
     declared = getattr(instance, "OPTIONS", None) or {}
@@ -282,7 +287,7 @@ def plan(request: SweepRequest, registry: Registry | None = None,
             batch_size=batch_size,
             scenario=scenario,
             stopping=request.stopping,
-            server=request.server if scenario == SERVER else None,
+            server=request.server if scenario in LOADED_SCENARIOS else None,
             threads=threads,
             timeout_s=request.timeout_s,
             memory_limit_bytes=request.memory_limit_bytes,

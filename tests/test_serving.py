@@ -152,3 +152,52 @@ def test_rank_treats_a_served_candidate_like_a_bare_runtime(served, tmp_path):
     for candidate in candidates.values():
         assert "token" in candidate["cost"]["per"] and candidate["cost"]["value"] > 0, candidate["cost"]
 
+
+
+def concurrent_spec(url: str, **load) -> BenchmarkSpec:
+    from dataclasses import replace
+
+    from harness.scenarios import ServerSettings
+
+    settings = ServerSettings(latency_slo_s=5.0, min_queries=20, min_duration_s=0.5, ttft_bound_s=5.0,
+                              tpot_bound_s=1.0, **load)
+    return replace(http_spec(url, scenario="concurrent"), server=settings)
+
+
+@pytest.mark.slow
+def test_fixed_concurrency_four_with_goodput(served):
+    single = execute(http_spec(served), Registry())
+    outcome = execute(concurrent_spec(served, concurrency=4), Registry())
+    assert outcome.status == "ok", outcome.failure or outcome.reason
+    scenario = outcome.scenario
+    assert scenario["concurrency"] == 4 and scenario["valid"], scenario
+    assert len(outcome.measurement.latencies_ns) >= 20
+    assert 0 < scenario["goodput"]["fraction"] <= 1 and scenario["goodput"]["requests_per_s"] > 0
+    assert outcome.throughput["unit"] == "token/s" and outcome.details["usage_completion_tokens"] == [NEW]
+    # bakeoff serve runs one request at a time, so four in flight queue behind each other: E2E grows
+    # with the queue while throughput stays about what one client gets.
+    import statistics
+
+    factor = statistics.median(outcome.measurement.latencies_ns) / statistics.median(single.measurement.latencies_ns)
+    print(f"\nconcurrency 4 vs 1 on a server without batching: median E2E x{factor:.2f}, "
+          f"{outcome.throughput['value']:.0f} token/s")
+    assert factor > 1.5
+
+
+@pytest.mark.slow
+def test_find_max_concurrency_doubles_until_the_cap(served):
+    outcome = execute(concurrent_spec(served, find_max_concurrency=True, max_concurrency=4), Registry())
+    assert outcome.status == "ok", outcome.failure or outcome.reason
+    assert [t["concurrency"] for t in outcome.scenario["trials"]] == [1, 2, 4]
+    assert outcome.scenario["metric"] == {"name": "max_valid_concurrency", "value": 4, "unit": "clients"}
+
+
+def test_concurrent_scenario_needs_overlapping_queries():
+    from dataclasses import replace
+
+    from harness.scenarios import ServerSettings
+
+    spec = replace(BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", params={"size": 8},
+                                        scenario="concurrent", iterations=2), server=ServerSettings())
+    outcome = execute(spec, Registry())
+    assert outcome.status == "unsupported" and "queries may overlap" in outcome.reason
