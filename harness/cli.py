@@ -363,7 +363,9 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
     elif options["model_inputs"]:
         raise UserError("--input describes the inputs of --model or --model-factory; give one of them")
     if extra_params:
-        changes["params"] = request.params + tuple(extra_params)
+        # Given on the command line, a parameter replaces the config's value for the same key.
+        overridden = {key for key, _ in extra_params}
+        changes["params"] = tuple((k, v) for k, v in request.params if k not in overridden) + tuple(extra_params)
     if options["backend_option_items"]:
         from harness.options import parse_assignments
 

@@ -74,15 +74,23 @@ class Plan:
     devices: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_param_assignments(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """``["size=512", "mlp.hidden=256"]`` to pairs; :class:`UserError` on a malformed item."""
-    pairs = []
+def parse_param_assignments(items: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """``["size=512", "mlp.hidden=256"]`` to pairs; :class:`UserError` on a malformed item.
+
+    A key given more than once becomes a list, which sweeps the parameter.
+    """
+    merged: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
             raise UserError(f"--param {item!r}: expected KEY=VALUE or WORKLOAD.KEY=VALUE")
-        pairs.append((key.strip(), value.strip()))
-    return tuple(pairs)
+        if key in merged:
+            previous = merged[key]
+            merged[key] = (previous if isinstance(previous, list) else [previous]) + [value]
+        else:
+            merged[key] = value
+    return tuple(merged.items())
 
 
 def _check_request(request: SweepRequest) -> None:
@@ -255,7 +263,14 @@ def plan(request: SweepRequest, registry: Registry | None = None,
             except RuntimeError as exc:
                 notes.append(f"workload {name!r} skipped: {exc}")
     params = _workload_params(registry, workload_names, dict(request.params))
-    resolved = {name: registry.workload(name, params[name]).values for name in workload_names}
+    # A list value sweeps the parameter (``-p size=256 -p size=512``, or ``size = [256, 512]`` in a config).
+    resolved: dict[str, list[dict[str, Any]]] = {}
+    for name in workload_names:
+        resolved[name] = []
+        for variant in options_module.variants(params[name]):
+            values = registry.workload(name, variant).values
+            if values not in resolved[name]:
+                resolved[name].append(values)
 
     for name in request.backend_options:
         if name not in backend_names:
@@ -282,7 +297,7 @@ def plan(request: SweepRequest, registry: Registry | None = None,
             backend=backend,
             device=device,
             workload=workload,
-            params=resolved[workload],
+            params=values,
             dtype=dtype,
             batch_size=batch_size,
             scenario=scenario,
@@ -296,6 +311,7 @@ def plan(request: SweepRequest, registry: Registry | None = None,
         for backend, device in targets
         for options in option_sets[(backend, device)]
         for workload in workload_names
+        for values in resolved[workload]
         for scenario in request.scenarios
         for dtype in request.dtypes
         for batch_size in batch_sizes(scenario)

@@ -93,3 +93,41 @@ def test_server_settings_reach_only_server_specs(test_plugins):
                                  server=server))
     by_scenario = {s.scenario: s for s in the_plan.specs}
     assert by_scenario["server"].server == server and by_scenario["single-stream"].server is None
+
+
+def test_a_repeated_or_listed_parameter_sweeps(tmp_path):
+    from harness.config import load_config
+    from harness.plugins import Registry
+    from harness.sweep import SweepRequest, parse_param_assignments, plan
+
+    registry = Registry()
+    pairs = parse_param_assignments(["size=64", "size=128", "size=64"])
+    assert pairs == (("size", ["64", "128", "64"]),)
+    request = SweepRequest(backends=("torch",), devices=("cpu",), workloads=("gemm", "mlp"),
+                           params=pairs + (("mlp.layers", [1, 2]),))
+    specs = plan(request, registry).specs
+    assert sorted(s.params_dict["size"] for s in specs if s.workload == "gemm") == [64, 128]  # 64 once
+    assert sorted(s.params_dict["layers"] for s in specs if s.workload == "mlp") == [1, 2]
+
+    config = tmp_path / "sweep.toml"
+    config.write_text('[sweep]\nbackends = ["torch"]\ndevices = ["cpu"]\nworkloads = ["gemm"]\n'
+                      '[workload.gemm]\nsize = [32, 48]\n')
+    assert sorted(s.params_dict["size"] for s in plan(load_config(config), registry).specs) == [32, 48]
+
+
+def test_a_cli_parameter_replaces_the_configs_value(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    config = tmp_path / "sweep.toml"
+    config.write_text('[sweep]\nbackends = ["torch"]\ndevices = ["cpu"]\nworkloads = ["gemm"]\n'
+                      '[workload.gemm]\nsize = 32\n')
+    result = CliRunner().invoke(cli, ["run", "--config", str(config), "-p", "gemm.size=16", "-p", "gemm.size=24",
+                                      "--iterations", "2", "--launcher", "inline", "--out", str(tmp_path / "r"),
+                                      "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    sizes = sorted(r["spec"]["params"]["size"] for r in json.loads(result.output)["records"])
+    assert sizes == [16, 24]
