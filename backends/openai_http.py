@@ -89,8 +89,12 @@ class OpenAiHttpBackend:
                                   workload.values["prompt_tokens"], workload.values["new_tokens"],
                                   seed=workload.seed, max_failed_percent=options.get("max_failed_percent", 1))
         engine = options.get("engine") or reported.get("engine")
+        from harness.catalog import device_count
+
+        label = options.get("device_label")
         prepared.device_overrides = {k: v for k, v in {
-            "model": options.get("device_label"),
+            "model": label,
+            "count": device_count({"model": label}) if label else None,
             "runtime_version": engine,
         }.items() if v}
         # "model" describes what ran; a remote model's size is unknown here, so the local preset's

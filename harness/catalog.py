@@ -51,6 +51,19 @@ class Catalog:
         return best
 
 
+_DEVICE_COUNT = re.compile(r"^\s*(\d+)\s*[x×]\s*(.+)$")
+
+
+def device_count(device_info: Mapping[str, Any] | None) -> int:
+    """How many devices one candidate is: ``device_info["count"]``, else a leading ``8x`` in its
+    model label (an endpoint labelled "8x Ascend 910B"), else 1."""
+    info = device_info or {}
+    if isinstance(info.get("count"), int) and info["count"] >= 1:
+        return info["count"]
+    match = _DEVICE_COUNT.match(str(info.get("model") or ""))
+    return int(match.group(1)) if match and int(match.group(1)) >= 1 else 1
+
+
 def figure(entry: Mapping[str, Any], name: str) -> Any:
     """The value of a figure, or ``None`` when the catalog does not know it."""
     cell = entry.get(name)

@@ -880,13 +880,15 @@ def rank_command(runs, as_json, **options) -> None:
         return
     title = f"Ranking ({options['pricing']} pricing" + (f", policy {policy.name!r}" if policy else "") + ")"
     table = Table(title=title, title_justify="left")
-    for column in ("rank", "workload", "candidate", "catalog", "cost", "throughput", "p99"):
-        table.add_column(column, justify="right" if column in ("rank", "cost", "throughput", "p99") else "left")
+    for column in ("rank", "workload", "candidate", "catalog", "cost", "throughput per device", "p99"):
+        table.add_column(column, justify="left" if column in ("workload", "candidate", "catalog") else "right")
     for c in result.ranked:
         cost = c["cost"]
         table.add_row(str(c["rank"]), Text(c["workload"]), Text(c["candidate"]), c["catalog_id"],
                       f"${cost['value']:.4g} per {cost['per']}" + (" (estimated energy)" if cost["estimated"] else ""),
-                      format_rate(c["throughput"], c["throughput_unit"]), format_seconds(c["p99_s"]))
+                      format_rate(c["throughput"], c["throughput_unit"])
+                      + (f" (x{c['devices_per_candidate']} devices)" if c.get("devices_per_candidate", 1) > 1 else ""),
+                      format_seconds(c["p99_s"]))
     console = _console()
     console.print(table)
     if result.excluded:

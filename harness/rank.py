@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from harness.catalog import Catalog, figure
+from harness.catalog import Catalog, device_count, figure
 from harness.cost import HOURS_PER_YEAR, OwnedInputs, cloud_cost, owned_cost
 from harness.options import backend_label
 from harness.policy import Policy
@@ -77,8 +77,14 @@ def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None,
     if reasons:
         return None, reasons
     unit = record.get("unit") or "unit"
-    units_per_s = float(throughput["value"])
+    # A candidate of N devices (a server behind an endpoint) is priced per device: its throughput
+    # and measured power are shared by N devices, each priced at the catalog's device price.
+    devices = device_count(record.get("device_info"))
+    candidate_units_per_s = float(throughput["value"])
+    units_per_s = candidate_units_per_s / devices
     watts, estimated = _watts(record, entry)
+    if watts is not None and not estimated:
+        watts /= devices
     if pricing == "cloud":
         prices = sorted(entry.get("prices", []), key=lambda p: p["usd_per_device_hour"])
         if not prices:
@@ -99,6 +105,8 @@ def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None,
         "catalog_id": entry["id"],
         "throughput": units_per_s,
         "throughput_unit": throughput.get("unit"),
+        "devices_per_candidate": devices,
+        "candidate_throughput": candidate_units_per_s,
         "p99_s": p99,
         "watts": watts,
         "watts_estimated": estimated,

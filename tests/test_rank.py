@@ -144,3 +144,15 @@ def test_a_run_with_a_parity_failure_shows_it_excluded_for_parity(tmp_path, test
     assert [c["candidate"].split("/")[0] for c in payload["ranked"]] == ["parrot"]
     [excluded] = payload["excluded"]
     assert excluded["candidate"].startswith("liar/") and excluded["excluded_by"][0].startswith("parity failed")
+
+
+def test_a_multi_device_candidate_is_priced_per_device(catalog):
+    """An endpoint labelled "2x AMD EPYC" delivers its throughput with two priced devices."""
+    single, double = record("one", 400.0), record("two", 400.0, model="2x AMD EPYC")
+    result = rank([single, double], catalog)
+    by_name = {c["candidate"].split("/")[0]: c for c in result.ranked}
+    assert by_name["two"]["devices_per_candidate"] == 2 and by_name["one"]["devices_per_candidate"] == 1
+    assert by_name["two"]["throughput"] == pytest.approx(200.0)  # per device
+    assert by_name["two"]["cost"]["value"] == pytest.approx(2 * by_name["one"]["cost"]["value"])
+    plans = {p["candidate"].split("/")[0]: p for p in plan_fleet(result, 4000.0, OwnedSettings())}
+    assert plans["two"]["devices"] == 2 * plans["one"]["devices"]
