@@ -55,7 +55,9 @@ class OpenAiHttpBackend:
     }
 
     def probe(self) -> Availability:
-        return Availability.yes(version=f"http.client (Python {'.'.join(map(str, __import__('sys').version_info[:3]))})")
+        import platform
+
+        return Availability.yes(version=f"http.client (Python {platform.python_version()})")
 
     def devices(self) -> list[DeviceInfo]:
         return [DeviceInfo(backend=self.name, device="endpoint",
@@ -84,11 +86,12 @@ class OpenAiHttpBackend:
         model = options.get("model") or (served[0]["id"] if served else None)
         if model is None:
             raise RuntimeError(f"{options['url']}/v1/models lists no model; pass -O openai-http.model=NAME")
-        reported = next((m for m in served if m.get("id") == model), {}).get("bakeoff") or {}
+        entry = next((m for m in served if m.get("id") == model), {})
+        reported = entry.get("bakeoff") or {}
         prepared = OpenAiPrepared(client, options.get("api", "completions"), model,
                                   workload.values["prompt_tokens"], workload.values["new_tokens"],
                                   seed=workload.seed, max_failed_percent=options.get("max_failed_percent", 1))
-        engine = options.get("engine") or reported.get("engine")
+        engine = options.get("engine") or reported.get("engine") or client.engine(entry.get("owned_by"))
         from harness.catalog import device_count
 
         label = options.get("device_label")
@@ -140,6 +143,23 @@ class Client:
             raise RuntimeError(f"cannot reach {self.host}:{self.port}{self.base}/models ({exc})") from exc
         finally:
             connection.close()
+
+    def engine(self, owned_by: str | None) -> str | None:
+        """What the server says it is, where it says: vLLM and SGLang answer ``GET /version``."""
+        connection = self._connection()
+        root = self.base[: -len("/v1")]
+        try:
+            connection.request("GET", f"{root}/version", headers=self.headers)
+            response = connection.getresponse()
+            body = response.read(2000)
+            version = json.loads(body).get("version") if response.status == 200 else None
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            version = None
+        finally:
+            connection.close()
+        if version is None:
+            return None
+        return f"{owned_by or 'server'} {version}"
 
     def stream(self, path: str, payload: dict[str, Any], on_chunk: Callable[[dict[str, Any]], None]) -> None:
         """POST with ``stream: true`` and call ``on_chunk`` per SSE event; :class:`QueryFailed` on any fault."""

@@ -201,3 +201,32 @@ def test_concurrent_scenario_needs_overlapping_queries():
                                         scenario="concurrent", iterations=2), server=ServerSettings())
     outcome = execute(spec, Registry())
     assert outcome.status == "unsupported" and "queries may overlap" in outcome.reason
+
+
+def test_engine_is_read_from_a_version_endpoint():
+    """vLLM and SGLang answer GET /version; the record names the engine without being told."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from backends.openai_http import Client
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"version": "0.9.1"}).encode() if self.path == "/version" else b"{}"
+            self.send_response(200 if self.path == "/version" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = Client(f"http://127.0.0.1:{server.server_port}", 5, None)
+        assert client.engine("vllm") == "vllm 0.9.1"
+        assert Client(f"http://127.0.0.1:{server.server_port}/v1", 5, None).engine(None) == "server 0.9.1"
+    finally:
+        server.shutdown()
