@@ -230,3 +230,40 @@ def test_engine_is_read_from_a_version_endpoint():
         assert Client(f"http://127.0.0.1:{server.server_port}/v1", 5, None).engine(None) == "server 0.9.1"
     finally:
         server.shutdown()
+
+
+@pytest.mark.slow
+def test_non_streaming_answers_and_the_same_tokens_from_another_runtime(served):
+    """A plain (non-stream) completion from the torch server equals greedy generation on ONNX Runtime."""
+    import urllib.request
+
+    from harness.serve import ServedModel
+
+    prompt = "t1 t2 t3 hello world"
+    request = urllib.request.Request(f"{served}/v1/completions", method="POST",
+                                     data=json.dumps({"prompt": prompt, "max_tokens": 6}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert answer["usage"] == {"prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 11}
+    served_tokens = [int(word[1:]) for word in answer["choices"][0]["text"].split()]
+
+    model = ServedModel("onnxruntime", None, "tiny", threads=1)
+    try:
+        tokens: list[int] = []
+        model.generate(model.tokenizer.encode(prompt), 6, tokens.append)
+    finally:
+        model.close()
+    assert tokens == served_tokens
+
+
+def test_bad_requests_get_a_400_with_the_reason():
+    from harness.serve import WordTokenizer, _parse_request
+
+    tokenizer = WordTokenizer(100)
+    assert _parse_request({"prompt": "t5 t99 t100 x", "max_tokens": 2}, False, tokenizer)[0][:2] == [5, 99]
+    for body, message in (([], "JSON object"), ({"prompt": 3}, "prompt must be a string"),
+                          ({"prompt": ""}, "no tokens"), ({"prompt": "a", "max_tokens": 0}, "max_tokens"),
+                          ({"messages": "hi"}, "messages must be")):
+        with pytest.raises(ValueError, match=message):
+            _parse_request(body, "messages" in body if isinstance(body, dict) else False, tokenizer)
