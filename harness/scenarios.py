@@ -353,9 +353,16 @@ def run_server(
         failures=dict(chosen.failures),
     )
     achieved_qps = chosen.completed / (chosen.elapsed_ns / 1e9) if chosen.elapsed_ns else None
+    offsets = chosen.token_offsets_ns or [[] for _ in chosen.latencies_ns]
+    good = sum(_meets_slo(latency, marks, server) for latency, marks in zip(chosen.latencies_ns, offsets))
     extra = {
         "target_qps": chosen.qps,
         "achieved_qps": achieved_qps,
+        # Queries that met every SLO (latency from arrival; TTFT/TPOT bounds where tokens stream).
+        "goodput": {"requests_per_s": good / (chosen.elapsed_ns / 1e9) if chosen.elapsed_ns else None,
+                    "fraction": good / len(chosen.latencies_ns) if chosen.latencies_ns else None,
+                    "slo": {"e2e_s": server.latency_slo_s, "ttft_s": server.ttft_bound_s,
+                            "tpot_s": server.tpot_bound_s}},
         "mean_wait_s": chosen.summary()["mean_wait_s"],
         "latency_slo_s": server.latency_slo_s,
         "seed": server.seed,

@@ -95,6 +95,7 @@ def test_chat_api_and_poisson_rate(served):
     assert poisson.status == "ok", poisson.failure or poisson.reason
     assert poisson.scenario["valid"], poisson.scenario
     assert len(poisson.measurement.token_offsets_ns) >= 30
+    assert poisson.scenario["goodput"]["fraction"] > 0.9 and poisson.scenario["goodput"]["requests_per_s"] > 0
 
 
 @pytest.mark.slow
