@@ -14,18 +14,18 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from harness.errors import Unsupported
 from harness.parity import compare
-from harness.interface import Availability
+from harness.interface import Availability, Prepared
 from harness.plugins import Registry, describe_exception
 from harness.scenarios import LOADED_SCENARIOS, RUNNERS, ScenarioResult
 from harness.spec import BenchmarkSpec
 from harness.telemetry.meters import default_meters, measure_energy
-from harness.timing import HOST, Timebase, harness_overhead_ns
+from harness.timing import HOST, QueryFailed, Timebase, harness_overhead_ns
 
 # Outcome statuses. Only "ok" outcomes carry a measurement and can be ranked.
 OK, FAILED, UNSUPPORTED, UNAVAILABLE = "ok", "failed", "unsupported", "unavailable"
@@ -216,10 +216,13 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         return outcome
     try:
         overhead = harness_overhead_ns(timebase)
+        # Warm up before the meters start, so energy, CPU time and their per-unit figures
+        # cover exactly the measured queries.
+        warm_up(prepared, spec.stopping.warmup)
         cpu_before, wall_before = time.process_time(), time.monotonic()
         with measure_energy(meters(getattr(prepared, "physical_device", None) or spec.device)) as energy:
             result: ScenarioResult = scenario_runner(
-                prepared, spec.stopping, timebase,
+                prepared, replace(spec.stopping, warmup=0), timebase,
                 server=spec.server, work_per_step=common["work_per_step"], unit=workload.unit,
             )
         cpu_after, wall_after = time.process_time(), time.monotonic()
@@ -240,7 +243,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
             pass
     parity = check_parity(workload, spec, outputs)
     loaded = spec.scenario in LOADED_SCENARIOS
-    steps = None if loaded else len(result.sampling.latencies_ns) + spec.stopping.warmup
+    steps = None if loaded else len(result.sampling.latencies_ns)
     energy_result = energy.result(steps * common["work_per_step"] if steps else None, workload.unit)
     if loaded and energy_result.get("joules") is not None:
         energy_result["per_unit_reason"] = f"{spec.scenario} runs cover every search trial; no per-unit figure"
@@ -322,6 +325,17 @@ def peak_rss_bytes() -> int | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def warm_up(prepared: Prepared, steps: int) -> None:
+    """Untimed steps before measuring (caches, lazy initialisation, autotuning); a failed
+    query during warm-up (a remote backend) is not an error."""
+    for _ in range(steps):
+        try:
+            prepared.step()
+            prepared.synchronize()
+        except QueryFailed:
+            pass
 
 
 def _account_failures(result: Any, details: dict[str, Any], max_failure_rate: float) -> None:

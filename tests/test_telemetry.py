@@ -197,3 +197,45 @@ def test_fingerprints_are_stable_and_change_with_threads(tmp_path):
     assert first["fingerprint"] == second["fingerprint"]
     assert more_threads["fingerprint"] != first["fingerprint"]
     assert fingerprint(fingerprint_inputs({}, first)) != first["fingerprint"]  # host facts are part of it
+
+
+def test_meters_start_after_the_warm_up_and_per_unit_energy_counts_measured_queries(test_plugins):
+    """The counter meter reads the fake backend's step count: warm-up steps are done before it starts."""
+    from harness.telemetry.meters import EnergyReading
+
+    class StepCountingMeter:
+        name = "steps"
+
+        def available(self):
+            return None
+
+        def start(self):
+            self.at_start = dict(STEPS)
+
+        def stop(self):
+            return EnergyReading("steps", joules=10.0, seconds=1.0, method="counter")
+
+    STEPS = {}
+    meter = StepCountingMeter()
+    registry = Registry()
+    backend = registry.backend("null")
+    original = backend.prepare
+
+    def counting_prepare(workload, spec):
+        prepared = original(workload, spec)
+        step = prepared.step
+
+        def counted():
+            STEPS["n"] = STEPS.get("n", 0) + 1
+            step()
+
+        prepared.step = counted
+        return prepared
+
+    backend.prepare = counting_prepare
+    spec = BenchmarkSpec.create(backend="null", device="fake", workload="noop", warmup=3, iterations=5)
+    outcome = execute(spec, registry, meters=lambda device: [meter])
+    assert meter.at_start == {"n": 3}  # the warm-up ran before the meter started
+    assert STEPS["n"] == 8
+    assert outcome.energy["joules"] == 10.0
+    assert outcome.energy[f"joules_per_{outcome.unit}"] == pytest.approx(10.0 / (5 * outcome.work_per_step))
