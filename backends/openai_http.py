@@ -52,6 +52,10 @@ class OpenAiHttpBackend:
         "api_key_env": Option("str", None, (), "environment variable holding the API key (never recorded)"),
         "request_timeout_s": Option("int", 120, (), "seconds a request may take, start to last byte"),
         "max_failed_percent": Option("int", 1, (), "failed requests above this share make the run invalid"),
+        "ignore_eos": Option("bool", True, (), "send ignore_eos so replies run to max_tokens (vLLM, SGLang, "
+                                               "llama.cpp); false for servers that reject unknown fields"),
+        "include_usage": Option("bool", True, (), "ask for usage in the stream (stream_options); false for "
+                                                  "servers that reject it (tokens are then counted from chunks)"),
     }
 
     def probe(self) -> Availability:
@@ -90,7 +94,9 @@ class OpenAiHttpBackend:
         reported = entry.get("bakeoff") or {}
         prepared = OpenAiPrepared(client, options.get("api", "completions"), model,
                                   workload.values["prompt_tokens"], workload.values["new_tokens"],
-                                  seed=workload.seed, max_failed_percent=options.get("max_failed_percent", 1))
+                                  seed=workload.seed, max_failed_percent=options.get("max_failed_percent", 1),
+                                  ignore_eos=options.get("ignore_eos", True),
+                                  include_usage=options.get("include_usage", True))
         engine = options.get("engine") or reported.get("engine") or client.engine(entry.get("owned_by"))
         from harness.catalog import device_count
 
@@ -205,8 +211,9 @@ class OpenAiPrepared(Prepared):
     concurrent_safe = True
 
     def __init__(self, client: Client, api: str, model: str, prompt_tokens: int, new_tokens: int, seed: int,
-                 max_failed_percent: int) -> None:
+                 max_failed_percent: int, ignore_eos: bool = True, include_usage: bool = True) -> None:
         super().__init__()
+        self.ignore_eos, self.include_usage = ignore_eos, include_usage
         self.client, self.api, self.model = client, api, model
         self.new_tokens = new_tokens
         self.max_failure_rate = max_failed_percent / 100
@@ -219,8 +226,12 @@ class OpenAiPrepared(Prepared):
         self.mismatches = 0
 
     def _payload(self, prompt: str) -> tuple[str, dict[str, Any]]:
-        common = {"model": self.model, "max_tokens": self.new_tokens, "stream": True, "ignore_eos": True,
-                  "temperature": 0, "stream_options": {"include_usage": True}}
+        common: dict[str, Any] = {"model": self.model, "max_tokens": self.new_tokens, "stream": True,
+                                  "temperature": 0}
+        if self.ignore_eos:
+            common["ignore_eos"] = True
+        if self.include_usage:
+            common["stream_options"] = {"include_usage": True}
         if self.api == "chat":
             return "/chat/completions", {**common, "messages": [{"role": "user", "content": prompt}]}
         return "/completions", {**common, "prompt": prompt}
