@@ -27,6 +27,7 @@ import json
 import os
 import random
 import socket
+import threading
 import urllib.parse
 from typing import Any, Callable
 
@@ -221,9 +222,13 @@ class OpenAiPrepared(Prepared):
         # Distinct seeded prompts, so no server-side prefix cache turns prefill into a lookup.
         self.prompts = [" ".join(f"w{rng.randrange(1 << 30)}" for _ in range(prompt_tokens)) for _ in range(64)]
         self.sent = 0
-        self.usage_counts: list[tuple[int, int]] = []  # (prompt, completion) per request, from usage
-        self.chunk_counts: list[int] = []
+        # Distinct values only, so the accounting after each request stays O(1) and tiny next to
+        # the request it follows (it runs inside the request's timed span).
+        self.usage_prompt_tokens: set[int] = set()
+        self.usage_completion_tokens: set[int] = set()
+        self.chunk_counts: set[int] = set()
         self.mismatches = 0
+        self._accounting = threading.Lock()  # the concurrent scenario calls step_streaming from many threads
 
     def _payload(self, prompt: str) -> tuple[str, dict[str, Any]]:
         common: dict[str, Any] = {"model": self.model, "max_tokens": self.new_tokens, "stream": True,
@@ -257,12 +262,14 @@ class OpenAiPrepared(Prepared):
         if chunks == 0:
             raise QueryFailed("empty reply", "the stream carried no content")
         completion = usage.get("completion_tokens", chunks)
-        self.chunk_counts.append(chunks)
-        if usage:
-            self.usage_counts.append((int(usage.get("prompt_tokens", -1)), int(completion)))
-        if completion != self.new_tokens:
-            self.mismatches += 1
-        self._refresh_details()
+        with self._accounting:
+            self.chunk_counts.add(chunks)
+            if usage:
+                self.usage_prompt_tokens.add(int(usage.get("prompt_tokens", -1)))
+                self.usage_completion_tokens.add(int(completion))
+            if completion != self.new_tokens:
+                self.mismatches += 1
+            self._refresh_details()
 
     def step(self) -> None:
         self.step_streaming(lambda: None)
@@ -274,11 +281,11 @@ class OpenAiPrepared(Prepared):
         """The request accounting, kept current in ``details`` (the runner reads it after the run)."""
         self.details.update(
             requests_sent=self.sent,
-            token_count_source=("server usage (stream_options.include_usage)" if self.usage_counts
+            token_count_source=("server usage (stream_options.include_usage)" if self.usage_completion_tokens
                                 else "counted SSE content chunks (the server sent no usage)"),
-            usage_prompt_tokens=sorted({p for p, _ in self.usage_counts}) or None,
-            usage_completion_tokens=sorted({c for _, c in self.usage_counts}) or None,
-            content_chunks=sorted(set(self.chunk_counts)) or None,
+            usage_prompt_tokens=sorted(self.usage_prompt_tokens) or None,
+            usage_completion_tokens=sorted(self.usage_completion_tokens) or None,
+            content_chunks=sorted(self.chunk_counts) or None,
             output_length_mismatches=self.mismatches,
             max_failure_rate=self.max_failure_rate,
         )

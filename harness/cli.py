@@ -189,7 +189,8 @@ def new_backend(name: str, parent: Path) -> None:
 @click.option("-d", "--device", default=None, metavar="DEVICE", help="Default: the backend's first available device.")
 @click.option("-w", "--workload", type=click.Choice(["llm"]), default="llm", show_default=True)
 @click.option("--preset", default="tiny", show_default=True, metavar="NAME", help="The llm preset (model shape).")
-@click.option("--dtype", default="float32", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "int8"]), default="float32",
+              show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")

@@ -149,15 +149,6 @@ def bootstrap_median_indices(n: int, uniforms: "numpy.ndarray") -> tuple["numpy.
     return lower, upper
 
 
-def bootstrap_medians(samples: Sequence[float], draws: int, rng) -> "numpy.ndarray":
-    """``draws`` values from the bootstrap distribution of the sample median, without resampling."""
-    import numpy as np
-
-    x = np.sort(np.asarray(samples, dtype=float))
-    lower, upper = bootstrap_median_indices(len(x), rng.random((3, draws)))
-    return (x[lower] + x[upper]) / 2
-
-
 def median_ratio_cis(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], seed: int = 0,
                      resamples: int = BOOTSTRAP_RESAMPLES) -> list[tuple[float, float]]:
     """:func:`median_ratio_ci` for many (base, new) pairs at once; each result equals the single call.

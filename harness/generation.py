@@ -16,22 +16,26 @@ Call = Callable[[Any, Any, Any], tuple[Any, Any, Any, Any]]
 
 def greedy_generate(call: Call, prompt: Any, past_key: Any, past_value: Any, new_tokens: int,
                     *, concat: Callable[[list[Any]], Any], mark: Callable[[], None] | None = None,
-                    decode_call: Call | None = None) -> tuple[Any, Any]:
+                    decode_call: Call | None = None,
+                    on_token: Callable[[Any], None] | None = None) -> tuple[Any, Any]:
     """Prefill ``prompt`` (yielding token 1), then decode ``new_tokens - 1`` more.
 
     ``decode_call`` runs the decode steps when a runtime compiles prefill and
-    decode as separate graphs. Returns the generated tokens ``[B, new_tokens]``
-    and the prefill's last-position logits.
+    decode as separate graphs. ``on_token`` receives each token as it is made
+    (a server streams it). Returns the generated tokens ``[B, new_tokens]`` and
+    the prefill's last-position logits.
     """
     token, first_logits, key, value = call(prompt, past_key, past_value)
-    if mark is not None:
-        mark()
     tokens = [token]
     step = decode_call or call
-    for _ in range(new_tokens - 1):
-        token, _, key, value = step(token, key, value)
+    while True:
         if mark is not None:
             mark()
+        if on_token is not None:
+            on_token(token)
+        if len(tokens) == new_tokens:
+            break
+        token, _, key, value = step(token, key, value)
         tokens.append(token)
     return concat(tokens), first_logits
 
@@ -69,14 +73,9 @@ class GenerativePrepared:
         ``on_token`` receives each token id as it is produced (reading it back to
         the host synchronizes the device), so a server can stream it at once.
         """
-        def emit(token: Any) -> None:
-            on_token(int(self._to_numpy(token).reshape(-1)[0]))
-
-        token, _, key, value = self._prefill(self._from_numpy(prompt_ids), self._past_key, self._past_value)
-        emit(token)
-        for _ in range(max_tokens - 1):
-            token, _, key, value = self._decode(token, key, value)
-            emit(token)
+        greedy_generate(self._prefill, self._from_numpy(prompt_ids), self._past_key, self._past_value, max_tokens,
+                        concat=self._concat, decode_call=self._decode,
+                        on_token=lambda token: on_token(int(self._to_numpy(token).reshape(-1)[0])))
 
     def outputs(self):
         if self._tokens is None:

@@ -20,12 +20,12 @@ from typing import Any, Callable, Mapping
 
 from harness.errors import Unsupported
 from harness.parity import compare
-from harness.interface import Availability, Prepared
+from harness.interface import Availability
 from harness.plugins import Registry, describe_exception
 from harness.scenarios import LOADED_SCENARIOS, RUNNERS, ScenarioResult
 from harness.spec import BenchmarkSpec
 from harness.telemetry.meters import default_meters, measure_energy
-from harness.timing import HOST, QueryFailed, Timebase, harness_overhead_ns
+from harness.timing import HOST, Timebase, harness_overhead_ns, warm_up
 
 # Outcome statuses. Only "ok" outcomes carry a measurement and can be ranked.
 OK, FAILED, UNSUPPORTED, UNAVAILABLE = "ok", "failed", "unsupported", "unavailable"
@@ -325,17 +325,6 @@ def peak_rss_bytes() -> int | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
-
-
-def warm_up(prepared: Prepared, steps: int) -> None:
-    """Untimed steps before measuring (caches, lazy initialisation, autotuning); a failed
-    query during warm-up (a remote backend) is not an error."""
-    for _ in range(steps):
-        try:
-            prepared.step()
-            prepared.synchronize()
-        except QueryFailed:
-            pass
 
 
 def _account_failures(result: Any, details: dict[str, Any], max_failure_rate: float) -> None:

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from harness.interface import Prepared
 from harness.stats import percentile
-from harness.timing import HOST, QueryFailed, Sampling, Stopping, Timebase, sample
+from harness.timing import HOST, QueryFailed, Sampling, Stopping, Timebase, sample, warm_up
 
 SINGLE_STREAM, OFFLINE, SERVER, CONCURRENT = "single-stream", "offline", "server", "concurrent"
 SCENARIOS = (SINGLE_STREAM, OFFLINE, SERVER, CONCURRENT)
@@ -327,12 +327,7 @@ def run_server(
     prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST, *,
     server: ServerSettings, work_per_step: float, unit: str, **_: Any,
 ) -> ScenarioResult:
-    for _ in range(stopping.warmup):
-        try:
-            prepared.step()
-            prepared.synchronize()
-        except QueryFailed:
-            pass  # warm-up failures are not part of the measured trial
+    warm_up(prepared, stopping.warmup)
     if server.find_max_qps:
         best, trials = find_max_qps(prepared, server, timebase)
         chosen = best or trials[-1]
@@ -488,12 +483,7 @@ def run_concurrent(
     if not getattr(prepared, "concurrent_safe", False):
         raise Unsupported("the concurrent scenario needs a backend whose queries may overlap (an HTTP endpoint); "
                           "this one runs one query at a time: use server or single-stream")
-    for _ in range(stopping.warmup):
-        try:
-            prepared.step()
-            prepared.synchronize()
-        except QueryFailed:
-            pass
+    warm_up(prepared, stopping.warmup)
     if server.find_max_concurrency:
         trials, best = [], None
         level = 1

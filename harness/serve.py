@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from harness.errors import UserError
+from harness.errors import Unsupported, UserError
 
 WORD_TOKEN = re.compile(r"^t(\d+)$")
 #: Prompt plus generated tokens a request may ask for.
@@ -80,7 +80,10 @@ class ServedModel:
         spec = BenchmarkSpec.create(backend=backend_name, device=device, workload="llm",
                                     params=self.workload.values, dtype=dtype, threads=threads)
         started = time.perf_counter()
-        self.prepared = backend.prepare(self.workload, spec)
+        try:
+            self.prepared = backend.prepare(self.workload, spec)
+        except Unsupported as exc:
+            raise UserError(f"{backend_name} on {device} cannot serve llm at {dtype}: {exc}") from None
         self.prepare_s = time.perf_counter() - started
         if not hasattr(self.prepared, "generate"):
             raise UserError(f"backend {backend_name!r} cannot generate from arbitrary prompts")
@@ -234,7 +237,11 @@ def serve(model: ServedModel, host: str, port: int, on_ready: Callable[[str], No
         runner = web.AppRunner(make_app(model), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise UserError(f"--host {host} --port {port}: cannot listen ({exc.strerror or exc})") from None
         bound = runner.addresses[0]
         if on_ready is not None:
             on_ready(f"http://{bound[0]}:{bound[1]}")

@@ -367,11 +367,7 @@ def prepared(backend: Any, workload: str, device: str | None = None, *, dtype: s
     loaded = registry.workload(workload, params)
     spec = BenchmarkSpec.create(backend=instance.name, device=device, workload=workload, params=loaded.values,
                                 dtype=dtype, batch_size=batch_size, threads=threads)
-    if threads:
-        import os
-
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    ready = instance.prepare(loaded, spec)
+    ready = instance.prepare(loaded, spec)  # the backend applies spec.threads
     try:
         yield ready
     finally:

@@ -149,6 +149,17 @@ class Sampling:
     failures: dict[str, int] = field(default_factory=dict)
 
 
+def warm_up(prepared: Prepared, steps: int) -> None:
+    """Untimed steps before measuring (caches, lazy initialisation, autotuning). A failed query
+    during warm-up (a remote backend) is neither an error nor counted: it was never measured."""
+    for _ in range(steps):
+        try:
+            prepared.step()
+            prepared.synchronize()
+        except QueryFailed:
+            pass
+
+
 def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) -> Sampling:
     """Warm up, then time steps one at a time until ``stopping`` says enough.
 
@@ -163,12 +174,7 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
     def failed(error: QueryFailed) -> None:
         failures[error.cause] = failures.get(error.cause, 0) + 1
 
-    for _ in range(stopping.warmup):
-        try:
-            step()
-            synchronize()
-        except QueryFailed as error:
-            failed(error)
+    warm_up(prepared, stopping.warmup)
     device_timer = prepared.device_timer()
     streaming = getattr(prepared, "step_streaming", None)
     now = timebase.now

@@ -271,3 +271,18 @@ def test_bad_requests_get_a_400_with_the_reason():
                           ({"messages": "hi"}, "messages must be")):
         with pytest.raises(ValueError, match=message):
             _parse_request(body, "messages" in body if isinstance(body, dict) else False, tokenizer)
+
+
+def test_serve_bad_input_is_one_line_exit_2():
+    import socket
+
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["serve", "-b", "onnxruntime", "--dtype", "bfloat16", "--port", "0"])
+    assert refused.exit_code == 2 and "cannot serve llm at bfloat16" in refused.output
+    assert refused.output.count("\n") == 1
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = runner.invoke(cli, ["serve", "-b", "torch", "--threads", "1", "--port", str(port)])
+    assert busy.exit_code == 2 and "cannot listen" in busy.output and busy.output.count("\n") == 1
