@@ -57,6 +57,19 @@ def compress_int8(model, workload_name: str):
     return compressed
 
 
+def _precision(device: str, capabilities: list[str], facts: dict) -> dict:
+    """Native dtypes from OpenVINO's own query (OPTIMIZATION_CAPABILITIES). The CPU plugin
+    reports INT8 on every x86 CPU, VNNI or not, so a CPU's int8 comes from its flags."""
+    from harness.precision import capability_precision
+
+    fallback = None
+    if device.startswith("CPU") and facts.get("native_dtypes") is not None:
+        int8_native = "int8" in facts["native_dtypes"]
+        fallback = {"int8": (int8_native, None if int8_native else facts["emulated_dtypes"].get("int8"))}
+    return capability_precision(capabilities, f"OpenVINO {device} OPTIMIZATION_CAPABILITIES",
+                                fallback).device_fields()
+
+
 class OpenVinoBackend:
     name = "openvino"
 
@@ -82,6 +95,7 @@ class OpenVinoBackend:
             full_name = _property(core, name, "FULL_DEVICE_NAME")
             if full_name:
                 facts["model"] = str(full_name)
+            facts.update(_precision(name, list(capabilities), facts))
             devices.append(
                 DeviceInfo(
                     backend=self.name,

@@ -53,8 +53,21 @@ def _accelerator_devices(torch) -> list[DeviceInfo]:
             rows.append(DeviceInfo(
                 backend="torch", device=facts["device"], model=facts.get("model"),
                 memory_bytes=facts.get("memory_bytes"), runtime_version=facts.get("runtime_version"),
+                **_precision_fields(facts),
             ))
     return rows
+
+
+def _precision_fields(facts) -> dict:
+    """Native dtypes of an accelerator where its own query says (CUDA compute capability);
+    nothing declared otherwise (ROCm, npu, xpu, mps), so no note is guessed."""
+    from harness.precision import cuda_precision
+
+    if facts.get("capability") is None:
+        return {}
+    fields = cuda_precision(facts["capability"]).device_fields()
+    fields["extra"] = {"compute_capability": "sm_{}{}".format(*facts["capability"])}
+    return fields
 
 
 class TorchBackend:

@@ -73,8 +73,13 @@ def probe_cuda(torch) -> ProbeResult:
         hint = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
         return ProbeResult("cuda", reason=f"no device visible to the {runtime} build{hint}")
     devices = _list(torch, "cuda", torch.cuda)
-    for device in devices:
+    for index, device in enumerate(devices):
         device["runtime_version"] = runtime
+        if not hip:  # ROCm reports gfx numbers through the same call; the sm_ rules do not apply
+            try:
+                device["capability"] = tuple(torch.cuda.get_device_capability(index))
+            except Exception:  # noqa: BLE001 - unknown capability: native dtypes stay undeclared
+                pass
     return ProbeResult("cuda", devices)
 
 

@@ -244,7 +244,8 @@ def _workload_listing() -> list[dict[str, Any]]:
                 "unit": cls.unit,
                 "description": cls.description,
                 "params": [
-                    {"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help}
+                    {"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help,
+                     "minimum": p.minimum, "maximum": p.maximum}
                     for p in cls.params
                 ],
             }
@@ -724,7 +725,7 @@ def _print_notes(console, base: str, run: str, result) -> None:
         console.print(f"only in {run}: {label}", highlight=False)
     for item in result.not_comparable:
         console.print(f"not compared ({run}): {item['benchmark']}: {item['reason']}", highlight=False)
-    for warning in result.fingerprint_warnings:
+    for warning in [*result.fingerprint_warnings, *result.interference_warnings]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
@@ -885,13 +886,19 @@ def rank_command(runs, as_json, **options) -> None:
         table.add_column(column, justify="left" if column in ("workload", "candidate", "catalog") else "right")
     for c in result.ranked:
         cost = c["cost"]
-        table.add_row(str(c["rank"]), Text(c["workload"]), Text(c["candidate"]), c["catalog_id"],
+        table.add_row(str(c["rank"]), Text(c["workload"]),
+                      Text(c["candidate"] + (" (noisy: interference)" if c.get("noisy") else "")), c["catalog_id"],
                       f"${cost['value']:.4g} per {cost['per']}" + (" (estimated energy)" if cost["estimated"] else ""),
                       format_rate(c["throughput"], c["throughput_unit"])
                       + (f" (x{c['devices_per_candidate']} devices)" if c.get("devices_per_candidate", 1) > 1 else ""),
                       format_seconds(c["p99_s"]))
     console = _console()
     console.print(table)
+    for c in result.ranked:
+        if c.get("noisy"):
+            console.print(f"[yellow]noisy:[/] {c['candidate']} ({c['workload']}): interference while measured: "
+                          f"{'; '.join(c['noisy_reasons'])}; rerun on a quiet machine before deciding",
+                          highlight=False)
     if result.excluded:
         excluded = Table(title="Excluded", title_justify="left")
         for column in ("workload", "candidate", "excluded by"):

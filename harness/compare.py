@@ -220,6 +220,8 @@ class CompareResult:
     only_new: list[str] = field(default_factory=list)
     not_comparable: list[dict[str, str]] = field(default_factory=list)
     fingerprint_warnings: list[str] = field(default_factory=list)
+    #: Benchmarks measured while other processes used the machine, on either side.
+    interference_warnings: list[str] = field(default_factory=list)
 
     def regressions(self, threshold: float) -> list[Comparison]:
         return [c for c in self.comparisons if c.verdict == "regressed" and c.ratio - 1 > threshold]
@@ -230,6 +232,7 @@ class CompareResult:
             "comparisons": [c.to_dict() for c in self.comparisons],
             "only_base": self.only_base, "only_new": self.only_new,
             "not_comparable": self.not_comparable, "fingerprint_warnings": self.fingerprint_warnings,
+            "interference_warnings": self.interference_warnings,
         }
 
 
@@ -238,6 +241,11 @@ def _label(record: Mapping[str, Any]) -> str:
     params = ",".join(f"{k}={v}" for k, v in sorted((spec.get("params") or {}).items()))
     return (f"{backend_label(spec)}/{spec['device']} {spec['workload']} {params} {spec['dtype']} "
             f"b{spec['batch_size']} {spec.get('scenario', 'single-stream')}").replace("  ", " ")
+
+
+def _implausible(record: Mapping[str, Any]) -> bool:
+    """A rate the device cannot reach (harness/plausibility.py) is a broken measurement, not a baseline."""
+    return (record.get("plausibility") or {}).get("verdict") == "implausible"
 
 
 def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], threshold: float = 0.05) -> CompareResult:
@@ -254,8 +262,9 @@ def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]],
         old, cur = base_by_key[key], new_by_key[key]
         label = _label(old)
         problems = [f"{side}: {r.get('status')}" + (" (parity failed)" if (r.get("parity") or {}).get("passed") is False else "")
+                    + (" (implausible)" if _implausible(r) else "")
                     for side, r in (("base", old), ("new", cur))
-                    if r.get("status") != "ok" or (r.get("parity") or {}).get("passed") is False]
+                    if r.get("status") != "ok" or (r.get("parity") or {}).get("passed") is False or _implausible(r)]
         if problems:
             result.not_comparable.append({"benchmark": label, "reason": "; ".join(problems)})
             continue
@@ -276,6 +285,13 @@ def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]],
             changed = sorted(k for k, v in (old.get("fingerprint_inputs") or {}).items()
                              if (cur.get("fingerprint_inputs") or {}).get(k) != v)
             result.fingerprint_warnings.append(f"{label}: environments differ ({', '.join(changed) or 'fingerprint'})")
+        noisy = [side for side, r in (("base", old), ("new", cur)) if (r.get("interference") or {}).get("noisy")]
+        if noisy:
+            reasons = "; ".join(f"{side}: {', '.join(r['interference'].get('reasons') or ['noisy'])}"
+                                for side, r in (("base", old), ("new", cur)) if side in noisy)
+            result.interference_warnings.append(
+                f"{label}: interference on the {' and '.join(noisy)} side ({reasons}); the verdict may reflect "
+                "the machine's other load rather than the change")
     return result
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from harness.errors import UserError
 from harness.scenarios import ServerSettings
+from harness.interface import MAX_BATCH_SIZE
 from harness.sweep import SweepRequest
 from harness.timing import Stopping
 from harness.tomlfile import read_toml
@@ -30,6 +31,8 @@ class Field:
     kind: str  # "int", "number", "bool", "str", "list[str]", "list[int]", "size"
     check: Callable[[Any], bool] | None = None
     rule: str = ""
+    #: The largest value allowed (a documented cap); ``None``: no cap.
+    maximum: int | None = None
 
 
 def _at_least(minimum: float) -> Callable[[Any], bool]:
@@ -46,7 +49,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "devices": Field("list[str]"),
         "workloads": Field("list[str]"),
         "dtypes": Field("list[str]"),
-        "batch_sizes": Field("list[int]", *POSITIVE),
+        "batch_sizes": Field("list[int]", *POSITIVE, maximum=MAX_BATCH_SIZE),
         "scenarios": Field("list[str]"),
         "threads": Field("int", *POSITIVE),
         "timeout_s": Field("number", *GREATER_THAN_ZERO),
@@ -121,6 +124,10 @@ def _validate_section(path: Path, section: str, table: Any) -> dict[str, Any]:
             for item in items:
                 if not spec.check(item):
                     raise UserError(f"{where} = {item!r}: must be {spec.rule}")
+        if spec.maximum is not None:
+            for item in items:
+                if item > spec.maximum:
+                    raise UserError(f"{where} = {item!r}: must be <= {spec.maximum}")
         values[key] = value
     return values
 

@@ -66,6 +66,14 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; core never imports torch at
 #: by raising :class:`harness.errors.Unsupported` from ``prepare``.
 KNOWN_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "int8")
 
+#: The largest batch size a sweep accepts (a documented cap, checked when planning).
+MAX_BATCH_SIZE = 1 << 20
+
+#: Bytes per element of a workload's float tensors at each dtype (int8 is built and fed in float32).
+TENSOR_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 4}
+#: Bytes per stored weight at each dtype (int8: the backend quantizes the weights to one byte).
+WEIGHT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+
 
 def torch_dtype(name: str) -> "torch.dtype":
     """The torch dtype of a workload's tensors at a bakeoff dtype (imports torch lazily).
@@ -116,10 +124,24 @@ class DeviceInfo:
     available: bool = True
     reason: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The dtypes the device computes natively (harness/precision.py); ``None``: the backend
+    #: does not say. A record at any other dtype carries a note, since its number measures
+    #: the runtime's emulation (convert to float32 and back), not the device.
+    native_dtypes: tuple[str, ...] | None = None
+    #: Why each known dtype outside ``native_dtypes`` is not native, e.g.
+    #: ``{"bfloat16": "CPU lacks avx512_bf16/amx_bf16"}``.
+    emulated_dtypes: Mapping[str, str] = field(default_factory=dict)
+    #: The device's peak rates for the run-time plausibility check (harness/plausibility.py):
+    #: ``{"flop_per_s": {dtype: {"value", "basis"}}, "bytes_per_s": {"value", "basis"} | None,
+    #: "inputs": {...}}``. Empty: not declared (the catalog may still know the device).
+    peaks: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["extra"] = dict(self.extra)
+        data["native_dtypes"] = list(self.native_dtypes) if self.native_dtypes is not None else None
+        data["emulated_dtypes"] = dict(self.emulated_dtypes)
+        data["peaks"] = dict(self.peaks)
         return data
 
 
@@ -207,6 +229,8 @@ class Param:
     help: str
     minimum: float | None = None
     choices: tuple[Any, ...] | None = None
+    #: The largest value allowed (a documented cap); ``None``: no cap.
+    maximum: float | None = None
 
     def parse(self, raw: Any, *, where: str) -> Any:
         """Convert a CLI string or config value; raise :class:`UserError` naming ``where``."""
@@ -232,6 +256,8 @@ class Param:
             )
         if self.minimum is not None and value < self.minimum:
             raise UserError(f"{where}: {self.name}={value!r} must be >= {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise UserError(f"{where}: {self.name}={value!r} must be <= {self.maximum}")
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(map(str, self.choices))
             raise UserError(f"{where}: {self.name}={value!r} is not one of: {allowed}")
@@ -299,6 +325,34 @@ class Workload(abc.ABC):
     @abc.abstractmethod
     def work_per_step(self, batch_size: int) -> float:
         """How many ``unit`` one step performs (e.g. FLOPs of one matmul)."""
+
+    def flops_per_step(self, batch_size: int) -> float | None:
+        """FLOPs of one step when the unit is not ``FLOP`` (``None``: the workload cannot say).
+
+        Only for the run-time plausibility check: the achieved FLOP/s is
+        compared with the device's peak (harness/plausibility.py), so an
+        estimate must not undercount.
+        """
+        return None
+
+    def input_bytes(self, batch_size: int, dtype: str) -> int:
+        """Bytes of one step's inputs at ``dtype``, for the device-memory plausibility check.
+
+        The default builds the inputs and counts them; override it where that
+        is costly (a 1 GiB buffer). Called outside the timed region, and only
+        when the runtime reports a device peak to compare with.
+        """
+        return sum(int(t.numel()) * int(t.element_size()) for t in self.example_inputs(batch_size, dtype))
+
+    def materialised_bytes(self, batch_size: int, dtype: str) -> int | None:
+        """Bytes of one step's inputs, outputs and weights at ``batch_size``, or ``None`` if unknown.
+
+        Computed from the parameters alone (no torch, nothing built): planning
+        refuses a batch size or parameter whose estimate exceeds the host's
+        physical memory before anything runs. A lower bound is enough
+        (activations may be left out); ``None`` skips the check.
+        """
+        return None
 
     def weight_bytes_with_source(self, dtype: str) -> tuple[int, str]:
         """Bytes of the model's weights at ``dtype``, and how that was determined.

@@ -2,10 +2,11 @@
 
 A candidate is one measured configuration (backend, device, workload, dtype,
 batch size, scenario). To be ranked it must have run (``ok``), pass parity,
-have a valid scenario result, meet the p99 SLO, match a catalog entry, pass
-the policy and have a price. Everything else is listed as excluded with the
-check or rule that excluded it. Ranking is by cost per 1M tokens (per 1k
-units for other workloads) within each workload, cheapest first.
+be plausible (harness/plausibility.py), have a valid scenario result, meet
+the p99 SLO, match a catalog entry, pass the policy and have a price.
+Everything else is listed as excluded with the check or rule that excluded
+it. Ranking is by cost per 1M tokens (per 1k units for other workloads)
+within each workload, cheapest first.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None,
     parity = record.get("parity") or {}
     if parity.get("passed") is False:
         return None, [f"parity failed: {parity.get('reason')}"]
+    plausibility = record.get("plausibility") or {}
+    if plausibility.get("verdict") == "implausible":  # faster than the device can go: a wrong measurement
+        return None, [f"implausible: {plausibility.get('reason')}"]
     scenario = record.get("scenario") or {}
     if scenario.get("valid") is False:
         return None, [f"invalid {scenario.get('name')} result: {scenario.get('validity_reason')}"]
@@ -113,6 +117,9 @@ def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None,
         "cost": cost.to_dict(),
         "record_key": record.get("key"),
         "run_id": record.get("run_id"),
+        # Marked, not dropped: other processes used the machine while it was measured.
+        "noisy": bool((record.get("interference") or {}).get("noisy")),
+        "noisy_reasons": list((record.get("interference") or {}).get("reasons") or []),
     }, []
 
 

@@ -44,6 +44,9 @@ RUN_KIND = "bakeoff.run"
 RECORD_KIND = "bakeoff.record"
 MANIFEST_NAME = "run.json"
 RECORDS_DIR = "records"
+#: Held (flock) by the driver of a run and inherited by its workers: while any of them
+#: lives, the run is in use and ``--resume`` refuses.
+LOCK_NAME = ".lock"
 DEFAULT_RESULTS_DIR = Path("results")
 
 
@@ -155,6 +158,12 @@ def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str
         scenario = outcome.scenario or {}
         if scenario and not scenario.get("valid"):
             record["warnings"].append(f"invalid {scenario['name']} result: {scenario['validity_reason']}")
+        record["warnings"].extend(scenario.get("warnings") or [])
+        from harness.telemetry.interference import warning_text
+
+        interference = warning_text(outcome.interference or {})
+        if interference:
+            record["warnings"].append(interference)
         work = outcome.work_per_step
         if outcome.throughput is not None:
             record["throughput"] = outcome.throughput
@@ -166,7 +175,24 @@ def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str
                 "ci_high": work / stats["median_ci_low_s"] if stats["median_ci_low_s"] else None,
                 "basis": "work per step / median step latency",
             }
+    _add_precision_and_plausibility(record, spec)
     return record
+
+
+def _add_precision_and_plausibility(record: dict[str, Any], spec: BenchmarkSpec) -> None:
+    """Name a non-native dtype (harness/precision.py) and mark a rate or device-memory figure the
+    device cannot physically produce ``implausible`` (harness/plausibility.py): both are notes a
+    reader needs before trusting the number, and an implausible record is never ranked."""
+    from harness.plausibility import assess_record
+    from harness.precision import precision_of, precision_warning
+
+    record["precision"] = precision_of(record.get("device_info"), spec.dtype)
+    note = precision_warning(record["precision"])
+    if note and record.get("status") == OK:
+        record["warnings"].append(note)
+    record["plausibility"] = assess_record(record)
+    if (record["plausibility"] or {}).get("verdict") == "implausible":
+        record["warnings"].insert(0, f"implausible: {record['plausibility']['reason']}")
 
 
 class RunStore:
@@ -175,6 +201,45 @@ class RunStore:
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = Path(path)
         self.manifest = manifest
+        self.lock_fd: int | None = None
+
+    def lock(self, wait_s: float = 0.0) -> int:
+        """Take the run's lock, or raise :class:`ResultsError` naming the live process holding it.
+
+        An exclusive ``flock`` on ``.lock``: the kernel drops it when the last
+        process holding the descriptor dies, so it is never stale. Workers
+        inherit it (``Launcher.launch(keep_alive=...)``), so an orphaned worker
+        of a killed driver still holds the run.
+        """
+        if self.lock_fd is not None:
+            return self.lock_fd
+        import fcntl
+
+        import time
+
+        path = self.path / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:  # a killed driver's worker takes a moment to die
+                    time.sleep(0.05)
+                    continue
+            os.close(fd)
+            raise ResultsError(f"{self.path}: run {self.run_id} is still in use by "
+                               f"{_lock_holders(path)}; wait for it to finish or stop it, then resume") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "started_at": utc_now()}).encode())
+        self.lock_fd = fd
+        return fd
+
+    def unlock(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     @property
     def run_id(self) -> str:
@@ -217,6 +282,7 @@ class RunStore:
         }
         store = cls(path, manifest)
         atomic_write_json(path / MANIFEST_NAME, manifest)
+        store.lock()
         return store
 
     @classmethod
@@ -274,6 +340,26 @@ class RunStore:
     def finish(self, status: str = "complete") -> None:
         self.manifest.update(status=status, finished_at=utc_now())
         atomic_write_json(self.path / MANIFEST_NAME, self.manifest)
+        self.unlock()
+
+
+def _lock_holders(lock_path: Path) -> str:
+    """Who holds a run's lock: the live processes with the file open, named by pid and role."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a core dependency
+        return "a live process"
+    holders = []
+    target = str(lock_path.resolve())
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if any(f.path == target for f in process.open_files()):
+                cmdline = process.info["cmdline"] or []
+                role = "worker" if "harness.worker" in cmdline else "driver"
+                holders.append(f"{role} pid {process.info['pid']}")
+        except psutil.Error:
+            continue
+    return ", ".join(holders) or "another process"
 
 
 # -- reading ---------------------------------------------------------------
@@ -351,11 +437,13 @@ def _expand(path: Path) -> list[tuple[Path, Path | None]]:
 
 def rankable(record: Mapping[str, Any]) -> bool:
     """Whether a record may be compared or ranked: measured, scenario-valid, and not
-    failing parity (an unchecked parity, ``None``, is allowed but shown)."""
+    failing parity (an unchecked parity, ``None``, is allowed but shown), and not faster
+    than the device can physically go (``plausibility``, harness/plausibility.py)."""
     return (
         record.get("status") == OK
         and (record.get("scenario") or {}).get("valid", True) is not False
         and (record.get("parity") or {}).get("passed") is not False
+        and (record.get("plausibility") or {}).get("verdict") != "implausible"
     )
 
 
@@ -419,10 +507,12 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         average_watts=(record.get("energy") or {}).get("average_watts"),
         joules_per_unit=(record.get("energy") or {}).get(f"joules_per_{record.get('unit')}"),
         host_peak_rss_bytes=(record.get("memory") or {}).get("host_peak_rss_bytes"),
-        host_peak_rss_sampled_bytes=(record.get("memory") or {}).get("host_peak_rss_sampled_bytes"),
         device_peak_bytes=(record.get("memory") or {}).get("device_peak_bytes"),
         weight_bytes=(record.get("memory") or {}).get("weight_bytes"),
         cpu_cores_busy=(record.get("utilisation") or {}).get("cpu_cores_busy"),
+        noisy=(record.get("interference") or {}).get("noisy"),
+        other_cpu_share=(record.get("interference") or {}).get("other_cpu_share"),
+        steal_share=(record.get("interference") or {}).get("steal_share"),
         fingerprint=record.get("fingerprint"),
         parity_passed=(record.get("parity") or {}).get("passed"),
         parity_max_abs_error=(record.get("parity") or {}).get("max_abs_error"),
@@ -440,6 +530,8 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
         finished_at=record.get("finished_at"),
         latencies_s=[v / 1e9 for v in measurement.get("latencies_ns", [])] or None,
     )
+    row["precision_native"] = (record.get("precision") or {}).get("native")
+    row["plausibility"] = (record.get("plausibility") or {}).get("verdict")
     for name, value in sorted((spec.get("params") or {}).items()):
         row[f"param.{name}"] = value
     for name, value in flatten_options(spec.get("options") or {}).items():
@@ -487,7 +579,18 @@ def load(*paths: Path | str) -> "pandas.DataFrame":
 
 
 def resolve_run(run: str, results_dir: Path | str = DEFAULT_RESULTS_DIR) -> Path:
-    """A run folder from a path or a run id under ``results_dir``; ``latest`` works too."""
+    """A run folder from a path or a run id under ``results_dir``; ``latest`` works too.
+
+    Its manifest is validated too (:func:`read_manifest`), so every command that
+    takes a run (show, compare, export, report, rank, plan, run --resume) fails
+    on a corrupt, foreign or too-new ``run.json`` with one line naming it.
+    """
+    run_dir = _find_run(run, results_dir)
+    read_manifest(run_dir)
+    return run_dir
+
+
+def _find_run(run: str, results_dir: Path | str) -> Path:
     candidate = Path(run)
     if (candidate / MANIFEST_NAME).exists():
         return candidate

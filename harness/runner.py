@@ -24,6 +24,7 @@ from harness.interface import Availability
 from harness.plugins import Registry, describe_exception
 from harness.scenarios import LOADED_SCENARIOS, RUNNERS, ScenarioResult
 from harness.spec import BenchmarkSpec
+from harness.telemetry.interference import InterferenceWatch
 from harness.telemetry.meters import default_meters, measure_energy
 from harness.timing import HOST, Timebase, harness_overhead_ns, warm_up
 
@@ -97,6 +98,8 @@ class Outcome:
     reason: str | None = None
     unit: str | None = None
     work_per_step: float | None = None
+    #: FLOPs of one step when the unit is not FLOP (``Workload.flops_per_step``), for plausibility.
+    flops_per_step: float | None = None
     backend_version: str | None = None
     device_info: dict[str, Any] | None = None
     peak_device_memory_bytes: int | None = None
@@ -121,6 +124,8 @@ class Outcome:
     #: The environment of the machine that ran it, when that is not the run's own host
     #: (a fleet node: host facts plus its Ray node id). ``None``: the run's host.
     node: dict[str, Any] | None = None
+    #: What else used the machine over the timed region (harness/telemetry/interference.py).
+    interference: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -158,14 +163,15 @@ def _find_device(devices: list[Any], device: str) -> Any | None:
 
 
 def execute(spec: BenchmarkSpec, registry: Registry | None = None, *, timebase: Timebase = HOST,
-            meters: Callable[[str], list[Any]] = default_meters) -> Outcome:
+            meters: Callable[[str], list[Any]] = default_meters,
+            interference: Callable[[], InterferenceWatch] = InterferenceWatch) -> Outcome:
     """Run one benchmark to an :class:`Outcome`. Exceptions never escape.
 
     (A crash of the interpreter itself, a signal or an out-of-memory kill,
     cannot be caught here; the subprocess launcher turns those into outcomes.)
     """
     started_at = utc_now()
-    outcome = _execute(spec, registry or Registry(), timebase, meters)
+    outcome = _execute(spec, registry or Registry(), timebase, meters, interference)
     outcome.started_at = started_at
     outcome.finished_at = utc_now()
     return outcome
@@ -177,7 +183,7 @@ def _failed_from(exc: BaseException, prefix: str) -> Outcome:
 
 
 def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
-             meters: Callable[[str], list[Any]]) -> Outcome:
+             meters: Callable[[str], list[Any]], interference: Callable[[], InterferenceWatch]) -> Outcome:
     try:
         backend = registry.backend(spec.backend)
         workload = registry.workload(spec.workload, spec.params_dict)
@@ -197,6 +203,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
     common = dict(
         unit=workload.unit,
         work_per_step=float(workload.work_per_step(spec.batch_size)),
+        flops_per_step=workload.flops_per_step(spec.batch_size),
         backend_version=availability.version,
         device_info=device.to_dict(),
     )
@@ -219,8 +226,9 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         # Warm up before the meters start, so energy, CPU time and their per-unit figures
         # cover exactly the measured queries.
         warm_up(prepared, spec.stopping.warmup)
+        watch = interference()
         cpu_before, wall_before = time.process_time(), time.monotonic()
-        with measure_energy(meters(getattr(prepared, "physical_device", None) or spec.device)) as energy:
+        with measure_energy(meters(getattr(prepared, "physical_device", None) or spec.device)) as energy, watch:
             result: ScenarioResult = scenario_runner(
                 prepared, replace(spec.stopping, warmup=0), timebase,
                 server=spec.server, work_per_step=common["work_per_step"], unit=workload.unit,
@@ -250,12 +258,12 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
     cpu_seconds = cpu_after - cpu_before
     wall = wall_after - wall_before
     memory = {
-        "host_peak_rss_bytes": peak_rss_bytes(),
-        "host_peak_rss_source": "getrusage(RUSAGE_SELF).ru_maxrss of the worker (whole process lifetime)",
+        **host_peak_memory(),
         "device_peak_bytes": peak,
         "device_peak_source": details.get("device_memory_source", "runtime allocator statistics")
         if peak is not None else "the runtime does not report device memory",
         **weight_bytes_of(workload, spec.dtype),
+        **input_bytes_of(workload, spec, peak),
     }
     if hasattr(workload, "describe"):
         details.setdefault("workload", workload.describe())
@@ -300,6 +308,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
             "valid": result.valid,
             "validity_reason": result.validity_reason,
             **result.extra,
+            **({"warnings": list(result.warnings)} if result.warnings else {}),
         },
         throughput=result.throughput,
         parity=parity,
@@ -313,17 +322,62 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
             "device": next((m.get("utilisation") for m in energy_result.get("meters", [])
                             if m.get("utilisation") is not None), None),
         },
+        interference=watch.result(device_throttle=_throttle_reasons(energy_result)),
         **common,
     )
 
 
-def peak_rss_bytes() -> int | None:
+def _throttle_reasons(energy: Mapping[str, Any]) -> list[str] | None:
+    """Clock-throttle reasons a device meter saw during the timed region (NVML), if any."""
+    reasons = [reason for meter in energy.get("meters", []) for reason in (meter.get("throttle_reasons") or [])]
+    return sorted(set(reasons)) or None
+
+
+def host_peak_memory() -> dict[str, Any]:
+    """Peak resident memory from the worker's own accounting, read once at the end (no sampling).
+
+    The kernel's high-water mark ``VmHWM`` of this process where /proc exists.
+    Otherwise ``getrusage`` max RSS, which on Linux is not reset by ``exec``: a
+    worker forked from a large driver would report the driver's peak. The max
+    RSS of the worker's waited-for children is added where it has any.
+    """
+    hwm = vm_hwm_bytes()
+    if hwm is not None:
+        peak: dict[str, Any] = {
+            "host_peak_rss_bytes": hwm,
+            "host_peak_rss_source": "VmHWM of the worker (/proc/self/status, whole process lifetime)",
+        }
+    else:
+        peak = {
+            "host_peak_rss_bytes": peak_rss_bytes(),
+            "host_peak_rss_source": "getrusage(RUSAGE_SELF).ru_maxrss of the worker (whole process lifetime)",
+        }
+    children = peak_rss_bytes("children")
+    if children:
+        peak["host_peak_rss_children_bytes"] = children
+    return peak
+
+
+def vm_hwm_bytes(status: str = "/proc/self/status") -> int | None:
+    """The kernel's resident high-water mark of this process (``VmHWM``), in bytes."""
+    try:
+        with open(status, encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def peak_rss_bytes(who: str = "self") -> int | None:
     """The OS's own max-RSS accounting for this process (KiB on Linux, bytes on macOS)."""
     try:
         import resource
     except ImportError:  # Windows
         return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    target = resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN
+    peak = resource.getrusage(target).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
 
@@ -343,6 +397,17 @@ def _account_failures(result: Any, details: dict[str, Any], max_failure_rate: fl
         result.valid = False
         result.validity_reason = (f"{failed} of {total} requests failed ({rate:.1%} > allowed "
                                   f"{max_failure_rate:.1%}; {causes})")
+
+
+def input_bytes_of(workload: Any, spec: BenchmarkSpec, device_peak: int | None) -> dict[str, Any]:
+    """One step's input bytes, only where a device peak is reported to be checked against them
+    (harness/plausibility.py): a workload may have to build its inputs to count them."""
+    if device_peak is None:
+        return {"input_bytes": None}
+    try:
+        return {"input_bytes": int(workload.input_bytes(spec.batch_size, spec.dtype))}
+    except Exception as exc:  # noqa: BLE001 - an unknown size is null, with the reason
+        return {"input_bytes": None, "input_bytes_source": f"unknown ({describe_exception(exc)})"}
 
 
 def weight_bytes_of(workload: Any, dtype: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Protocol, Sequence
 from harness import options as options_module
 from harness.environment import default_threads
 from harness.errors import UserError
-from harness.interface import KNOWN_DTYPES
+from harness.interface import KNOWN_DTYPES, MAX_BATCH_SIZE, Workload
 from harness.launchers import Launcher
 from harness.plugins import Registry
 from harness.results import RunStore
@@ -24,6 +24,16 @@ from harness.timing import Stopping
 
 #: Batch sizes an offline sweep tries when the user names none.
 DEFAULT_OFFLINE_BATCH_SIZES = (1, 8, 32)
+#: What no host can hold: the 48-bit virtual address space of 64-bit CPUs (256 TiB). A fleet
+#: plan's ceiling, since the driver's memory says nothing of the nodes'.
+ADDRESSABLE_BYTES = 1 << 48
+
+
+def physical_memory_bytes() -> int:
+    """This host's physical memory: the most a benchmark planned here may materialise."""
+    import psutil
+
+    return psutil.virtual_memory().total
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,8 @@ def _check_request(request: SweepRequest) -> None:
     for size in request.batch_sizes:
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise UserError(f"batch size {size!r} must be an integer >= 1")
+        if size > MAX_BATCH_SIZE:
+            raise UserError(f"batch size {size!r} must be <= {MAX_BATCH_SIZE}")
     stopping, server = request.stopping, request.server
     checks = [
         ("warmup", stopping.warmup, 0),
@@ -166,6 +178,21 @@ def _workload_params(
         for w in takers:
             per_workload[w][key] = value
     return per_workload
+
+
+def oversize_reason(workload: Workload, batch_size: int, dtype: str, limit_bytes: int,
+                    limit_name: str) -> str | None:
+    """Why ``workload`` cannot run at ``batch_size``: its own estimate of the bytes it
+    materialises (inputs, outputs, weights) exceeds ``limit_bytes``. ``None`` when it fits."""
+    from harness.units import format_bytes
+
+    needed = workload.materialised_bytes(batch_size, dtype)
+    if needed is None or needed <= limit_bytes:
+        return None
+    params = ", ".join(f"{k}={v}" for k, v in workload.values.items()) or "no parameters"
+    return (f"workload {workload.name!r} ({params}) at batch size {batch_size} in {dtype} needs at least "
+            f"{format_bytes(needed)} for its inputs, outputs and weights, more than {limit_name} "
+            f"({format_bytes(limit_bytes)})")
 
 
 def _in_default_sweep(registry: Registry, name: str) -> bool:
@@ -265,12 +292,14 @@ def plan(request: SweepRequest, registry: Registry | None = None,
     params = _workload_params(registry, workload_names, dict(request.params))
     # A list value sweeps the parameter (``-p size=256 -p size=512``, or ``size = [256, 512]`` in a config).
     resolved: dict[str, list[dict[str, Any]]] = {}
+    instances: list[Workload] = []
     for name in workload_names:
         resolved[name] = []
         for variant in options_module.variants(params[name]):
-            values = registry.workload(name, variant).values
-            if values not in resolved[name]:
-                resolved[name].append(values)
+            instance = registry.workload(name, variant)
+            if instance.values not in resolved[name]:
+                resolved[name].append(instance.values)
+                instances.append(instance)
 
     for name in request.backend_options:
         if name not in backend_names:
@@ -291,6 +320,23 @@ def plan(request: SweepRequest, registry: Registry | None = None,
         if request.batch_sizes:
             return request.batch_sizes
         return DEFAULT_OFFLINE_BATCH_SIZES if scenario == OFFLINE else (1,)
+
+    # What cannot be materialised fails here, in one line, not later inside a backend's prepare.
+    # A batch size the user named is an error, and so is a workload that fits at none; a
+    # default batch size that does not fit (offline's 32) is skipped with a note.
+    limit = ((ADDRESSABLE_BYTES, "addressable memory") if backend_rows is not None
+             else (physical_memory_bytes(), "this host's physical memory"))
+    all_batch_sizes = sorted({size for scenario in request.scenarios for size in batch_sizes(scenario)})
+    oversized: list[tuple[str, dict[str, Any], str, int]] = []
+    for instance in instances:
+        for dtype in request.dtypes:
+            for size in all_batch_sizes:
+                reason = oversize_reason(instance, size, dtype, *limit)
+                if reason is not None and (request.batch_sizes or size == all_batch_sizes[0]):
+                    raise UserError(f"{reason}; lower the batch size or the parameters")
+                if reason is not None:
+                    notes.append(f"skipped: {reason}")
+                    oversized.append((instance.name, instance.values, dtype, size))
 
     specs = [
         BenchmarkSpec.create(
@@ -315,6 +361,7 @@ def plan(request: SweepRequest, registry: Registry | None = None,
         for scenario in request.scenarios
         for dtype in request.dtypes
         for batch_size in batch_sizes(scenario)
+        if (workload, values, dtype, batch_size) not in oversized
     ]
     return Plan(specs=specs, notes=notes, devices=device_facts)
 
@@ -349,10 +396,11 @@ def run_sweep(
     """
     observer = observer or SilentObserver()
     records = []
+    lock = store.lock()  # the workers inherit it: a run is in use while any of them lives
     try:
         for index, spec in enumerate(specs):
             observer.started(index, len(specs), spec)
-            outcome = launcher.launch(spec)
+            outcome = launcher.launch(spec, keep_alive=(lock,))
             record = store.write(spec, outcome)
             records.append(record)
             observer.finished(index, len(specs), spec, record)
@@ -363,8 +411,17 @@ def run_sweep(
     return records
 
 
+#: How long ``--resume`` waits for a killed run's processes to exit before refusing.
+RESUME_LOCK_WAIT_S = 5.0
+
+
 def resume(store: RunStore) -> list[BenchmarkSpec]:
-    """Prepare an interrupted run for resumption; returns the specs still missing."""
+    """Prepare an interrupted run for resumption; returns the specs still missing.
+
+    Refuses (:class:`ResultsError`) while any process of the run still lives, such as
+    a worker of a killed driver: its benchmark would run beside the resumed one.
+    """
+    store.lock(wait_s=RESUME_LOCK_WAIT_S)
     store.remove_stale_temporaries()
     done = store.completed_keys()
     missing = [spec for spec in store.planned_specs() if spec.key() not in done]

@@ -98,6 +98,8 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
                 cells["status"] = "invalid"
         if (record.get("parity") or {}).get("passed") is False:
             cells["status"] = "parity-fail"
+        if (record.get("plausibility") or {}).get("verdict") == "implausible":
+            cells["status"] = "implausible"
     else:
         cells["notes"] = record.get("reason") or ""
     return cells

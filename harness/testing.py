@@ -199,7 +199,7 @@ def check_device_identity(backend: Any) -> list[DeviceInfo]:
 
 @dataclass
 class TimingEvidence:
-    """What the timing contract measured: (gemm side, median step latency in ns)."""
+    """What the timing contract measured: (gemm side, fastest step latency in ns)."""
 
     latencies_ns: list[tuple[int, float]] = field(default_factory=list)
 
@@ -210,18 +210,21 @@ class TimingEvidence:
         return self.latencies_ns[-1][1] / self.latencies_ns[-2][1]
 
 
-def _median_step_ns(backend: Backend, device: str, side: int, timebase: Timebase) -> float:
-    from statistics import median
-
+def _fastest_step_ns(backend: Backend, device: str, side: int, timebase: Timebase) -> float:
+    """The fastest timed step: what the work itself takes. Load on the machine (a preempted
+    thread, a late wake-up of the thread that waits for a queue) only ever adds to a step, so on a
+    busy machine the median measures scheduling delays, while the fastest step still tracks the work."""
     from harness.timing import sample
 
     registry = _Registry(backend)
     workload = registry.workload("gemm", {"size": side})
+    # One host thread: on a busy machine a host thread pool waits at every barrier for a preempted
+    # member, and that scheduling delay (tens of ms, whatever the work) would hide the work's growth.
     spec = BenchmarkSpec.create(backend=backend.name, device=device, workload="gemm",
-                                params=workload.values, stopping=TIMING_STOPPING)
+                                params=workload.values, stopping=TIMING_STOPPING, threads=1)
     prepared = backend.prepare(workload, spec)
     try:
-        return float(median(sample(prepared, TIMING_STOPPING, timebase).latencies_ns))
+        return float(min(sample(prepared, TIMING_STOPPING, timebase).latencies_ns))
     finally:
         prepared.close()
 
@@ -231,7 +234,7 @@ def check_timing(backend: Any, device: str, timebase: Timebase = HOST) -> Timing
     backend = resolve_backend(backend)
     evidence = TimingEvidence()
     for side in GEMM_SIDES:
-        evidence.latencies_ns.append((side, _median_step_ns(backend, device, side, timebase)))
+        evidence.latencies_ns.append((side, _fastest_step_ns(backend, device, side, timebase)))
         if evidence.latencies_ns[-1][1] >= MIN_BASE_LATENCY_NS:
             break
     base_side, base = evidence.latencies_ns[-1]
@@ -245,7 +248,7 @@ def check_timing(backend: Any, device: str, timebase: Timebase = HOST) -> Timing
         raise ConformanceError(
             f"{backend.name} on {device}: a gemm step stayed at {base / 1e3:.3g} µs (from {first / 1e3:.3g} µs) "
             f"while its work grew {growth:.0f}x (side {first_side} to {base_side}): {explanation}")
-    doubled = _median_step_ns(backend, device, base_side * 2, timebase)
+    doubled = _fastest_step_ns(backend, device, base_side * 2, timebase)
     evidence.latencies_ns.append((base_side * 2, doubled))
     if evidence.ratio < MIN_WORK_RATIO:
         raise ConformanceError(

@@ -36,24 +36,64 @@ class Timebase(Protocol):
 
     def sleep_until(self, deadline_ns: int) -> None: ...
 
+    def calibrate(self) -> dict[str, Any]:
+        """Measure whatever ``sleep_until`` needs to wake on time; called before a timed
+        schedule starts, never inside one. Returns the facts measured, for the record."""
+
 
 class HostTimebase:
-    """The real clock: ``time.perf_counter_ns``; sleeps coarsely, then spins the last 200 µs."""
+    """The real clock: ``time.perf_counter_ns``.
+
+    ``sleep_until`` sleeps until shortly before the deadline, then spins to it.
+    How early it must wake is the host's own sleep overshoot (timer slack, a
+    VM's wake-up latency), which varies from 50 µs on bare metal to several
+    hundred µs on a busy VM: :meth:`calibrate` measures it, so a scheduled
+    arrival is issued on time rather than late by one oversleep.
+    """
 
     name = HOST_TIMER
     resolution_ns = time.get_clock_info("perf_counter").resolution * 1e9
-    SPIN_NS = 200_000
+    #: Spin threshold before calibration, and its bounds after.
+    DEFAULT_SPIN_NS = 200_000
+    MIN_SPIN_NS, MAX_SPIN_NS = 50_000, 5_000_000
+    #: Calibration: this many sleeps of this length (about 50 ms in all).
+    CALIBRATION_SLEEPS, CALIBRATION_SLEEP_NS = 40, 1_000_000
+
+    def __init__(self) -> None:
+        self.spin_ns = self.DEFAULT_SPIN_NS
+        self.calibration: dict[str, Any] | None = None
 
     def now(self) -> int:
         return time.perf_counter_ns()
 
     def sleep_until(self, deadline_ns: int) -> None:
+        spin_ns = self.spin_ns
         while True:
             remaining = deadline_ns - time.perf_counter_ns()
             if remaining <= 0:
                 return
-            if remaining > self.SPIN_NS:
-                time.sleep((remaining - self.SPIN_NS) / 1e9)
+            if remaining > spin_ns:
+                time.sleep((remaining - spin_ns) / 1e9)
+
+    def calibrate(self) -> dict[str, Any]:
+        """Time a few short sleeps; spin for 1.5x their p99 overshoot plus 50 µs. Cached."""
+        if self.calibration is None:
+            oversleeps = []
+            for _ in range(self.CALIBRATION_SLEEPS):
+                t0 = time.perf_counter_ns()
+                time.sleep(self.CALIBRATION_SLEEP_NS / 1e9)
+                oversleeps.append(time.perf_counter_ns() - t0 - self.CALIBRATION_SLEEP_NS)
+            oversleeps.sort()
+            p99 = oversleeps[min(len(oversleeps) - 1, int(0.99 * len(oversleeps)))]
+            self.spin_ns = int(min(self.MAX_SPIN_NS, max(self.MIN_SPIN_NS, 1.5 * p99 + 50_000)))
+            self.calibration = {
+                "spin_threshold_ns": self.spin_ns,
+                "sleep_oversleep_p50_ns": oversleeps[len(oversleeps) // 2],
+                "sleep_oversleep_p99_ns": p99,
+                "method": f"{self.CALIBRATION_SLEEPS} sleeps of {self.CALIBRATION_SLEEP_NS / 1e6:g} ms; "
+                          "spin for 1.5 x p99 oversleep + 50 µs",
+            }
+        return dict(self.calibration)
 
 
 HOST = HostTimebase()

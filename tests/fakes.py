@@ -22,7 +22,13 @@ class FakeTimebase:
         return self.t
 
     def sleep_until(self, deadline_ns: int) -> None:
-        self.t = max(self.t, deadline_ns)
+        self.t = max(self.t, deadline_ns + self.oversleep_ns)
+
+    #: Planted wake-up lateness: every sleep overshoots its deadline by this much.
+    oversleep_ns = 0
+
+    def calibrate(self) -> dict:
+        return {"spin_threshold_ns": 0, "method": "fake clock: wakes exactly on time"}
 
 
 class FakeDevice(Prepared):

@@ -108,7 +108,8 @@ def test_run_json_and_show(test_plugins, results_dir):
 
 
 def test_table_output_shows_units_and_intervals(test_plugins, results_dir):
-    result = invoke("run", "-b", "null", "-w", "noop", "-p", "service_us=50", "--launcher", "inline",
+    # planted: its device timer reports ~50 µs steps, so the median is in µs however busy the machine is
+    result = invoke("run", "-b", "planted", "-w", "noop", "-p", "service_us=50", "--launcher", "inline",
                     "--iterations", "30", "--out", str(results_dir))
     assert result.exit_code == 0, result.output
     assert "µs [" in result.stdout  # median with its confidence interval

@@ -1,4 +1,10 @@
-"""compare on real runs (a planted 20% regression, and two identical configurations); export round trips."""
+"""compare on real runs (a planted 20% regression, and two identical configurations); export round trips.
+
+The runs go through the real CLI, runner and worker on the ``planted`` fake backend,
+whose device timer reports seeded step times: what compare sees does not depend on
+the machine being quiet (a busy-waiting fake timed on the host clock once gave
+ratio 1.6 under load).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,13 @@ from click.testing import CliRunner
 from harness.cli import cli
 from harness.results import load, read_export
 
-SWEEP = ["run", "-b", "null", "-w", "noop", "-p", "service_us=2000", "--batch-size", "1", "--batch-size", "2",
+SWEEP = ["run", "-b", "planted", "-w", "noop", "-p", "service_us=2000", "--batch-size", "1", "--batch-size", "2",
          "--iterations", "60", "--warmup", "3", "--launcher", "inline", "--json"]
 
 
-def real_run(tmp_path, monkeypatch, name, slowdown="1"):
+def real_run(tmp_path, monkeypatch, name, slowdown="1", seed="1"):
     monkeypatch.setenv("BAKEOFF_TEST_SLOWDOWN", slowdown)
+    monkeypatch.setenv("BAKEOFF_TEST_SEED", seed)  # each run draws its own noise
     result = CliRunner().invoke(cli, [*SWEEP, "--out", str(tmp_path / name)], prog_name="bakeoff")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["run_dir"]
@@ -29,7 +36,7 @@ def invoke(*args):
 
 def test_compare_finds_a_planted_20_percent_regression(tmp_path, monkeypatch, test_plugins):
     base = real_run(tmp_path, monkeypatch, "base")
-    slower = real_run(tmp_path, monkeypatch, "slower", slowdown="1.2")
+    slower = real_run(tmp_path, monkeypatch, "slower", slowdown="1.2", seed="2")
     result = invoke("compare", base, slower, "--json")
     assert result.exit_code == 0, result.output
     [comparison_set] = json.loads(result.stdout)["results"]
@@ -45,7 +52,7 @@ def test_compare_finds_a_planted_20_percent_regression(tmp_path, monkeypatch, te
 
 
 def test_compare_finds_nothing_between_two_runs_of_one_configuration(tmp_path, monkeypatch, test_plugins):
-    first, second = real_run(tmp_path, monkeypatch, "a"), real_run(tmp_path, monkeypatch, "b")
+    first, second = real_run(tmp_path, monkeypatch, "a", seed="3"), real_run(tmp_path, monkeypatch, "b", seed="4")
     result = invoke("compare", first, second, "--json", "--fail-on-regression")
     assert result.exit_code == 0, result.output
     verdicts = {c["verdict"] for c in json.loads(result.stdout)["results"][0]["comparisons"]}
@@ -55,7 +62,7 @@ def test_compare_finds_nothing_between_two_runs_of_one_configuration(tmp_path, m
 def test_compare_lists_one_sided_benchmarks_and_many_runs(tmp_path, monkeypatch, test_plugins):
     base = real_run(tmp_path, monkeypatch, "base")
     monkeypatch.setenv("BAKEOFF_TEST_SLOWDOWN", "1")
-    other = invoke("run", "-b", "null", "-w", "noop", "-p", "service_us=2000", "--batch-size", "4",
+    other = invoke("run", "-b", "planted", "-w", "noop", "-p", "service_us=2000", "--batch-size", "4",
                    "--iterations", "20", "--launcher", "inline", "--out", str(tmp_path / "other"), "--json")
     other_dir = json.loads(other.stdout)["run_dir"]
     result = invoke("compare", base, other_dir, base)

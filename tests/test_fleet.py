@@ -163,3 +163,41 @@ def test_a_killed_worker_fails_its_record_and_an_unschedulable_one_is_reported(c
     manifest = json.loads(Path(run["run_dir"], "run.json").read_text())
     assert manifest["status"] == "complete"
     assert elapsed < 120, f"the sweep took {elapsed:.0f} s"
+
+
+def _processes_of(marker: str) -> list:
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if process.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(process.info["cmdline"] or []):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_a_fleet_worker_dies_when_its_driver_disappears(cluster, tmp_path):
+    """kill -9 of a `bakeoff run --executor ray` driver: Ray ends the job's task worker, and the
+    benchmark worker under it (and the helper it started) dies with it."""
+    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--executor", "ray", "--ray-address",
+                               cluster["address"], "-b", "spawning", "-w", "noop", "--threads", "1",
+                               "--iterations", "100000", "--ray-resource", "spawning=lab_a", "--out",
+                               str(tmp_path), "-q"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    workers, helpers = [], []
+    while not helpers:  # the worker is up and its backend has started its helper
+        assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the benchmark worker or its helper never started"
+        time.sleep(0.1)
+        workers = _processes_of("harness.worker")
+        helpers = [child for worker in workers for child in worker.children()]
+    driver.kill()
+    driver.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(p.is_running() and p.status() != "zombie" for p in workers + helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [p.pid for p in workers + helpers if p.is_running() and p.status() != "zombie"]
+    assert not survivors, f"processes of the dead driver's run still alive: {survivors}"

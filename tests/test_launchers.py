@@ -81,13 +81,85 @@ def test_unknown_launcher_is_a_user_error():
         get_launcher("ray")
 
 
-def test_worker_over_its_memory_limit_is_killed_as_out_of_memory(test_plugins):
+def test_worker_over_its_memory_limit_is_stopped_by_the_kernel_not_a_poller(test_plugins, monkeypatch):
+    """The limit is the kernel's (RLIMIT_DATA here, a cgroup's memory.max where one is delegated):
+    the launcher never looks at the worker's memory while it runs."""
+    import psutil
+
+    def no_polling(*args, **kwargs):
+        raise AssertionError("the launcher inspected the worker's process while it ran")
+
+    monkeypatch.setattr(psutil, "Process", no_polling)
     outcome = SubprocessLauncher().launch(spec("hog", memory_limit_bytes=256 << 20, timeout_s=60,
                                                iterations=10_000))
     assert outcome.status == "failed"
     assert outcome.failure["cause"] == "out-of-memory"
     assert "256 MiB memory limit" in outcome.failure["message"]
-    assert outcome.failure["peak_rss_bytes"] > 256 << 20
+    assert outcome.failure["enforced_by"] in ("RLIMIT_DATA", "cgroup v2 memory.max")
+    assert outcome.failure["memory_limit_bytes"] == 256 << 20
+    # Peak memory comes from the worker's own accounting, read once at its end.
+    # (VmHWM, not getrusage: ru_maxrss survives exec, so a worker forked from a big pytest would
+    # report pytest's peak.)
+    assert 128 << 20 < outcome.memory["host_peak_rss_bytes"] <= 300 << 20
+    assert outcome.memory["host_peak_rss_source"].startswith("VmHWM")
+
+
+def test_the_launcher_waits_in_one_blocking_call(test_plugins, monkeypatch):
+    """No wake-ups beside the timed loop: one ``wait(timeout=the spec's limit)``."""
+    import subprocess
+
+    calls = []
+    real_wait = subprocess.Popen.wait
+
+    def recording_wait(self, timeout=None):
+        calls.append(timeout)
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", recording_wait)
+    outcome = SubprocessLauncher().launch(spec("null", timeout_s=123))
+    assert outcome.status == "ok"
+    assert calls == [123]
+    assert "PR_SET_PDEATHSIG" in outcome.details["isolation"]["parent_death"]
+    assert "lifeline pipe" in outcome.details["isolation"]["parent_death"]
+
+
+def test_an_aborting_allocation_under_a_limit_is_out_of_memory(tmp_path):
+    """A runtime that aborts on std::bad_alloc (no Python exception) is still an out-of-memory."""
+    from harness.launchers.process import WorkerExit
+
+    tail = "terminate called after throwing an instance of 'std::bad_alloc'\n  what():  std::bad_alloc\n"
+    limited = SubprocessLauncher._interpret(spec("null", memory_limit_bytes=1 << 30), WorkerExit(-6),
+                                            tmp_path / "none.json", tail)
+    assert limited.failure["cause"] == "out-of-memory" and "1024 MiB memory limit" in limited.failure["message"]
+    unlimited = SubprocessLauncher._interpret(spec("null"), WorkerExit(-6), tmp_path / "none.json", tail)
+    assert unlimited.failure["cause"] == "signal"
+
+
+def test_memory_cgroup_is_made_only_where_the_controller_is_delegated(tmp_path):
+    from harness.launchers.isolation import MemoryCgroup
+
+    root = tmp_path / "cgroup"
+    (root / "bench.slice").mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text("0::/bench.slice\n")
+    (root / "bench.slice" / "cgroup.subtree_control").write_text("cpu pids\n")
+    group, why = MemoryCgroup.create(256 << 20, "w1", root, proc)
+    assert group is None and "memory controller is not delegated" in why
+    (root / "bench.slice" / "cgroup.subtree_control").write_text("cpu memory pids\n")
+    group, why = MemoryCgroup.create(256 << 20, "w1", root, proc)
+    assert why == "ok" and (root / "bench.slice" / "w1" / "memory.max").read_text() == str(256 << 20)
+    (group.path / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n")
+    assert group.oom_kills() == 1
+    group.remove()
+    assert not group.path.exists()
+    hybrid = tmp_path / "hybrid"
+    (hybrid / "unified").mkdir(parents=True)
+    (hybrid / "unified" / "cgroup.controllers").write_text("")
+    from harness.launchers.isolation import cgroup2_mount
+
+    assert cgroup2_mount(hybrid) == hybrid / "unified"
+    assert cgroup2_mount(tmp_path / "none") is None
 
 
 def test_memory_error_in_worker_is_out_of_memory(test_plugins):
@@ -104,9 +176,9 @@ def test_kernel_oom_kill_is_recognised_from_the_cgroup_counter(tmp_path):
     events.write_text("low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n")
     assert cgroup_oom_kills(events) == 2
     assert cgroup_oom_kills(tmp_path / "missing") is None
-    outcome = SubprocessLauncher._interpret(spec("null"), WorkerExit(-9), True, tmp_path / "none.json", "")
+    outcome = SubprocessLauncher._interpret(spec("null"), WorkerExit(-9, kernel_oom=True), tmp_path / "none.json", "")
     assert outcome.failure["cause"] == "out-of-memory" and "OOM killer" in outcome.failure["message"]
-    plain = SubprocessLauncher._interpret(spec("null"), WorkerExit(-9), False, tmp_path / "none.json", "")
+    plain = SubprocessLauncher._interpret(spec("null"), WorkerExit(-9), tmp_path / "none.json", "")
     assert plain.failure["cause"] == "signal" and plain.failure["signal"] == "SIGKILL"
 
 

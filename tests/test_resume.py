@@ -96,6 +96,7 @@ def test_resume_skips_finished_records_and_clears_stale_temporaries(test_plugins
     store.write(specs[0], InlineLauncher().launch(specs[0]))
     (store.path / "records" / ".half-written.json.tmp").write_text('{"trunc')
     (store.path / "records" / f"{specs[1].key()}.json").write_text("{corrupt")  # unreadable: run again
+    store.unlock()  # the interrupted driver is gone
 
     reopened = RunStore.open(store.path)
     missing = resume(reopened)
@@ -113,3 +114,65 @@ def test_resume_refuses_sweep_options(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--resume", "x", "-b", "torch"], prog_name="bakeoff")
     assert result.exit_code == 2
     assert result.stderr.strip() == "bakeoff: error: --resume reruns the run's stored plan; drop --backend"
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.slow
+def test_a_worker_and_its_helpers_die_with_a_killed_driver(test_plugins, tmp_path):
+    """kill -9 of `bakeoff run` mid-benchmark: within 5 s no process of that run remains,
+    neither the worker nor a helper process the runtime started; then --resume may run."""
+    import os
+
+    pidfile, out = tmp_path / "pids", tmp_path / "results"
+    driver = bakeoff("run", "-b", "spawning", "-w", "noop", "--iterations", "100000", "--warmup", "0",
+                     "--out", str(out), env={**os.environ, "BAKEOFF_TEST_PIDFILE": str(pidfile)})
+    deadline = time.monotonic() + 60
+    while not pidfile.exists():
+        assert driver.poll() is None, driver.stderr.read()
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.05)
+    worker, helper = (int(v) for v in pidfile.read_text().split())
+    assert not _gone(worker) and not _gone(helper)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while not (_gone(worker) and _gone(helper)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(worker), "the worker outlived its driver"
+    assert _gone(helper), "the worker's helper process outlived the run"
+    run_dir = next(out.glob("*"))
+    store = RunStore.open(run_dir)
+    assert resume(store) != []  # no live process holds the run any more
+    store.unlock()
+
+
+def test_resume_refuses_while_a_process_of_the_run_still_lives(tmp_path):
+    """A live holder of the run's lock (an orphaned worker) makes --resume refuse, naming it."""
+    store = RunStore.create(tmp_path / "results", plan=[BenchmarkSpec.create(
+        backend="null", device="fake", workload="noop")])
+    store.unlock()  # the driver "died"; its worker still holds the inherited lock:
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(store.path / '.lock')!r}, os.O_RDWR)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        cli = bakeoff("run", "--resume", store.path.name, "--out", str(tmp_path / "results"))
+        _, err = cli.communicate(timeout=60)
+        assert cli.returncode == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "still in use by" in lines[0] and f"pid {holder.pid}" in lines[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert resume(RunStore.open(store.path)) != []  # once it is gone, resuming works

@@ -182,3 +182,85 @@ def test_token_bounds_on_a_workload_without_tokens_are_not_silently_ignored():
                               ttft_bound_s=0.1)
     trial = run_server_trial(FakeDevice(clock, constant(MS)), 10, settings, clock)
     assert not trial.valid and "streams no tokens" in trial.reason
+
+
+def test_the_schedule_asks_for_exactly_the_target_rate():
+    """Scaled gaps: n arrivals over n / qps, even for a dozen LLM requests."""
+    for qps, count in ((2.3, 12), (300, 2400)):
+        offsets = poisson_arrivals_ns(qps, ServerSettings(min_queries=count, min_duration_s=0, seed=3))
+        assert len(offsets) == count
+        assert count / (offsets[-1] / 1e9) == pytest.approx(qps, rel=1e-6)
+        gaps = [b - a for a, b in zip([0, *offsets], offsets)]
+        assert len(set(gaps)) > count // 2  # still random gaps, not a metronome
+
+
+def test_a_server_that_falls_20_percent_behind_its_target_is_invalid():
+    """Capacity 80 QPS against a 100 QPS target, with an SLO too loose to catch it."""
+    clock = FakeTimebase()
+    settings = ServerSettings(target_qps=100, latency_slo_s=100.0, min_queries=1, min_duration_s=10)
+    trial = run_server_trial(FakeDevice(clock, constant(int(12.5e6))), 100, settings, clock)
+    assert trial.completed == trial.planned == 1000
+    assert trial.achieved_qps == pytest.approx(80, rel=0.01)
+    assert not trial.valid
+    assert trial.reason.startswith("fell behind: 79.8 queries/s") and "20% below the target 100" in trial.reason
+
+
+def test_a_server_that_keeps_up_is_valid_and_says_its_rate():
+    clock = FakeTimebase()
+    settings = ServerSettings(target_qps=100, latency_slo_s=1.0, min_queries=1, min_duration_s=10)
+    trial = run_server_trial(FakeDevice(clock, constant(int(5e6))), 100, settings, clock)
+    assert trial.valid and trial.achieved_qps == pytest.approx(100, rel=0.01)
+    assert "queries/s completed" in trial.reason
+
+
+def test_issue_lateness_is_recorded_and_warned_about_when_it_matters():
+    """A planted 0.2 ms oversleep on a 1 ms service: lateness p99 0.2 ms > 5% of the median latency."""
+    clock = FakeTimebase()
+    clock.oversleep_ns = 200_000
+    device = FakeDevice(clock, constant(1_000_000))
+    settings = ServerSettings(target_qps=100, latency_slo_s=1.0, min_queries=500, min_duration_s=0)
+    result = run_server(device, Stopping(warmup=0), clock, server=settings, work_per_step=1, unit="op")
+    lateness = result.extra["issue_lateness"]
+    assert lateness["count"] > 400  # the queries that found the server idle
+    assert lateness["p50_s"] == pytest.approx(200e-6) and lateness["max_s"] == pytest.approx(200e-6)
+    assert any(w.startswith("issue lateness:") for w in result.warnings)
+    # Latency still counts from the scheduled arrival, as LoadGen's does: service plus lateness.
+    latencies = sorted(result.sampling.latencies_ns)
+    assert latencies[len(latencies) // 2] == 1_200_000
+
+    on_time = FakeTimebase()
+    result = run_server(FakeDevice(on_time, constant(1_000_000)), Stopping(warmup=0), on_time, server=settings,
+                        work_per_step=1, unit="op")
+    assert result.extra["issue_lateness"]["max_s"] == 0 and result.warnings == []
+    assert min(result.sampling.latencies_ns) == 1_000_000
+
+
+def test_the_server_scenario_calibrates_its_wake_up_before_the_schedule_starts():
+    events = []
+
+    class RecordingClock(FakeTimebase):
+        def calibrate(self):
+            events.append("calibrate")
+            return {"spin_threshold_ns": 123}
+
+        def sleep_until(self, deadline_ns):
+            events.append("sleep")
+            super().sleep_until(deadline_ns)
+
+    clock = RecordingClock()
+    settings = ServerSettings(target_qps=100, latency_slo_s=1.0, min_queries=20, min_duration_s=0)
+    result = run_server(FakeDevice(clock, constant(1_000_000)), Stopping(warmup=0), clock, server=settings,
+                        work_per_step=1, unit="op")
+    assert events[0] == "calibrate" and events.count("calibrate") == 1 and "sleep" in events
+    assert result.extra["wake_up"] == {"spin_threshold_ns": 123}
+
+
+def test_the_host_clock_spins_for_its_measured_oversleep():
+    from harness.timing import HostTimebase
+
+    clock = HostTimebase()
+    facts = clock.calibrate()
+    assert clock.MIN_SPIN_NS <= clock.spin_ns <= clock.MAX_SPIN_NS
+    assert facts["spin_threshold_ns"] == clock.spin_ns
+    assert facts["sleep_oversleep_p99_ns"] >= facts["sleep_oversleep_p50_ns"]
+    assert clock.calibrate() == facts  # measured once per process

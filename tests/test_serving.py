@@ -52,7 +52,15 @@ def http_spec(url: str, scenario: str = "single-stream", **options) -> Benchmark
 @pytest.mark.slow
 def test_served_tokens_and_timings_match_the_bare_backend(served):
     registry = Registry()
+    bare_spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="llm", threads=1,
+                                     params={"preset": "tiny", "prompt_tokens": PROMPT, "new_tokens": NEW},
+                                     stopping=http_spec(served).stopping)
+    # The bare backend runs before and after the HTTP run, and each bound below takes the bare figure
+    # that leans its way: a change of load between runs widens the band instead of failing the test.
+    # On a quiet machine the two figures agree and the bounds are the single-run ones.
+    bare_before = execute(bare_spec, registry)
     over_http = execute(http_spec(served), registry)
+    bare_after = execute(bare_spec, registry)
     assert over_http.status == "ok", over_http.failure or over_http.reason
     details = over_http.details
     # Token counts are the server's own usage, and match what was asked.
@@ -61,24 +69,22 @@ def test_served_tokens_and_timings_match_the_bare_backend(served):
     assert details["content_chunks"] == [NEW] and details["output_length_mismatches"] == 0
     assert details["server_reports"]["backend"] == "torch" and details["engine"] == "bakeoff serve"
 
-    bare = execute(BenchmarkSpec.create(backend="torch", device="cpu", workload="llm", threads=1,
-                                        params={"preset": "tiny", "prompt_tokens": PROMPT, "new_tokens": NEW},
-                                        stopping=http_spec(served).stopping), registry)
+    for bare in (bare_before, bare_after):
+        assert bare.status == "ok", bare.failure or bare.reason
     from harness.generation import token_metrics
 
     def medians(outcome):
         metrics = token_metrics([list(m) for m in outcome.measurement.token_offsets_ns], 1)
         return metrics["ttft"]["median_s"], metrics["tpot"]["median_s"]
 
-    (http_ttft, http_tpot), (bare_ttft, bare_tpot) = medians(over_http), medians(bare)
-    ttft_overhead, tpot_overhead = http_ttft - bare_ttft, http_tpot - bare_tpot
-    print(f"\nHTTP overhead on loopback: TTFT {ttft_overhead * 1e3:+.2f} ms ({bare_ttft * 1e3:.2f} -> "
-          f"{http_ttft * 1e3:.2f} ms), TPOT {tpot_overhead * 1e3:+.3f} ms ({bare_tpot * 1e3:.3f} -> "
-          f"{http_tpot * 1e3:.3f} ms)")
+    http_ttft, http_tpot = medians(over_http)
+    (ttft_1, tpot_1), (ttft_2, tpot_2) = medians(bare_before), medians(bare_after)
+    print(f"\nHTTP overhead on loopback: TTFT {ttft_1 * 1e3:.2f} / {ttft_2 * 1e3:.2f} ms bare (before / after) -> "
+          f"{http_ttft * 1e3:.2f} ms served, TPOT {tpot_1 * 1e3:.3f} / {tpot_2 * 1e3:.3f} -> {http_tpot * 1e3:.3f} ms")
     # The served timings are the backend's prefill and decode plus a bounded HTTP/SSE overhead.
-    assert 0 < http_ttft < bare_ttft + 0.050
-    assert 0 < http_tpot < bare_tpot + 0.010
-    assert http_ttft > 0.5 * bare_ttft  # not faster than the model itself can be
+    assert 0 < http_ttft < max(ttft_1, ttft_2) + 0.050
+    assert 0 < http_tpot < max(tpot_1, tpot_2) + 0.010
+    assert http_ttft > 0.5 * min(ttft_1, ttft_2)  # not faster than the model itself can be
 
 
 @pytest.mark.slow
@@ -93,7 +99,12 @@ def test_chat_api_and_poisson_rate(served):
 
     from harness.scenarios import ServerSettings
 
-    spec = replace(spec, server=ServerSettings(target_qps=20.0, latency_slo_s=2.0, min_queries=30, min_duration_s=1.0))
+    # Poisson arrivals at a quarter of what the one-at-a-time server sustains now (the E2E just
+    # measured, at most 20 QPS): a busy machine slows the server without making it fall behind.
+    import statistics
+
+    qps = min(20.0, 0.25e9 / statistics.median(plain.measurement.latencies_ns))
+    spec = replace(spec, server=ServerSettings(target_qps=qps, latency_slo_s=2.0, min_queries=30, min_duration_s=1.0))
     poisson = execute(spec, Registry())
     assert poisson.status == "ok", poisson.failure or poisson.reason
     assert poisson.scenario["valid"], poisson.scenario
@@ -172,6 +183,7 @@ def concurrent_spec(url: str, **load) -> BenchmarkSpec:
 def test_fixed_concurrency_four_with_goodput(served):
     single = execute(http_spec(served), Registry())
     outcome = execute(concurrent_spec(served, concurrency=4), Registry())
+    single_after = execute(http_spec(served), Registry())  # brackets the concurrent run in time
     assert outcome.status == "ok", outcome.failure or outcome.reason
     scenario = outcome.scenario
     assert scenario["concurrency"] == 4 and scenario["valid"], scenario
@@ -182,7 +194,10 @@ def test_fixed_concurrency_four_with_goodput(served):
     # with the queue while throughput stays about what one client gets.
     import statistics
 
-    factor = statistics.median(outcome.measurement.latencies_ns) / statistics.median(single.measurement.latencies_ns)
+    # Against the faster of two single-client runs bracketing it, so a change of load between runs
+    # cannot hide the queueing.
+    single_e2e = min(statistics.median(s.measurement.latencies_ns) for s in (single, single_after))
+    factor = statistics.median(outcome.measurement.latencies_ns) / single_e2e
     print(f"\nconcurrency 4 vs 1 on a server without batching: median E2E x{factor:.2f}, "
           f"{outcome.throughput['value']:.0f} token/s")
     assert factor > 1.5

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.interface import Param, Workload, torch_dtype
+from harness.interface import TENSOR_BYTES, WEIGHT_BYTES, Param, Workload, torch_dtype
 from workloads._seeding import random_tensor, seeded
 
 
@@ -21,6 +21,24 @@ class ResNetShape:
     classes: int
     image_size: int
     source: str
+
+    def parameter_count(self) -> int:
+        """Weights and batch-norm parameters and buffers of :func:`build_resnet`, without building it."""
+        def bn(channels: int) -> int:  # weight, bias, running mean and variance
+            return 4 * channels
+
+        width = self.base_width
+        count = 3 * width * 49 + bn(width)  # 7x7 stem
+        inplanes = width
+        for stage, blocks in enumerate(self.blocks):
+            planes = width * 2**stage
+            out = planes * EXPANSION
+            for index in range(blocks):
+                count += inplanes * planes + bn(planes) + planes * planes * 9 + bn(planes) + planes * out + bn(out)
+                if (index == 0 and stage > 0) or inplanes != out:
+                    count += inplanes * out + bn(out)
+                inplanes = out
+        return count + inplanes * self.classes + self.classes
 
 
 PRESETS = {
@@ -92,3 +110,9 @@ class Cnn(Workload):
 
     def work_per_step(self, batch_size: int) -> float:
         return float(batch_size)
+
+    def materialised_bytes(self, batch_size: int, dtype: str) -> int:
+        """The images, the logits and the weights (activations are not counted)."""
+        shape = self.shape
+        images = batch_size * (3 * shape.image_size**2 + shape.classes) * TENSOR_BYTES[dtype]
+        return images + shape.parameter_count() * WEIGHT_BYTES[dtype]

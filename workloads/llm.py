@@ -51,6 +51,9 @@ class DecoderShape:
         return self.layers * (attention + mlp + norms) + embeddings + self.hidden
 
 
+#: The largest prompt and generation lengths: 128Ki tokens each, the longest context of the presets' models.
+MAX_TOKENS = 1 << 17
+
 #: Presets named after public model shapes (config.json of each model on its hub page).
 PRESETS: dict[str, DecoderShape] = {
     # Untied head: with random weights a tied head keeps echoing the input token,
@@ -180,8 +183,9 @@ class Llm(Workload):
     unit = "token"
     params = (
         Param("preset", str, "tiny", "model shape", choices=tuple(PRESETS)),
-        Param("prompt_tokens", int, 32, "prefill length P", minimum=1),
-        Param("new_tokens", int, 16, "generated tokens G (the first comes from prefill)", minimum=2),
+        Param("prompt_tokens", int, 32, f"prefill length P (at most {MAX_TOKENS})", minimum=1, maximum=MAX_TOKENS),
+        Param("new_tokens", int, 16, f"generated tokens G (the first comes from prefill; at most {MAX_TOKENS})",
+              minimum=2, maximum=MAX_TOKENS),
     )
     input_names = ("input_ids", "past_key", "past_value")
     output_names = ("next_token", "logits", "present_key", "present_value")
@@ -241,6 +245,12 @@ class Llm(Workload):
         s = self.shape
         bytes_per = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 4}[dtype]  # int8 keeps a float cache
         return 2 * s.layers * s.kv_heads * s.head_dim * bytes_per
+
+    def materialised_bytes(self, batch_size: int, dtype: str) -> int:
+        """The weights, the KV cache at full length, the prompt ids and the last logits."""
+        p, g = self.values["prompt_tokens"], self.values["new_tokens"]
+        per_sequence = (p + g) * self.kv_bytes_per_token(dtype) + p * 8 + self.shape.vocab * 4
+        return self.weight_bytes(dtype) + batch_size * per_sequence
 
     def bytes_per_decode_step(self, batch_size: int, dtype: str) -> float:
         """Bytes one decode step must read: every weight once, plus each sequence's KV

@@ -18,7 +18,7 @@ Unit: bytes (B), so throughput reads as GB/s (decimal, as bandwidth is quoted).
 
 from __future__ import annotations
 
-from harness.interface import Param, Workload, torch_dtype
+from harness.interface import TENSOR_BYTES, Param, Workload, torch_dtype
 
 MIB = 1 << 20
 ROW = 4096
@@ -30,7 +30,8 @@ class MemoryBandwidth(Workload):
     description = "Read (sum) or copy (x + 1) bandwidth on a buffer far larger than the LLC; bytes/s."
     unit = "B"
     params = (
-        Param("size_mib", int, 1024, "buffer size in MiB (per batch item)", minimum=1),
+        Param("size_mib", int, 1024, "buffer size in MiB (per batch item; at most 1048576, 1 TiB)",
+              minimum=1, maximum=1 << 20),
         Param("mode", str, "read", "read or copy", choices=("read", "copy")),
     )
     input_names = ("x",)
@@ -62,6 +63,16 @@ class MemoryBandwidth(Workload):
         generator = torch.Generator().manual_seed(self.seed)
         values = torch.randint(0, 4, (batch_size, self._elements(dtype)), generator=generator)
         return (values.to(torch_dtype(dtype)),)
+
+    def input_bytes(self, batch_size: int, dtype: str) -> int:
+        """The input buffer exactly as ``example_inputs`` builds it, without building it."""
+        itemsize = TENSOR_BYTES[dtype]
+        return batch_size * (self.values["size_mib"] * MIB // itemsize // ROW * ROW) * itemsize
+
+    def materialised_bytes(self, batch_size: int, dtype: str) -> int:
+        """The input buffer, and for ``copy`` an output buffer of the same size."""
+        buffer = batch_size * self.values["size_mib"] * MIB
+        return buffer * (2 if self.values["mode"] == "copy" else 1)
 
     def work_per_step(self, batch_size: int) -> float:
         factor = 1 if self.values["mode"] == "read" else 2

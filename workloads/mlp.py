@@ -7,7 +7,7 @@ The unit is the sample (one row of ``batch_size``).
 
 from __future__ import annotations
 
-from harness.interface import Param, Workload, torch_dtype
+from harness.interface import TENSOR_BYTES, WEIGHT_BYTES, Param, Workload, torch_dtype
 from workloads._seeding import random_tensor, seeded
 
 
@@ -17,9 +17,9 @@ class Mlp(Workload):
     description = "Stack of feed-forward blocks (Linear-GELU-Linear + residual); samples/s."
     unit = "sample"
     params = (
-        Param("hidden", int, 512, "model width", minimum=1),
-        Param("expansion", int, 4, "inner width = hidden * expansion", minimum=1),
-        Param("layers", int, 2, "number of blocks", minimum=1),
+        Param("hidden", int, 512, "model width (at most 65536)", minimum=1, maximum=1 << 16),
+        Param("expansion", int, 4, "inner width = hidden * expansion (at most 64)", minimum=1, maximum=64),
+        Param("layers", int, 2, "number of blocks (at most 1024)", minimum=1, maximum=1024),
     )
     input_names = ("x",)
     output_names = ("y",)
@@ -48,7 +48,13 @@ class Mlp(Workload):
     def work_per_step(self, batch_size: int) -> float:
         return float(batch_size)
 
+    def materialised_bytes(self, batch_size: int, dtype: str) -> int:
+        """Weights, plus one block's input, inner activation and output per sample."""
+        hidden, inner = self.values["hidden"], self.values["hidden"] * self.values["expansion"]
+        weights = self.values["layers"] * (2 * hidden * inner + inner + hidden) * WEIGHT_BYTES[dtype]
+        return weights + batch_size * (2 * hidden + inner) * TENSOR_BYTES[dtype]
+
     def flops_per_step(self, batch_size: int) -> float:
-        """Matmul FLOPs of one step (for roofline context; not the unit of work)."""
+        """Matmul FLOPs of one step (for the plausibility check; not the unit of work)."""
         hidden, inner = self.values["hidden"], self.values["hidden"] * self.values["expansion"]
         return 2.0 * batch_size * 2 * hidden * inner * self.values["layers"]

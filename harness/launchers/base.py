@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Sequence
 
 from harness.runner import Outcome
 from harness.spec import BenchmarkSpec
@@ -13,5 +13,7 @@ class Launcher(Protocol):
 
     name: str
 
-    def launch(self, spec: BenchmarkSpec) -> Outcome:
+    def launch(self, spec: BenchmarkSpec, *, keep_alive: Sequence[int] = ()) -> Outcome:
+        """``keep_alive``: file descriptors a worker process must inherit and hold until it dies
+        (the run folder's lock); a launcher without a separate process ignores them."""
         ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from harness.plugins import Registry
 from harness.runner import Outcome, execute
 from harness.spec import BenchmarkSpec
@@ -22,5 +24,5 @@ class InlineLauncher:
         self.registry = registry
         self.timebase = timebase
 
-    def launch(self, spec: BenchmarkSpec) -> Outcome:
+    def launch(self, spec: BenchmarkSpec, *, keep_alive: Sequence[int] = ()) -> Outcome:
         return execute(spec, self.registry or Registry(), timebase=self.timebase)

@@ -9,32 +9,35 @@ The worker writes its outcome as JSON to a file (not stdout, which runtimes
 scribble on). No file means the worker died: the exit status and the tail of
 its combined stdout/stderr become the failure record.
 
-While the worker runs, the launcher polls it every 50 ms: past the spec's
-time limit it is killed (``timeout``); above the spec's memory limit (resident
-set of the worker and its children) it is killed (``out-of-memory``). A
-SIGKILL that the kernel's OOM killer delivered is recognised through the
-cgroup's ``memory.events`` counter and recorded as ``out-of-memory`` too.
+Nothing of the launcher's runs while the worker measures: it blocks in
+``wait(timeout=...)`` until the worker exits or its time limit passes (then
+the whole process group is killed: ``timeout``). The memory limit is the
+kernel's to enforce (a cgroup v2 ``memory.max`` where one can be made, else
+the worker's own ``RLIMIT_DATA``; see isolation.py), and peak memory comes
+from the worker's own accounting at the end. A worker dies with its launcher
+(parent-death signal and a lifeline pipe), so a killed ``bakeoff run`` leaves
+no benchmark running.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
-from dataclasses import dataclass
 import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
+from harness.launchers import isolation
 from harness.runner import Outcome
 from harness.spec import BenchmarkSpec
 
 #: Environment variables that size thread pools in the common runtimes.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 STDERR_TAIL_CHARS = 4000
-POLL_S = 0.05
 CGROUP_MEMORY_EVENTS = Path("/sys/fs/cgroup/memory.events")
 
 
@@ -50,32 +53,14 @@ def cgroup_oom_kills(events: Path = CGROUP_MEMORY_EVENTS) -> int | None:
     return None
 
 
-def tree_rss_bytes(pid: int) -> int | None:
-    """Resident memory of a process and all its descendants; ``None`` once it is gone."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return None
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
-
-
 @dataclass
 class WorkerExit:
     """How the wait for a worker ended."""
 
     returncode: int
     timed_out: bool = False
-    over_memory: bool = False
-    peak_rss_bytes: int | None = None
+    #: The kernel OOM-killed it (its own cgroup's memory.max, or the launcher's cgroup).
+    kernel_oom: bool = False
 
 
 def read_tail(path: Path, limit: int = STDERR_TAIL_CHARS) -> str:
@@ -97,6 +82,14 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def kill_group(pgid: int) -> None:
+    """SIGKILL a worker's process group (the worker and any helper processes it started)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class SubprocessLauncher:
     name = "subprocess"
 
@@ -113,84 +106,85 @@ class SubprocessLauncher:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def launch(self, spec: BenchmarkSpec) -> Outcome:
+    def launch(self, spec: BenchmarkSpec, *, keep_alive: Sequence[int] = ()) -> Outcome:
+        """Run ``spec`` in a fresh worker. ``keep_alive``: descriptors the worker inherits and
+        holds until it dies (the run folder's lock, so ``--resume`` sees a live worker)."""
         with tempfile.TemporaryDirectory(prefix="bakeoff-worker-") as tmp:
             spec_path = Path(tmp, "spec.json")
             outcome_path = Path(tmp, "outcome.json")
             log_path = Path(tmp, "worker.log")
             spec_path.write_text(json.dumps(spec.to_dict()))
+            env = self._environment(spec)
+            cgroup = None
+            if spec.memory_limit_bytes:
+                cgroup, _why_not = isolation.MemoryCgroup.create(spec.memory_limit_bytes,
+                                                                 f"bakeoff-worker-{os.getpid()}-{Path(tmp).name}")
+                if cgroup is not None:
+                    env[isolation.CGROUP_ENV] = str(cgroup.path)
             oom_kills_before = cgroup_oom_kills()
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(
-                    [self.python, "-m", "harness.worker", str(spec_path), str(outcome_path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=self._environment(spec),
-                    start_new_session=True,  # its own process group, so a kill reaches children
-                )
+            lifeline_read, lifeline_write = os.pipe()  # the worker exits at end of file: when we are gone
+            env[isolation.PARENT_PID_ENV] = str(os.getpid())
+            env[isolation.LIFELINE_FD_ENV] = str(lifeline_read)
+            try:
+                with open(log_path, "wb") as log:
+                    process = subprocess.Popen(
+                        [self.python, "-m", "harness.worker", str(spec_path), str(outcome_path)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        pass_fds=(lifeline_read, *keep_alive),
+                        start_new_session=True,  # its own process group, so a kill reaches children
+                    )
+                os.close(lifeline_read)
+                lifeline_read = None
                 try:
-                    exit_info = self._watch(process, spec)
+                    exit_info = self._wait(process, spec)
                 except BaseException:  # Ctrl-C: never leave an orphan worker
                     self._kill(process)
                     raise
+                finally:
+                    kill_group(process.pid)  # helper processes the worker left behind
+            finally:
+                os.close(lifeline_write)
+                if lifeline_read is not None:  # Popen itself failed
+                    os.close(lifeline_read)
+                if cgroup is not None:
+                    exit_info_oom = cgroup.oom_kills() > 0
+                    cgroup.remove()
+                else:
+                    exit_info_oom = False
             tail = read_tail(log_path)
-            kernel_oom = (
-                exit_info.returncode == -signal.SIGKILL
-                and oom_kills_before is not None
-                and (cgroup_oom_kills() or 0) > oom_kills_before
-            )
-            outcome = self._interpret(spec, exit_info, kernel_oom, outcome_path, tail)
-            if exit_info.peak_rss_bytes is not None:
-                outcome.memory = {**(outcome.memory or {}),
-                                  "host_peak_rss_sampled_bytes": exit_info.peak_rss_bytes,
-                                  "host_peak_rss_sampled_source": "psutil RSS of the worker and its children, "
-                                                                  f"every {POLL_S * 1000:.0f} ms"}
-            return outcome
+            exit_info.kernel_oom = exit_info.returncode == -signal.SIGKILL and (
+                exit_info_oom or (oom_kills_before is not None and (cgroup_oom_kills() or 0) > oom_kills_before))
+            return self._interpret(spec, exit_info, outcome_path, tail)
 
-    def _watch(self, process: subprocess.Popen, spec: BenchmarkSpec) -> WorkerExit:
-        """Wait for the worker, enforcing the time limit and the memory limit."""
-        deadline = time.monotonic() + spec.timeout_s
-        peak = None
-        while True:
-            try:
-                return WorkerExit(process.wait(timeout=POLL_S), peak_rss_bytes=peak)
-            except subprocess.TimeoutExpired:
-                pass
-            rss = tree_rss_bytes(process.pid)
-            if rss is not None:
-                peak = max(peak or 0, rss)
-            if spec.memory_limit_bytes is not None and rss is not None and rss > spec.memory_limit_bytes:
-                self._kill(process)
-                return WorkerExit(process.returncode, over_memory=True, peak_rss_bytes=peak)
-            if time.monotonic() > deadline:
-                self._kill(process)
-                return WorkerExit(process.returncode, timed_out=True, peak_rss_bytes=peak)
+    def _wait(self, process: subprocess.Popen, spec: BenchmarkSpec) -> WorkerExit:
+        """Block until the worker exits or its time limit passes. No polling: the timed loop
+        has the machine to itself."""
+        try:
+            return WorkerExit(process.wait(timeout=spec.timeout_s))
+        except subprocess.TimeoutExpired:
+            self._kill(process)
+            return WorkerExit(process.returncode, timed_out=True)
 
     @staticmethod
     def _kill(process: subprocess.Popen) -> None:
+        kill_group(process.pid)
         try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
             process.kill()
+        except ProcessLookupError:
+            pass
         process.wait()
 
     @staticmethod
-    def _interpret(
-        spec: BenchmarkSpec, exit_info: WorkerExit, kernel_oom: bool, outcome_path: Path, tail: str
-    ) -> Outcome:
+    def _interpret(spec: BenchmarkSpec, exit_info: WorkerExit, outcome_path: Path, tail: str) -> Outcome:
+        limit = spec.memory_limit_bytes
+        limit_text = f"{limit / (1 << 20):.0f} MiB memory limit" if limit else None
         if exit_info.timed_out:
             return Outcome.failed(
                 "timeout", f"no result within the {spec.timeout_s:g} s time limit; worker killed",
                 stderr_tail=tail,
-            )
-        if exit_info.over_memory:
-            limit_mib = spec.memory_limit_bytes / (1 << 20)
-            peak_mib = (exit_info.peak_rss_bytes or 0) / (1 << 20)
-            return Outcome.failed(
-                "out-of-memory",
-                f"worker exceeded the {limit_mib:.0f} MiB memory limit (resident {peak_mib:.0f} MiB); killed",
-                peak_rss_bytes=exit_info.peak_rss_bytes, stderr_tail=tail,
             )
         if outcome_path.exists():
             try:
@@ -199,14 +193,31 @@ class SubprocessLauncher:
                 return Outcome.failed(
                     "error", f"worker wrote an unreadable outcome: {exc}", stderr_tail=tail
                 )
-            if outcome.failure is not None and tail:
-                outcome.failure.setdefault("stderr_tail", tail)
+            if outcome.failure is not None:
+                if tail:
+                    outcome.failure.setdefault("stderr_tail", tail)
+                if limit and outcome.failure.get("cause") == "out-of-memory":
+                    mechanism = ((outcome.details or {}).get("isolation", {}).get("memory_limit") or {}).get(
+                        "mechanism")
+                    outcome.failure.update(memory_limit_bytes=limit, enforced_by=mechanism)
+                    outcome.failure["message"] = f"worker reached its {limit_text} ({mechanism}): " \
+                                                 f"{outcome.failure['message']}"
+                    outcome.reason = f"out-of-memory: {outcome.failure['message']}"
             return outcome
         returncode = exit_info.returncode
-        if kernel_oom:
+        if exit_info.kernel_oom:
+            where = f" at its {limit_text}" if limit else ""
             return Outcome.failed(
-                "out-of-memory", "worker killed by the kernel OOM killer (SIGKILL)",
-                signal="SIGKILL", stderr_tail=tail,
+                "out-of-memory", f"worker killed by the kernel OOM killer (SIGKILL){where}",
+                signal="SIGKILL", memory_limit_bytes=limit, stderr_tail=tail,
+            )
+        if limit and returncode != 0 and isolation.looks_like_oom(tail):
+            # A runtime that aborts on a failed allocation (std::bad_alloc) instead of raising.
+            how = f"killed by {signal_name(-returncode)}" if returncode < 0 else f"exited with code {returncode}"
+            return Outcome.failed(
+                "out-of-memory", f"worker {how} after an allocation failed under its {limit_text} "
+                                 f"({isolation.RLIMIT_MECHANISM})",
+                memory_limit_bytes=limit, enforced_by=isolation.RLIMIT_MECHANISM, stderr_tail=tail,
             )
         if returncode < 0:
             name = signal_name(-returncode)

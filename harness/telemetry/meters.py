@@ -32,6 +32,11 @@ class EnergyReading:
     domains: dict[str, float] = field(default_factory=dict)
     samples: int | None = None
     utilisation: float | None = None
+    #: A sampling thread that ran beside the timed loop: its interval, sample count and
+    #: measured cost (wall time inside its reads, and that as a share of the window).
+    sampling: dict[str, Any] | None = None
+    #: Clock-throttle reasons the device reported during the window (NVML: power, thermal).
+    throttle_reasons: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,20 +124,37 @@ class RaplMeter:
 # -- power integration ------------------------------------------------------------
 
 class PowerIntegrator:
-    """Samples ``read_watts()`` every ``interval_s`` on a thread; trapezoid-integrates to joules."""
+    """Samples ``read_watts()`` every ``interval_s`` on a thread; trapezoid-integrates to joules.
 
-    def __init__(self, read_watts: Callable[[], float], interval_s: float = 0.05,
+    The thread runs beside the timed loop, so its rate is low and its cost is
+    measured: ``busy_s`` is the wall time spent inside the reads, reported with
+    the reading (``EnergyReading.sampling``).
+    """
+
+    def __init__(self, read_watts: Callable[[], float], interval_s: float = 0.1,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.read_watts, self.interval_s, self.clock = read_watts, interval_s, clock
         self.samples: list[tuple[float, float]] = []
+        self.busy_s = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sample(self) -> None:
-        self.samples.append((self.clock(), float(self.read_watts())))
+        t0 = self.clock()
+        watts = float(self.read_watts())
+        t1 = self.clock()
+        self.busy_s += t1 - t0
+        self.samples.append((t1, watts))
+
+    def cost(self) -> dict[str, Any]:
+        window = (self.samples[-1][0] - self.samples[0][0]) if len(self.samples) > 1 else 0.0
+        return {"interval_s": self.interval_s, "samples": len(self.samples), "busy_s": self.busy_s,
+                "busy_share": self.busy_s / window if window > 0 else None,
+                "thread": "bakeoff-power"}
 
     def start(self) -> None:
         self.samples = []
+        self.busy_s = 0.0
         self._stop.clear()
         self.sample()
         self._thread = threading.Thread(target=self._run, name="bakeoff-power", daemon=True)
@@ -159,20 +181,41 @@ def integrate(samples: list[tuple[float, float]]) -> tuple[float, float]:
 
 # -- NVML ---------------------------------------------------------------------------
 
+#: NVML clock-event (throttle) reason bits that slow a measurement down, by name.
+NVML_THROTTLE_REASONS = {
+    0x4: "software power cap",
+    0x8: "hardware slowdown",
+    0x20: "software thermal slowdown",
+    0x40: "hardware thermal slowdown",
+    0x80: "hardware power brake",
+}
+
+
+def throttle_names(mask: int) -> list[str]:
+    return [name for bit, name in NVML_THROTTLE_REASONS.items() if mask & bit]
+
+
 class NvmlMeter:
     """NVIDIA GPU energy through nvidia-ml-py: the total-energy counter (Volta and later),
-    else integrated power samples. ``nvml`` is the ``pynvml`` module or a test double."""
+    else integrated power samples. ``nvml`` is the ``pynvml`` module or a test double.
+
+    With the counter, the sampling thread only reads utilisation and throttle
+    reasons, once per ``counter_interval_s`` (1 s); integrating power needs
+    ``interval_s`` (0.1 s). Either way its measured cost is in the reading.
+    """
 
     name = "nvml"
 
-    def __init__(self, index: int = 0, nvml: Any = None, interval_s: float = 0.05,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, index: int = 0, nvml: Any = None, interval_s: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic, counter_interval_s: float = 1.0) -> None:
         self.index, self._nvml, self.interval_s, self.clock = index, nvml, interval_s, clock
+        self.counter_interval_s = counter_interval_s
         self._handle = None
         self._counter_start: int | None = None
         self._integrator: PowerIntegrator | None = None
         self._t0 = 0.0
         self._util: list[int] = []
+        self._throttle = 0
 
     def _module(self):
         if self._nvml is None:
@@ -199,28 +242,42 @@ class NvmlMeter:
         except Exception:  # noqa: BLE001 - NVML_ERROR_NOT_SUPPORTED before Volta
             return None
 
+    def _read_throttle(self) -> None:
+        nvml = self._nvml
+        read = (getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)  # NVML >= 12.2 name
+                or getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None))
+        if read is None:
+            return
+        try:
+            self._throttle |= int(read(self._handle))
+        except Exception:  # noqa: BLE001 - NVML_ERROR_NOT_SUPPORTED on some boards
+            pass
+
     def _watts(self) -> float:
         utilisation = self._nvml.nvmlDeviceGetUtilizationRates(self._handle)
         self._util.append(int(getattr(utilisation, "gpu", 0)))
+        self._read_throttle()
         return self._nvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0  # milliwatts
 
     def start(self) -> None:
-        self._util = []
+        self._util, self._throttle = [], 0
         self._t0 = self.clock()
         self._counter_start = self._counter()
-        self._integrator = PowerIntegrator(self._watts, self.interval_s, self.clock)
+        interval = self.counter_interval_s if self._counter_start is not None else self.interval_s
+        self._integrator = PowerIntegrator(self._watts, interval, self.clock)
         self._integrator.start()  # also samples utilisation when the counter is used
 
     def stop(self) -> EnergyReading:
         joules, seconds, samples = self._integrator.stop()
         utilisation = sum(self._util) / len(self._util) / 100 if self._util else None
+        throttle = throttle_names(self._throttle)
         end = self._counter() if self._counter_start is not None else None
         if self._counter_start is not None and end is not None:
             return EnergyReading(self.name, (end - self._counter_start) / 1000.0, self.clock() - self._t0,
                                  "counter", {f"gpu{self.index}": (end - self._counter_start) / 1000.0},
-                                 samples, utilisation)
+                                 samples, utilisation, self._integrator.cost(), throttle)
         return EnergyReading(self.name, joules, seconds, "integrated power samples", {f"gpu{self.index}": joules},
-                             samples, utilisation)
+                             samples, utilisation, self._integrator.cost(), throttle)
 
 
 # -- Ascend npu-smi -------------------------------------------------------------------
@@ -242,7 +299,8 @@ class NpuSmiMeter:
     name = "npu-smi"
 
     def __init__(self, npu_id: int = 0, run: Callable[[list[str]], str] | None = None,
-                 interval_s: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+                 interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        # 1 s: every sample starts an npu-smi process (milliseconds of host CPU beside the loop).
         self.npu_id, self.interval_s, self.clock = npu_id, interval_s, clock
         self.run = run or (lambda cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=5,
                                                        check=True).stdout)
@@ -267,7 +325,7 @@ class NpuSmiMeter:
     def stop(self) -> EnergyReading:
         joules, seconds, samples = self._integrator.stop()
         return EnergyReading(self.name, joules, seconds, "integrated power samples",
-                             {f"npu{self.npu_id}": joules}, samples)
+                             {f"npu{self.npu_id}": joules}, samples, sampling=self._integrator.cost())
 
 
 # -- orchestration --------------------------------------------------------------------

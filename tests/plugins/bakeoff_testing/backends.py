@@ -61,6 +61,59 @@ class NullBackend(_Fake):
     name = "null"
 
 
+class PlantedTimer:
+    """A device timer reporting planted step times, whatever the host clock does."""
+
+    name = "planted-device-timer"
+    resolution_ns = 1.0
+
+    def __init__(self, service_ns, rng):
+        self.service_ns, self.rng = service_ns, rng
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def elapsed_ns(self):
+        return int(self.service_ns * self.rng.lognormvariate(0.0, 0.05))
+
+
+class PlantedBackend(_Fake):
+    """Steps take service_us x $BAKEOFF_TEST_SLOWDOWN with 5% seeded log-normal noise
+    ($BAKEOFF_TEST_SEED), as its device timer reports them; the host clock plays no part.
+
+    A run through the real runner and worker whose samples do not depend on the machine
+    being quiet: for tests of compare's statistics on real runs.
+    """
+
+    name = "planted"
+    default_sweep = False
+
+    def prepare(self, workload, spec):
+        import random
+
+        slowdown = float(os.environ.get("BAKEOFF_TEST_SLOWDOWN", "1"))
+        seed = int(os.environ.get("BAKEOFF_TEST_SEED", "0"))
+        prepared = PlantedPrepared(workload.values.get("service_us", 0) * 1000 * slowdown,
+                                   random.Random(seed * 1_000_003 + spec.batch_size))
+        prepared.details = {"pid": os.getpid()}
+        return prepared
+
+
+class PlantedPrepared(Prepared):
+    def __init__(self, service_ns, rng):
+        super().__init__()
+        self.timer = PlantedTimer(service_ns, rng)
+
+    def step(self):
+        pass
+
+    def device_timer(self):
+        return self.timer
+
+
 class AbortingBackend(_Fake):
     """Dies of SIGABRT mid-run, as a runtime does on a failed assertion in C++."""
 
@@ -202,3 +255,26 @@ class RayWorkerKillingBackend(_Fake):
             raise RuntimeError(f"not under a Ray worker (parent: {title[:80]!r}); refusing to kill it")
         os.kill(parent.pid, signal.SIGKILL)
         time.sleep(5)  # the SIGKILL lands; this worker is then an orphan and exits
+
+
+class SpawningBackend(_Fake):
+    """Starts a helper process in prepare, as runtimes do (compilers, device daemons), then steps
+    slowly. Writes "WORKER_PID HELPER_PID" to $BAKEOFF_TEST_PIDFILE so a test can watch both."""
+
+    name = "spawning"
+
+    def prepare(self, workload, spec):
+        import subprocess
+
+        helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        prepared = super().prepare(workload, spec)
+        prepared.helper = helper
+        pidfile = os.environ.get("BAKEOFF_TEST_PIDFILE")
+        if pidfile:
+            with open(pidfile + ".tmp", "w") as fh:
+                fh.write(f"{os.getpid()} {helper.pid}")
+            os.replace(pidfile + ".tmp", pidfile)
+        return prepared
+
+    def on_step(self):
+        time.sleep(0.01)

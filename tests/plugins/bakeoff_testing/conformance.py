@@ -82,7 +82,12 @@ class QueuedBackend:
         return Availability.yes(version="1.0")
 
     def devices(self):
-        return [DeviceInfo(backend=self.name, device="queue0", vendor="Test", model="Threaded queue")]
+        # The queue's worker thread runs torch on this host's CPU, so the CPU's peak is the queue's.
+        from harness.plausibility import host_cpu_peaks
+        from harness.precision import read_cpu_features
+
+        return [DeviceInfo(backend=self.name, device="queue0", vendor="Test", model="Threaded queue",
+                           peaks=host_cpu_peaks(read_cpu_features()))]
 
     def prepare(self, workload, spec):
         if spec.dtype not in ("float32", "float16", "bfloat16"):
@@ -91,7 +96,15 @@ class QueuedBackend:
             raise Unsupported(f"{self.name} has no generation loop")
         module = workload.build_module(spec.dtype)
         inputs = workload.example_inputs(spec.batch_size, spec.dtype)
-        return QueuedPrepared(module, inputs, self.synchronizes)
+        prepared = QueuedPrepared(module, inputs, self.synchronizes)
+        if spec.threads:
+            # Like a real backend, honour spec.threads, in the thread that runs torch: a new
+            # thread's OpenMP team is otherwise every core, and on a busy machine its barriers
+            # wait for preempted members (tens of ms a step, whatever the work).
+            import torch
+
+            prepared.device_queue.submit(lambda: torch.set_num_threads(spec.threads))
+        return prepared
 
 
 class UnsynchronizedBackend(QueuedBackend):
