@@ -1,7 +1,9 @@
 """Turn a request (backends x workloads x dtypes x batch sizes) into benchmarks, and run them.
 
 :func:`plan` validates everything before anything runs: unknown names, bad
-parameters and bad dtypes are :class:`UserError`\\ s. :func:`run_sweep` runs
+parameters and bad dtypes are :class:`UserError`\\ s, and so are batch sizes and
+parameters beyond their documented caps or whose inputs and weights (the
+workload's ``materialised_bytes``) exceed the host's memory. :func:`run_sweep` runs
 the planned benchmarks one at a time through a launcher and writes each
 record as soon as it finishes, so an interruption loses nothing finished.
 """
