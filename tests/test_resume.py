@@ -21,9 +21,16 @@ SWEEP = ["run", "-b", "null", "-b", "raising", "-w", "noop", "-p", "service_us=1
          "--iterations", "150", "--warmup", "0", "-q"]
 
 
+def _interruptible() -> None:
+    """Ctrl-C reaches the driver as in a terminal, even when this test run was started in the
+    background of a non-interactive shell (which starts it, and so its children, with SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def bakeoff(*args: str, **kw) -> subprocess.Popen:
     command = [str(BAKEOFF)] if BAKEOFF.exists() else [sys.executable, "-m", "harness.cli"]
-    return subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible, **kw)
 
 
 def wait_for_records(out: Path, count: int, timeout: float = 60) -> Path:
@@ -70,9 +77,12 @@ def test_ctrl_c_stops_cleanly_and_leaves_the_run_resumable(test_plugins, tmp_pat
     out = tmp_path / "results"
     process = bakeoff(*SWEEP, "--out", str(out))
     run_dir = wait_for_records(out, 2)
+    done_at_signal = len(list((run_dir / "records").glob("*.json")))
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 130
+    returncode = process.wait(timeout=60)
     stderr = process.stderr.read()
+    assert returncode == 130, (f"exit {returncode} with {done_at_signal} of 8 records done at SIGINT; "
+                               f"stderr: {stderr[-2000:]}")
     assert "Traceback" not in stderr
     assert f"bakeoff run --resume {run_dir.name}" in stderr
     assert read_manifest(run_dir)["status"] == "interrupted"
