@@ -214,7 +214,6 @@ class RunStore:
         if self.lock_fd is not None:
             return self.lock_fd
         import fcntl
-
         import time
 
         path = self.path / LOCK_NAME
