@@ -39,16 +39,30 @@ class Catalog:
     files: list[str] = field(default_factory=list)
 
     def match(self, device_model: str | None) -> dict[str, Any] | None:
-        """The entry whose longest ``match`` pattern occurs in the device model (case-insensitive)."""
+        """The entry whose longest ``match`` pattern names the device model (case-insensitive).
+
+        A pattern must stand as a whole model number: digits may not run on across either end,
+        so "H20" does not take "NVIDIA H200" (a price, a policy verdict and a peak borrowed from
+        a smaller device would all be wrong), while "910B" still takes "Ascend910B3", a variant.
+        """
         if not device_model:
             return None
         model = device_model.lower()
         best, best_length = None, 0
         for entry in self.entries.values():
             for pattern in entry.get("match", []):
-                if pattern.lower() in model and len(pattern) > best_length:
+                if len(pattern) > best_length and _names_model(pattern.lower(), model):
                     best, best_length = entry, len(pattern)
         return best
+
+
+def _names_model(pattern: str, model: str) -> bool:
+    """Whether ``pattern`` occurs in ``model`` without a digit continuing it on either side."""
+    if not pattern:
+        return False
+    before = r"(?<!\d)" if pattern[0].isdigit() else ""
+    after = r"(?!\d)" if pattern[-1].isdigit() else ""
+    return re.search(before + re.escape(pattern) + after, model) is not None
 
 
 _DEVICE_COUNT = re.compile(r"^\s*(\d+)\s*[x×]\s*(.+)$")

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from harness.errors import UserError
+from harness.limits import MAX_CONCURRENCY, MAX_QUERIES, MAX_STEPS, MAX_THREADS
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -191,7 +192,7 @@ def new_backend(name: str, parent: Path) -> None:
 @click.option("--preset", default="tiny", show_default=True, metavar="NAME", help="The llm preset (model shape).")
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "int8"]), default="float32",
               show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
 def serve_command(backend_name: str, device: str | None, workload: str, preset: str, dtype: str,
@@ -391,8 +392,6 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
         if given(option):
             stopping = replace(stopping, **{field: options[option]})
     if given("iterations"):
-        if options["iterations"] < 1:
-            raise UserError(f"--iterations {options['iterations']} must be >= 1")
         explicit_duration = stopping.min_duration_s if given("min_duration") else None
         stopping = stopping.with_fixed_iterations(options["iterations"])
         if explicit_duration is not None:
@@ -459,12 +458,12 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
                    "closed loop, for endpoints). Default: single-stream.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Sweep config (TOML); options given here override it. See docs/sweep.example.toml.")
-@click.option("--warmup", type=click.IntRange(min=0), default=5, metavar="N", help="Untimed warm-up steps. Default: 5.")
-@click.option("--iterations", type=int, default=None, metavar="N",
+@click.option("--warmup", type=click.IntRange(0, MAX_STEPS), default=5, metavar="N", help="Untimed warm-up steps. Default: 5.")
+@click.option("--iterations", type=click.IntRange(1, MAX_STEPS), default=None, metavar="N",
               help="Fixed number of timed steps (turns adaptive stopping off).")
 @click.option("--target-ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.02,
               metavar="FRACTION", help="Adaptive stopping: median's 95%-CI half-width target. Default: 0.02.")
-@click.option("--min-iterations", type=click.IntRange(min=1), default=10, metavar="N", help="Default: 10.")
+@click.option("--min-iterations", type=click.IntRange(1, MAX_STEPS), default=10, metavar="N", help="Default: 10.")
 @click.option("--min-duration", type=click.FloatRange(min=0), default=1.0, metavar="SECONDS", help="Default: 1.")
 @click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
               help="Stop sampling here even if the CI target is not reached. Default: 10.")
@@ -473,17 +472,17 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--latency-slo-ms", type=click.FloatRange(min=0, min_open=True), default=100.0, metavar="MS",
               help="Server scenario: p99 latency bound. Default: 100.")
 @click.option("--find-max-qps", is_flag=True, help="Server scenario: search the highest QPS that meets the SLO.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=4, metavar="N",
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=4, metavar="N",
               help="Concurrent scenario: clients in the closed loop. Default: 4.")
 @click.option("--find-max-concurrency", is_flag=True,
               help="Concurrent scenario: double the clients from 1 until the SLO fails; report the highest valid.")
-@click.option("--min-queries", type=click.IntRange(min=1), default=1000, metavar="N",
+@click.option("--min-queries", type=click.IntRange(1, MAX_QUERIES), default=1000, metavar="N",
               help="Server scenario: minimum query count. Default: 1000.")
 @click.option("--ttft-bound-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
               help="Server scenario, LLM workloads: p99 time-to-first-token bound.")
 @click.option("--tpot-bound-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
               help="Server scenario, LLM workloads: p99 time-per-output-token bound.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, metavar="N",
               help="Threads per benchmark. Default: every usable core.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=600.0,
               metavar="SECONDS", help="Time limit per benchmark; a worker past it is killed. Default: 600.")

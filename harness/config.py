@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import UserError
+from harness.limits import MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_QUERIES, MAX_SEED, MAX_STEPS, MAX_THREADS
 from harness.scenarios import ServerSettings
-from harness.interface import MAX_BATCH_SIZE
 from harness.sweep import SweepRequest
 from harness.timing import Stopping
 from harness.tomlfile import read_toml
@@ -51,14 +51,14 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "dtypes": Field("list[str]"),
         "batch_sizes": Field("list[int]", *POSITIVE, maximum=MAX_BATCH_SIZE),
         "scenarios": Field("list[str]"),
-        "threads": Field("int", *POSITIVE),
+        "threads": Field("int", *POSITIVE, maximum=MAX_THREADS),
         "timeout_s": Field("number", *GREATER_THAN_ZERO),
         "memory_limit": Field("size", *GREATER_THAN_ZERO),
     },
     "stopping": {
-        "warmup": Field("int", *NON_NEGATIVE),
-        "iterations": Field("int", *POSITIVE),
-        "min_iterations": Field("int", *POSITIVE),
+        "warmup": Field("int", *NON_NEGATIVE, maximum=MAX_STEPS),
+        "iterations": Field("int", *POSITIVE, maximum=MAX_STEPS),
+        "min_iterations": Field("int", *POSITIVE, maximum=MAX_STEPS),
         "min_duration_s": Field("number", *NON_NEGATIVE),
         "max_duration_s": Field("number", *GREATER_THAN_ZERO),
         "target_ci": Field("number", lambda v: 0 < v < 1, "between 0 and 1 (0.02 means 2%)"),
@@ -66,13 +66,13 @@ SECTIONS: dict[str, dict[str, Field]] = {
     "server": {
         "target_qps": Field("number", *GREATER_THAN_ZERO),
         "latency_slo_ms": Field("number", *GREATER_THAN_ZERO),
-        "min_queries": Field("int", *POSITIVE),
+        "min_queries": Field("int", *POSITIVE, maximum=MAX_QUERIES),
         "min_duration_s": Field("number", *NON_NEGATIVE),
         "find_max_qps": Field("bool"),
-        "seed": Field("int", *NON_NEGATIVE),
+        "seed": Field("int", *NON_NEGATIVE, maximum=MAX_SEED),
         "ttft_bound_ms": Field("number", *GREATER_THAN_ZERO),
         "tpot_bound_ms": Field("number", *GREATER_THAN_ZERO),
-        "concurrency": Field("int", *POSITIVE),
+        "concurrency": Field("int", *POSITIVE, maximum=MAX_CONCURRENCY),
         "find_max_concurrency": Field("bool"),
     },
 }

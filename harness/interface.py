@@ -66,8 +66,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; core never imports torch at
 #: by raising :class:`harness.errors.Unsupported` from ``prepare``.
 KNOWN_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "int8")
 
-#: The largest batch size a sweep accepts (a documented cap, checked when planning).
-MAX_BATCH_SIZE = 1 << 20
 
 #: Bytes per element of a workload's float tensors at each dtype (int8 is built and fed in float32).
 TENSOR_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 4}

@@ -145,25 +145,9 @@ def host_cpu_peaks(features: CpuFeatures | None) -> dict[str, Any]:
 # -- catalog peaks -------------------------------------------------------------------------------
 
 def catalog_entry(catalog: Any, model: str | None) -> Mapping[str, Any] | None:
-    """The catalog entry for ``model`` when its pattern stands as a whole model number.
-
-    ``Catalog.match`` takes any substring, so "H20" matches "NVIDIA H200"; a
-    peak borrowed from a smaller device would flag correct numbers, so here
-    the pattern must not run on into further letters or digits.
-    """
-    entry = catalog.match(model) if model else None
-    if entry is None:
-        return None
-    text = model.lower()
-    for pattern in entry.get("match", []):
-        pattern = pattern.lower()
-        start = text.find(pattern)
-        while start >= 0:
-            end = start + len(pattern)
-            if end == len(text) or not text[end].isalnum():
-                return entry
-            start = text.find(pattern, start + 1)
-    return None
+    """The catalog entry for ``model`` (``Catalog.match``: a pattern must name the whole model
+    number, so "H20" never lends its peak to an H200)."""
+    return catalog.match(model) if model else None
 
 
 def catalog_peaks(entry: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from harness.catalog import Catalog, device_count, figure
 from harness.cost import HOURS_PER_YEAR, OwnedInputs, cloud_cost, owned_cost
 from harness.options import backend_label
+from harness.plausibility import assess_record
 from harness.policy import Policy
 
 
@@ -64,9 +65,11 @@ def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None,
     parity = record.get("parity") or {}
     if parity.get("passed") is False:
         return None, [f"parity failed: {parity.get('reason')}"]
-    plausibility = record.get("plausibility") or {}
-    if plausibility.get("verdict") == "implausible":  # faster than the device can go: a wrong measurement
-        return None, [f"implausible: {plausibility.get('reason')}"]
+    # Faster than the device can go: a wrong measurement. Checked again against this ranking's
+    # catalog, whose --catalog files may know a device (and its peak) the run's built-in one did not.
+    for plausibility in (record.get("plausibility") or {}, assess_record(record, catalog) or {}):
+        if plausibility.get("verdict") == "implausible":
+            return None, [f"implausible: {plausibility.get('reason')}"]
     scenario = record.get("scenario") or {}
     if scenario.get("valid") is False:
         return None, [f"invalid {scenario.get('name')} result: {scenario.get('validity_reason')}"]

@@ -177,6 +177,9 @@ def summary_rows(records: Sequence[Mapping[str, Any]], ranking: Ranking | None) 
             status = excluded.get(label(record) + workload_label(record)) or (
                 "not ranked (no catalog given)" if ranking is None else record.get("status"))
             cost = "-"
+        interference = record.get("interference") or {}
+        if interference.get("noisy"):  # marked, not dropped: the machine was not the benchmark's own
+            status += " · noisy: " + "; ".join(interference.get("reasons") or ["other load on the host"])
         rows.append([workload_label(record), label(record), cost,
                      format_rate(throughput.get("value"), throughput.get("unit")),
                      format_seconds(stats.get("p99_s")),

@@ -16,7 +16,8 @@ from typing import Any, Mapping, Protocol, Sequence
 from harness import options as options_module
 from harness.environment import default_threads
 from harness.errors import UserError
-from harness.interface import KNOWN_DTYPES, MAX_BATCH_SIZE, Workload
+from harness.interface import KNOWN_DTYPES, Workload
+from harness.limits import MAX_BATCH_SIZE
 from harness.launchers import Launcher
 from harness.plugins import Registry
 from harness.results import RunStore

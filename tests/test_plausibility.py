@@ -124,9 +124,11 @@ def test_catalog_peaks_need_the_pattern_as_a_whole_model_number():
     catalog = load_catalog()
     assert catalog_entry(catalog, "NVIDIA H100 80GB HBM3")["id"] == "nvidia-h100-sxm5"
     assert catalog_entry(catalog, "NVIDIA H20")["id"] == "nvidia-h20"
-    # Catalog.match takes "H20" as a substring of "H200"; its peak would flag a real H200 number
-    assert catalog.match("NVIDIA H200")["id"] == "nvidia-h20"
+    # "H20" is a substring of "H200", but not its model number: its peak would flag a real H200
+    assert catalog.match("NVIDIA H200") is None
     assert catalog_entry(catalog, "NVIDIA H200") is None
+    # a letter-ended pattern still takes the variants of its chip
+    assert catalog_entry(catalog, "Ascend910B3")["id"] == catalog_entry(catalog, "Ascend 910B")["id"]
     h100 = catalog_peaks(catalog.entries["nvidia-h100-sxm5"])
     assert h100["flop_per_s"]["bfloat16"]["value"] == pytest.approx(989.4e12)
     assert h100["flop_per_s"]["int8"]["value"] == pytest.approx(1978.9e12)

@@ -156,3 +156,51 @@ def test_a_multi_device_candidate_is_priced_per_device(catalog):
     assert by_name["two"]["cost"]["value"] == pytest.approx(2 * by_name["one"]["cost"]["value"])
     plans = {p["candidate"].split("/")[0]: p for p in plan_fleet(result, 4000.0, OwnedSettings())}
     assert plans["two"]["devices"] == 2 * plans["one"]["devices"]
+
+
+def _gemm_record(model: str, flop_per_s: float) -> dict:
+    gemm = record("torch", flop_per_s, model=model)
+    gemm.update(unit="FLOP", work_per_step=2e9, flops_per_step=2e9,
+                throughput={"value": flop_per_s, "unit": "FLOP/s"})
+    gemm["spec"].update(workload="gemm", params={"size": 1000})
+    return gemm
+
+
+def _catalog_with(tmp_path, entry: str):
+    path = tmp_path / "mine.toml"
+    path.write_text('schema_version = 1\n[sources]\nQUOTE = "test"\n' + entry)
+    return load_catalog([DOCS / "catalog.example.toml", path])
+
+
+def test_rank_checks_plausibility_against_the_users_own_catalog(tmp_path):
+    """The run's record passed (the built-in catalog did not know the device); the user's
+    --catalog knows its peak, and 5 PFLOP/s on a 100 TFLOP/s part is a broken measurement."""
+    catalog = _catalog_with(tmp_path, '''
+[[hardware]]
+id = "acme-x1"
+name = "Acme X1"
+kind = "accelerator"
+match = ["Acme X1"]
+fp16_dense_tflops = { value = 100, source = "QUOTE", as_of = "2026-11-30" }
+[[hardware.prices]]
+usd_per_device_hour = 1.0
+instance = "x1"
+region = "r"
+source_url = "internal://q"
+retrieved = "2026-11-30"
+''')
+    honest, broken = _gemm_record("Acme X1", 50e12), _gemm_record("Acme X1", 5e15)
+    broken["key"] = "broken"
+    result = rank([honest, broken], catalog)
+    assert [c["record_key"] for c in result.ranked] == ["torch"]
+    (excluded,) = result.excluded
+    assert excluded["excluded_by"][0].startswith("implausible: ")
+    assert "catalog acme-x1" in excluded["excluded_by"][0]
+
+
+def test_a_device_the_catalog_lacks_is_not_priced_as_a_shorter_model_number(catalog):
+    """"H20" is a substring of "NVIDIA H200": an H200 must not inherit the H20's price or policy."""
+    assert load_catalog().match("NVIDIA H20")["id"] == "nvidia-h20"
+    assert load_catalog().match("NVIDIA H200") is None
+    result = rank([record("torch", 100.0, model="NVIDIA H200")], load_catalog())
+    assert result.excluded[0]["excluded_by"] == ["device not in the catalog"]

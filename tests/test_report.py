@@ -106,3 +106,20 @@ def test_output_into_a_missing_folder_is_one_line_exit_2(report_run, tmp_path):
         result = CliRunner().invoke(cli, command, prog_name="bakeoff")
         assert result.exit_code == 2 and "does not exist" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_noisy_candidate_is_marked_in_the_summary_but_still_ranked(report_run):
+    from harness.catalog import load_catalog
+    from harness.rank import rank
+
+    records = read_records(report_run)
+    reason = "other processes used 48% of the machine's CPU time while it was measured"
+    noisy_key = next(r["key"] for r in records if r["spec"]["workload"] == "llm" and r["status"] == "ok")
+    records = [{**r, "interference": {"noisy": True, "reasons": [reason]}} if r["key"] == noisy_key else r
+               for r in records]
+    catalog = load_catalog([Path(__file__).resolve().parent.parent / "docs" / "catalog.example.toml"])
+    ranking = rank(records, catalog)
+    text = build_report(records, [read_manifest(report_run)], ranking)
+    (row,) = [row for row in text.split("<tr>") if "noisy: " in row]
+    assert "rank " in row and reason.replace("'", "&#x27;") in row
+    assert text.count("noisy: ") == 1

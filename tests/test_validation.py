@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from harness import sweep
 from harness.cli import cli
 from harness.errors import UserError
-from harness.interface import MAX_BATCH_SIZE, Param
+from harness.interface import Param
+from harness.limits import MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_QUERIES, MAX_SEED, MAX_STEPS, MAX_THREADS
 from harness.results import MANIFEST_NAME, RunStore
 from harness.runner import Measurement, Outcome
 from harness.spec import BenchmarkSpec
@@ -49,6 +50,38 @@ def test_huge_batch_size_on_the_command_line_is_refused_the_same_way(tmp_path):
     line = one_line_error(invoke("run", "-b", "torch", "-w", "gemm", "--batch-size", HUGE, "--out", str(out)))
     assert f"batch size {HUGE} must be <= {MAX_BATCH_SIZE}" in line
     assert not out.exists()
+
+
+INTEGER_CAPS = [("sweep", "threads", "--threads", MAX_THREADS), ("stopping", "warmup", "--warmup", MAX_STEPS),
+                ("stopping", "iterations", "--iterations", MAX_STEPS),
+                ("stopping", "min_iterations", "--min-iterations", MAX_STEPS),
+                ("server", "min_queries", "--min-queries", MAX_QUERIES),
+                ("server", "concurrency", "--concurrency", MAX_CONCURRENCY), ("server", "seed", None, MAX_SEED)]
+
+
+@pytest.mark.parametrize("section, key, option, cap", INTEGER_CAPS, ids=[c[1] for c in INTEGER_CAPS])
+def test_every_integer_setting_has_a_cap_in_configs_and_on_the_command_line(tmp_path, section, key, option, cap):
+    out = tmp_path / "results"
+    config = tmp_path / "sweep.toml"
+
+    def write(value):
+        sweep_table = {"backends": '["torch"]', "workloads": '["gemm"]'}
+        tables = {"sweep": dict(sweep_table), section: {}} if section != "sweep" else {"sweep": dict(sweep_table)}
+        tables[section][key] = str(value)
+        config.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in table.items())
+                                  for name, table in tables.items()))
+
+    write(cap + 1)
+    line = one_line_error(invoke("run", "--config", str(config), "--out", str(out)))
+    assert f"{config}: [{section}] {key} = {cap + 1}: must be <= {cap}" in line
+    if option:
+        line = one_line_error(invoke("run", "-b", "torch", "-w", "gemm", option, str(cap + 1), "--out", str(out)))
+        assert f"Invalid value for '{option}': {cap + 1} is not in the range" in line and f"<={cap}" in line
+    assert not out.exists()
+    write(cap)
+    from harness.config import load_config
+
+    load_config(config)  # the cap itself is allowed
 
 
 def test_the_batch_size_cap_itself_is_allowed():
