@@ -24,3 +24,26 @@ def cpu_device_facts() -> dict[str, Any]:
         **(precision.device_fields() if precision else {}),
         "peaks": host_cpu_peaks(features),
     }
+
+
+def device_meters(device_type: str, index: int = 0) -> list[Any]:
+    """The energy meters that can see a device of this type (the EnergyMetered capability's
+    helper for the built-in backends): NVML for NVIDIA, npu-smi for Ascend, and always the host
+    CPU package through RAPL, which draws power whatever the device."""
+    from harness.telemetry import NpuSmiMeter, NvmlMeter, RaplMeter
+
+    meters: list[Any] = []
+    if device_type == "cuda":
+        meters.append(NvmlMeter(index))
+    elif device_type == "npu":
+        meters.append(NpuSmiMeter(index))
+    meters.append(RaplMeter())
+    return meters
+
+
+class HostEnergy:
+    """The EnergyMetered capability for runtimes whose meters are the host's alone (RAPL):
+    OpenVINO on the CPU or an Intel GPU sharing the package, where no device meter is read."""
+
+    def energy_meters(self) -> list[Any]:
+        return device_meters("cpu")

@@ -150,8 +150,11 @@ def export_generative(workload, dtype: str, directory: Path | None = None) -> tu
     """
     import torch
 
+    from harness.interface import torch_dtype
+
     module = workload.build_module(dtype)
-    shape = workload.shape
+    kv = workload.kv_layout()  # the Generative capability (harness/capabilities.py)
+    cache_dtype = torch_dtype(dtype)
 
     class Prefill(torch.nn.Module):
         def __init__(self) -> None:
@@ -159,8 +162,7 @@ def export_generative(workload, dtype: str, directory: Path | None = None) -> tu
             self.decoder = module
 
         def forward(self, input_ids):
-            empty = torch.zeros((shape.layers, input_ids.shape[0], shape.kv_heads, 0, shape.head_dim),
-                                dtype=module.embed.weight.dtype)
+            empty = torch.zeros((kv.layers, input_ids.shape[0], kv.kv_heads, 0, kv.head_dim), dtype=cache_dtype)
             return self.decoder(input_ids, empty, empty)
 
     outputs = ("next_token", "logits", "present_key", "present_value")

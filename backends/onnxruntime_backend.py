@@ -12,11 +12,12 @@ import os
 
 import numpy as np
 
+from harness.capabilities import Generative, OnnxModelFile, capability
 from harness.errors import Unsupported
 from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
 from harness.options import Option
-from backends._host import cpu_device_facts
+from backends._host import cpu_device_facts, device_meters
 
 #: Providers this backend lists, and the pip package that brings each. The
 #: onnxruntime packages all install the same ``onnxruntime`` module, so one
@@ -75,7 +76,7 @@ PROVIDER_OPTION_KEYS: dict[str, frozenset[str]] = {
 #: later sources read ``precision_mode_v2`` (microsoft/onnxruntime#27970).
 CANN_PRECISION_MODE_LAST = (1, 24)
 #: Providers whose memory IOBinding can address, by OrtValue device name.
-#: The torch-style device a provider's work lands on, for energy meters (NVML, npu-smi).
+#: The device type a provider's work lands on, for its energy meters (NVML, npu-smi; RAPL for the rest).
 PHYSICAL_DEVICE_TYPES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda",
                          "CANNExecutionProvider": "npu"}
 IOBINDING_DEVICES = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
@@ -226,12 +227,13 @@ class OnnxRuntimeBackend:
 
         # int8: export float32, then quantize the weights with quantize_dynamic.
         export_dtype = "float32" if spec.dtype == "int8" else spec.dtype
-        generative = getattr(workload, "generative", False)
-        if getattr(workload, "onnx_only", False):
+        generative = capability(workload, Generative)
+        onnx_file = capability(workload, OnnxModelFile)
+        if onnx_file is not None:
             from backends.onnx_export import ExportedModel
 
-            exported = [ExportedModel(workload.path, True, "user-supplied ONNX file", 0.0, "")]
-        elif generative:
+            exported = [ExportedModel(onnx_file.onnx_path, True, "user-supplied ONNX file", 0.0, "")]
+        elif generative is not None:
             exported = list(export_generative(workload, export_dtype))
         else:
             exported = [export_onnx(workload, export_dtype, spec.batch_size)]
@@ -270,23 +272,22 @@ class OnnxRuntimeBackend:
             io_binding = bind_device not in (None, "cpu")
         device_id = int(provider_options.get("device_id", 0))
         inputs = workload.example_inputs(spec.batch_size, export_dtype)
-        if getattr(workload, "onnx_only", False):
+        if onnx_file is not None:
             names = [meta.name for meta in sessions[0].get_inputs()]
             feeds = {name: tensor.numpy() for name, tensor in zip(workload.input_names, inputs)}
             feeds = {name: feeds[name] for name in names}
-        elif generative:
+        elif generative is not None:
             binding = (bind_device, device_id) if io_binding else None
-            prepared = OrtGenerativePrepared(sessions, inputs, workload.values["new_tokens"], binding)
+            prepared = OrtGenerativePrepared(sessions, inputs, generative.new_tokens, binding)
         else:
             feeds = {
                 meta.name: tensor.numpy()
                 for meta, tensor in zip(sessions[0].get_inputs(), inputs, strict=True)
             }
-        if not generative:
+        if generative is None:
             prepared = (OrtBoundPrepared(onnxruntime, sessions[0], feeds, bind_device, device_id)
                         if io_binding else OrtPrepared(sessions[0], feeds))
-        if provider in PHYSICAL_DEVICE_TYPES:
-            prepared.physical_device = f"{PHYSICAL_DEVICE_TYPES[provider]}:{device_id}"
+        prepared.meters = tuple(device_meters(PHYSICAL_DEVICE_TYPES.get(provider, "cpu"), device_id))
         prepared.details = {
             "model_paths": [str(path) for path in paths],
             "export_cache_hit": all(e.cache_hit for e in exported),
@@ -336,6 +337,9 @@ def quantize_int8(path, workload_name: str):
 
 
 class OrtPrepared(Prepared):
+    #: The meters that see the provider's device, set by ``prepare`` (capability EnergyMetered).
+    meters: tuple = ()
+
     def __init__(self, session, feeds) -> None:
         super().__init__()
         self.session, self.feeds = session, feeds
@@ -347,6 +351,9 @@ class OrtPrepared(Prepared):
 
     def outputs(self):
         return None if self.output is None else [array.astype("float32") for array in self.output]
+
+    def energy_meters(self):
+        return list(self.meters)
 
     def close(self) -> None:
         self.session = self.feeds = self.output = None

@@ -31,6 +31,7 @@ import threading
 import urllib.parse
 from typing import Any, Callable
 
+from harness.capabilities import Generative, capability
 from harness.errors import Unsupported
 from harness.interface import Availability, DeviceInfo, Prepared
 from harness.options import Option
@@ -80,7 +81,8 @@ class OpenAiHttpBackend:
                 raise ValueError(f"{key} = {options[key]}: must be >= {1 if key == 'request_timeout_s' else 0}")
 
     def prepare(self, workload, spec) -> Prepared:
-        if not getattr(workload, "generative", False) or "prompt_tokens" not in workload.values:
+        generative = capability(workload, Generative)
+        if generative is None:
             raise Unsupported("openai-http serves text generation: run it with the llm workload")
         if spec.batch_size != 1:
             raise Unsupported("openai-http sends one request per step; use batch size 1 (load comes from the scenario)")
@@ -94,7 +96,7 @@ class OpenAiHttpBackend:
         entry = next((m for m in served if m.get("id") == model), {})
         reported = entry.get("bakeoff") or {}
         prepared = OpenAiPrepared(client, options.get("api", "completions"), model,
-                                  workload.values["prompt_tokens"], workload.values["new_tokens"],
+                                  generative.prompt_tokens, generative.new_tokens,
                                   seed=workload.seed, max_failed_percent=options.get("max_failed_percent", 1),
                                   ignore_eos=options.get("ignore_eos", True),
                                   include_usage=options.get("include_usage", True))
@@ -113,8 +115,8 @@ class OpenAiHttpBackend:
                             "model": {"served_name": model, "parameters": "unknown (remote)"},
                             "engine": engine or "not reported by the server (set -O openai-http.engine=...)",
                             "server_reports": reported or None,
-                            "prompt": f"{workload.values['prompt_tokens']} seeded synthetic words, max_tokens "
-                                      f"{workload.values['new_tokens']}, ignore_eos"}
+                            "prompt": f"{generative.prompt_tokens} seeded synthetic words, max_tokens "
+                                      f"{generative.new_tokens}, ignore_eos"}
         return prepared
 
 
@@ -218,6 +220,8 @@ class OpenAiPrepared(Prepared):
         self.client, self.api, self.model = client, api, model
         self.new_tokens = new_tokens
         self.max_failure_rate = max_failed_percent / 100
+        #: What the endpoint says stands behind it; filled in by ``prepare`` (capability RemoteIdentity).
+        self.device_overrides: dict[str, Any] = {}
         rng = random.Random(seed)
         # Distinct seeded prompts, so no server-side prefix cache turns prefill into a lookup.
         self.prompts = [" ".join(f"w{rng.randrange(1 << 30)}" for _ in range(prompt_tokens)) for _ in range(64)]
@@ -229,6 +233,10 @@ class OpenAiPrepared(Prepared):
         self.chunk_counts: set[int] = set()
         self.mismatches = 0
         self._accounting = threading.Lock()  # the concurrent scenario calls step_streaming from many threads
+
+    def energy_meters(self) -> list[Any]:
+        """None: the work runs on the server, and this host's power is not the candidate's."""
+        return []
 
     def _payload(self, prompt: str) -> tuple[str, dict[str, Any]]:
         common: dict[str, Any] = {"model": self.model, "max_tokens": self.new_tokens, "stream": True,

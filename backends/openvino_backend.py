@@ -10,10 +10,11 @@ float32 number. The effective precision is read back into the record.
 
 from __future__ import annotations
 
+from harness.capabilities import Generative, OnnxModelFile, capability
 from harness.errors import Unsupported
 from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
-from backends._host import cpu_device_facts
+from backends._host import HostEnergy, cpu_device_facts
 
 #: bakeoff dtype -> (OpenVINO precision hint, OPTIMIZATION_CAPABILITIES entry)
 PRECISIONS = {"float32": ("f32", "FP32"), "float16": ("f16", "FP16"), "bfloat16": ("bf16", "BF16")}
@@ -112,9 +113,9 @@ class OpenVinoBackend:
 
         core = openvino.Core()
         # int8: float32 activations, int8 weights compressed by NNCF.
-        hint, capability = PRECISIONS["float32" if spec.dtype == "int8" else spec.dtype]
+        hint, needed = PRECISIONS["float32" if spec.dtype == "int8" else spec.dtype]
         capabilities = list(_property(core, spec.device, "OPTIMIZATION_CAPABILITIES") or [])
-        if capability not in capabilities:
+        if needed not in capabilities:
             raise Unsupported(
                 f"OpenVINO {spec.device} cannot compute in {spec.dtype} on this machine "
                 f"(capabilities: {', '.join(capabilities) or 'none reported'})"
@@ -122,7 +123,9 @@ class OpenVinoBackend:
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
         if spec.threads:
             config["INFERENCE_NUM_THREADS"] = spec.threads
-        if getattr(workload, "generative", False):
+        generative = capability(workload, Generative)
+        onnx_file = capability(workload, OnnxModelFile)
+        if generative is not None:
             # Dynamic-shape prefill and decode graphs: read the (cached) ONNX exports.
             from backends.onnx_export import export_generative
 
@@ -132,12 +135,12 @@ class OpenVinoBackend:
                 models = [compress_int8(model, workload.name) for model in models]
             compiled = [core.compile_model(model, spec.device, config) for model in models]
             inputs = workload.example_inputs(spec.batch_size, "float32")
-            prepared = OpenVinoGenerativePrepared(compiled, inputs, workload.values["new_tokens"])
+            prepared = OpenVinoGenerativePrepared(compiled, inputs, generative.new_tokens)
             converter = "openvino.Core.read_model(ONNX prefill + decode graphs)"
         else:
             inputs = workload.example_inputs(spec.batch_size, "float32")
-            if getattr(workload, "onnx_only", False):
-                model = core.read_model(str(workload.path))
+            if onnx_file is not None:
+                model = core.read_model(str(onnx_file.onnx_path))
                 converter = "openvino.Core.read_model(user-supplied ONNX file)"
             else:
                 model, cache_hit = converted_model(openvino, core, workload, inputs)
@@ -195,7 +198,7 @@ def converted_model(openvino, core, workload, inputs):
     return model, False
 
 
-class OpenVinoPrepared(Prepared):
+class OpenVinoPrepared(HostEnergy, Prepared):
     def __init__(self, request) -> None:
         super().__init__()
         self.request = request
@@ -214,7 +217,7 @@ class OpenVinoPrepared(Prepared):
         self.request = None
 
 
-class OpenVinoGenerativePrepared(GenerativePrepared, Prepared):
+class OpenVinoGenerativePrepared(HostEnergy, GenerativePrepared, Prepared):
     """Greedy generation on compiled prefill and decode graphs.
 
     Decode alternates between two infer requests: each step reads the KV cache

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 
+from harness.capabilities import Generative, OnnxModelFile, capability
 from harness.errors import Unsupported
 from harness.generation import GenerativePrepared
 from harness.interface import Availability, DeviceInfo, Prepared
 from harness.options import Option
-from backends._host import cpu_device_facts
+from backends._host import cpu_device_facts, device_meters
 
 #: Graph-capture modes. Each is part of the record's identity, so compiled and
 #: eager runs are never compared as equals.
@@ -119,7 +120,7 @@ class TorchBackend:
         return [cpu, *_accelerator_devices(torch)]
 
     def prepare(self, workload, spec) -> Prepared:
-        if getattr(workload, "onnx_only", False):
+        if capability(workload, OnnxModelFile) is not None:
             raise Unsupported("an ONNX model file runs on ONNX-capable backends (onnxruntime, openvino), not torch")
         torch = _import_torch()
         device = torch.device(spec.device)
@@ -140,26 +141,25 @@ class TorchBackend:
             module = _quantize_dynamic(torch, module, device, workload.name)
         options = spec.options_dict
         graph = options.get("graph", "eager")
-        generative = getattr(workload, "generative", False)
+        generative = capability(workload, Generative)
         if graph == "device-graph" and device.type not in GRAPH_CAPTURE_DEVICES:
             raise Unsupported(f"graph=device-graph needs a device with graph capture "
                               f"({', '.join(GRAPH_CAPTURE_DEVICES)}); {device.type} has none")
-        if graph == "device-graph" and generative:
+        if graph == "device-graph" and generative is not None:
             raise Unsupported("graph=device-graph captures static shapes; generative decode grows its KV "
                               "cache every token (use graph=compile)")
         graph_details = {"mode": graph}
         if graph == "compile":
             module, graph_details = _compile(torch, module, device, options.get("compile_mode", "default"))
-        if generative:
-            prepared = TorchGenerativePrepared(torch, module, inputs, device, module_api,
-                                               workload.values["new_tokens"])
+        if generative is not None:
+            prepared = TorchGenerativePrepared(torch, module, inputs, device, module_api, generative.new_tokens)
         elif graph == "device-graph":
             prepared = TorchGraphPrepared(torch, module, inputs, device, module_api)
             graph_details = prepared.capture_details
         else:
             prepared = TorchPrepared(torch, module, inputs, device, module_api)
         prepared.details.update(graph_details)
-        if (graph == "compile" and device.type == "cuda" and not generative
+        if (graph == "compile" and device.type == "cuda" and generative is None
                 and options.get("compile_mode") in ("reduce-overhead", "max-autotune")):
             prepared.mark_cudagraph_step = True
         if graph == "compile":
@@ -258,6 +258,10 @@ class TorchPrepared(Prepared):
     def synchronize(self) -> None:
         if self.module_api is not None:
             self.module_api.synchronize(self.device)
+
+    def energy_meters(self):
+        """NVML or npu-smi for the device, and RAPL for the host (capability EnergyMetered)."""
+        return device_meters(self.device.type, self.device.index or 0)
 
     def device_timer(self):
         """Device events on accelerators; the host clock on the CPU (which has no events)."""

@@ -71,14 +71,14 @@ def workload_key(workload: Any, **extra: Any) -> str | None:
     answer is a function of their own source file and parameters. A user's model
     file or factory (the custom workloads) can change behind the same parameters.
     """
-    if not getattr(workload, "reference_cacheable", False):
+    if not workload.reference_cacheable:
         return None
     digest = source_digest(workload)
     if digest == "unknown-source":
         return None
     identity = {"format": REFERENCE_FORMAT_VERSION, "class": f"{type(workload).__module__}.{type(workload).__qualname__}",
-                "source": digest, "params": workload.values, "seed": getattr(workload, "seed", None),
-                "torch": _torch_version(), **getattr(workload, "cache_identity", dict)(), **extra}
+                "source": digest, "params": workload.values, "seed": workload.seed,
+                "torch": _torch_version(), **workload.cache_identity(), **extra}
     return hashlib.blake2b(json.dumps(identity, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
 

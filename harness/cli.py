@@ -132,14 +132,16 @@ def backends(as_json: bool, catalog_paths: tuple[Path, ...], show_options: bool)
 
 
 def _print_backend_options(registry, as_json: bool) -> None:
+    from harness.capabilities import DeclaresOptions, capability
+
     rows = []
     for name in registry.backend_names():
         try:
-            declared = getattr(registry.backend(name), "OPTIONS", None) or {}
+            declares = capability(registry.backend(name), DeclaresOptions)
         except RuntimeError:
             continue  # a broken plugin declares nothing; `bakeoff backends` shows why
         rows.extend({"backend": name, "option": key, **option.to_dict(), "allowed": option.describe()}
-                    for key, option in declared.items())
+                    for key, option in (declares.OPTIONS if declares is not None else {}).items())
     if as_json:
         _echo_json(rows)
         return

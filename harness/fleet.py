@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from harness.capabilities import RayPlacement, capability
 from harness.errors import UserError
 from harness.runner import UNAVAILABLE, Outcome
 from harness.spec import BenchmarkSpec
@@ -99,9 +100,9 @@ def requirements_for(spec: BenchmarkSpec, backend: Any | None,
                      selectors: Iterable[tuple[str, str | None, str, float]] = ()) -> Requirements:
     """The resources ``spec`` needs on a node: the backend's declaration, else CPUs, plus user resources."""
     declared: Mapping[str, Any] = {}
-    declare = getattr(backend, "ray_requirements", None)
-    if declare is not None:
-        declared = declare(spec.device) or {}
+    placement = capability(backend, RayPlacement)
+    if placement is not None:
+        declared = placement.ray_requirements(spec.device) or {}
     resources = dict(declared.get("resources") or {})
     for backend_name, device, name, amount in selectors:
         if backend_name == spec.backend and device in (None, spec.device):
@@ -178,6 +179,9 @@ class RayExecutor:
     selectors: Sequence[tuple[str, str | None, str, float]] = ()
     queue_grace_s: float = QUEUE_GRACE_S
     clock: Callable[[], float] = time.monotonic
+    #: Set by connect(): the ray module, and the stdout that Ray's chatter is kept off.
+    _ray: Any = field(default=None, init=False, repr=False)
+    _saved_stdout: Any = field(default=None, init=False, repr=False)
 
     def connect(self) -> None:
         ray = _import_ray()
@@ -255,9 +259,9 @@ class RayExecutor:
                                   f"Ray task failed after {self.retries} retries ({kind}): {message}")
 
     def shutdown(self) -> None:
-        if getattr(self, "_ray", None) is not None and self._ray.is_initialized():
+        if self._ray is not None and self._ray.is_initialized():
             self._ray.shutdown()
-        if getattr(self, "_saved_stdout", None) is not None:
+        if self._saved_stdout is not None:
             sys.stdout, self._saved_stdout = self._saved_stdout, None
 
 

@@ -57,22 +57,37 @@ def _watts(record: Mapping[str, Any], entry: Mapping[str, Any]) -> tuple[float |
     return (float(tdp), True) if tdp else (None, True)
 
 
+def measurement_problem(record: Mapping[str, Any], catalog: Catalog | None = None) -> str | None:
+    """Why this record's numbers cannot be trusted, or None when they can.
+
+    The one definition of a trustworthy measurement, shared by :func:`evaluate` (which adds the
+    SLO, catalog, policy and price checks) and the report (whose charts show only these records):
+    it ran (``ok``), passed parity, is not implausible and has a valid scenario result. A chart of
+    a wrong number misleads as much as a ranking of it. ``catalog`` is the one plausibility is
+    re-checked against (the built-in one when None).
+    """
+    if record.get("status") != "ok":
+        return f"status {record.get('status')}: {record.get('reason')}"
+    parity = record.get("parity") or {}
+    if parity.get("passed") is False:
+        return f"parity failed: {parity.get('reason')}"
+    # Faster than the device can go: a wrong measurement. Checked again against the given catalog,
+    # whose --catalog files may know a device (and its peak) the run's built-in one did not.
+    for plausibility in (record.get("plausibility") or {}, assess_record(record, catalog) or {}):
+        if plausibility.get("verdict") == "implausible":
+            return f"implausible: {plausibility.get('reason')}"
+    scenario = record.get("scenario") or {}
+    if scenario.get("valid") is False:
+        return f"invalid {scenario.get('name')} result: {scenario.get('validity_reason')}"
+    return None
+
+
 def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None, slo_p99_s: float | None,
              pricing: str, owned: OwnedSettings) -> tuple[dict[str, Any] | None, list[str]]:
     """(candidate, []) when rankable; (None, reasons) when excluded."""
-    if record.get("status") != "ok":
-        return None, [f"status {record.get('status')}: {record.get('reason')}"]
-    parity = record.get("parity") or {}
-    if parity.get("passed") is False:
-        return None, [f"parity failed: {parity.get('reason')}"]
-    # Faster than the device can go: a wrong measurement. Checked again against this ranking's
-    # catalog, whose --catalog files may know a device (and its peak) the run's built-in one did not.
-    for plausibility in (record.get("plausibility") or {}, assess_record(record, catalog) or {}):
-        if plausibility.get("verdict") == "implausible":
-            return None, [f"implausible: {plausibility.get('reason')}"]
-    scenario = record.get("scenario") or {}
-    if scenario.get("valid") is False:
-        return None, [f"invalid {scenario.get('name')} result: {scenario.get('validity_reason')}"]
+    problem = measurement_problem(record, catalog)
+    if problem is not None:
+        return None, [problem]
     p99 = (record.get("stats") or {}).get("p99_s")
     if slo_p99_s is not None and (p99 is None or p99 > slo_p99_s):
         return None, [f"SLO: p99 {p99 * 1e3:.4g} ms > {slo_p99_s * 1e3:.4g} ms"]

@@ -7,9 +7,15 @@ Every string that comes from a run, a catalog or a plugin goes through
 executed.
 
 Contents: a summary ranking (cost per 1M tokens, throughput, p99, parity and
-policy status), a cost-versus-latency Pareto chart, throughput by backend and
-dtype, latency distributions from the raw samples, the decode roofline, and
-the environment of every run.
+policy status), the records left out of the charts with the reason, a
+cost-versus-latency Pareto chart, throughput by backend and dtype, latency
+distributions from the raw samples, the decode roofline, and the environment
+of every run.
+
+The charts show only records whose measurement can be trusted
+(:func:`harness.rank.measurement_problem` is None): a bar for a run that failed
+parity, is implausible or is invalid for its scenario looks exactly like a good
+one, so such records are listed under "Not charted" with their reason instead.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import io
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
-from harness.rank import Ranking, label, workload_label
+from harness.rank import Ranking, label, measurement_problem, workload_label
 from harness.roofline import read_ceilings, roofline_fraction
 from harness.units import format_bytes, format_rate, format_seconds
 
@@ -59,15 +65,46 @@ def _pyplot():
     return plt
 
 
-def _ok(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in records if r.get("status") == "ok" and r.get("stats")]
+def chart_problem(record: Mapping[str, Any]) -> str | None:
+    """Why the record is left out of the charts, or None when it is charted.
+
+    The rank's measurement checks (:func:`measurement_problem`: ok, parity, plausibility,
+    scenario validity), so that a chart never shows a number the ranking would not trust, plus
+    timing statistics, without which there is nothing to draw.
+    """
+    problem = measurement_problem(record)
+    if problem is None and not record.get("stats"):
+        return "no timing statistics recorded"
+    return problem
+
+
+def _charted(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records the charts may show (see :func:`chart_problem`)."""
+    return [r for r in records if chart_problem(r) is None]
+
+
+def not_charted_rows(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """[workload, candidate, run, reason] for every record the charts leave out."""
+    return [[workload_label(r), label(r), r.get("run_id"), problem]
+            for r in records if (problem := chart_problem(r)) is not None]
+
+
+def not_charted_section(records: Sequence[Mapping[str, Any]]) -> str:
+    """The records left out of the charts, each with its reason, so that a missing bar is explained."""
+    rows = not_charted_rows(records)
+    if not rows:
+        return ('<p class="note">Every record is charted: all ran, passed parity, are plausible and have '
+                "valid scenario results.</p>")
+    return (f'<p class="note">{len(rows)} of {len(records)} records are left out of the charts below, each for '
+            "the reason given: a chart shows only numbers that can be trusted.</p>"
+            + _table(["workload", "candidate", "run", "reason"], rows))
 
 
 def throughput_charts(records: Sequence[Mapping[str, Any]]) -> list[str]:
     plt = _pyplot()
     charts = []
     by_workload: dict[str, list] = defaultdict(list)
-    for record in _ok(records):
+    for record in _charted(records):
         if record.get("throughput"):
             by_workload[workload_label(record)].append(record)
     for workload, group in sorted(by_workload.items())[:8]:
@@ -93,7 +130,7 @@ def latency_charts(records: Sequence[Mapping[str, Any]]) -> list[str]:
     plt = _pyplot()
     charts = []
     by_workload: dict[str, list] = defaultdict(list)
-    for record in _ok(records):
+    for record in _charted(records):
         by_workload[workload_label(record)].append(record)
     for workload, group in sorted(by_workload.items())[:8]:
         samples = [[v / 1e6 for v in r["measurement"]["latencies_ns"]] for r in group]
@@ -134,7 +171,7 @@ def pareto_chart(ranking: Ranking | None) -> str:
 def roofline_chart(records: Sequence[Mapping[str, Any]]) -> str:
     ceilings = read_ceilings(records)
     rows = [(label(r) + " " + r["spec"]["workload"], r["tokens"]["decode_bytes_per_s"] / 1e9, fraction[1] / 1e9)
-            for r in _ok(records) if (fraction := roofline_fraction(r, ceilings))]
+            for r in _charted(records) if (fraction := roofline_fraction(r, ceilings))]
     if not rows:
         return '<p class="note">No roofline: run the membw workload with an LLM workload on the same device.</p>'
     plt = _pyplot()
@@ -199,6 +236,7 @@ def build_report(records: Sequence[Mapping[str, Any]], manifests: Sequence[Mappi
              "<h2>Summary</h2>",
              _table(["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"],
                     summary_rows(records, ranking), numeric={2, 3, 4}),
+             "<h2>Not charted</h2>", not_charted_section(records),
              "<h2>Cost versus latency</h2>", pareto_chart(ranking),
              "<h2>Throughput by backend and dtype</h2>", *throughput_charts(records),
              "<h2>Latency distributions</h2>", *latency_charts(records),

@@ -18,14 +18,16 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
+from harness.capabilities import (Described, EnergyMetered, FailureTolerance, ModelFacts, RemoteIdentity,
+                                  SparseActivation, capability)
 from harness.errors import Unsupported
+from harness.interface import Availability, Prepared
 from harness.parity import compare
-from harness.interface import Availability
 from harness.plugins import Registry, describe_exception
 from harness.scenarios import LOADED_SCENARIOS, RUNNERS, ScenarioResult
 from harness.spec import BenchmarkSpec
 from harness.telemetry.interference import InterferenceWatch
-from harness.telemetry.meters import default_meters, measure_energy
+from harness.telemetry.meters import measure_energy
 from harness.timing import HOST, Timebase, harness_overhead_ns, warm_up
 
 # Outcome statuses. Only "ok" outcomes carry a measurement and can be ranked.
@@ -162,8 +164,20 @@ def _find_device(devices: list[Any], device: str) -> Any | None:
     return next((d for d in devices if d.device == device), None)
 
 
+def backend_meters(prepared: Prepared) -> list[Any]:
+    """The energy meters the backend offers for its device (capability ``EnergyMetered``).
+
+    Core never picks a meter by device name: only the backend knows that its
+    ``CUDAExecutionProvider`` runs on ``cuda:0`` or that an endpoint's power
+    is not this host's. A backend that offers none gets an energy of
+    ``null`` with that reason.
+    """
+    metered = capability(prepared, EnergyMetered)
+    return list(metered.energy_meters()) if metered is not None else []
+
+
 def execute(spec: BenchmarkSpec, registry: Registry | None = None, *, timebase: Timebase = HOST,
-            meters: Callable[[str], list[Any]] = default_meters,
+            meters: Callable[[Prepared], list[Any]] = backend_meters,
             interference: Callable[[], InterferenceWatch] = InterferenceWatch) -> Outcome:
     """Run one benchmark to an :class:`Outcome`. Exceptions never escape.
 
@@ -189,7 +203,9 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         workload = registry.workload(spec.workload, spec.params_dict)
         availability = backend.probe()
         if not isinstance(availability, Availability) or not availability.available:
-            reason = getattr(availability, "reason", None) or "backend unavailable"
+            reason = (availability.reason if isinstance(availability, Availability)
+                      else f"probe() returned {type(availability).__name__}, not an Availability") \
+                or "backend unavailable"
             return Outcome(status=UNAVAILABLE, reason=reason)
         device = _find_device(list(backend.devices()), spec.device)
         if device is None:
@@ -212,9 +228,9 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         prepared = backend.prepare(workload, spec)
         prepare_s = (timebase.now() - prepare_start) / 1e9
         # A remote backend learns what stands behind its endpoint only now (device label, engine).
-        overrides = getattr(prepared, "device_overrides", None)
-        if overrides:
-            common["device_info"] = {**common["device_info"], **overrides}
+        remote = capability(prepared, RemoteIdentity)
+        if remote is not None and remote.device_overrides:
+            common["device_info"] = {**common["device_info"], **remote.device_overrides}
     except Unsupported as exc:
         return Outcome(status=UNSUPPORTED, reason=str(exc), **common)
     except Exception as exc:  # noqa: BLE001
@@ -228,7 +244,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         warm_up(prepared, spec.stopping.warmup)
         watch = interference()
         cpu_before, wall_before = time.process_time(), time.monotonic()
-        with measure_energy(meters(getattr(prepared, "physical_device", None) or spec.device)) as energy, watch:
+        with measure_energy(meters(prepared)) as energy, watch:
             result: ScenarioResult = scenario_runner(
                 prepared, replace(spec.stopping, warmup=0), timebase,
                 server=spec.server, work_per_step=common["work_per_step"], unit=workload.unit,
@@ -236,7 +252,8 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         cpu_after, wall_after = time.process_time(), time.monotonic()
         peak = prepared.peak_memory_bytes()
         details = dict(prepared.details)
-        _account_failures(result, details, getattr(prepared, "max_failure_rate", 0.0))
+        tolerance = capability(prepared, FailureTolerance)
+        _account_failures(result, details, tolerance.max_failure_rate if tolerance is not None else 0.0)
         outputs = prepared.outputs()
     except Unsupported as exc:  # a scenario this backend cannot serve (e.g. overlapping queries)
         return Outcome(status=UNSUPPORTED, reason=str(exc), prepare_s=prepare_s, **common)
@@ -265,14 +282,17 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         **weight_bytes_of(workload, spec.dtype),
         **input_bytes_of(workload, spec, peak),
     }
-    if hasattr(workload, "describe"):
-        details.setdefault("workload", workload.describe())
-    if hasattr(workload, "bytes_per_decode_step"):
+    described = capability(workload, Described)
+    if described is not None:
+        details.setdefault("workload", dict(described.describe()))
+    facts = capability(workload, ModelFacts)
+    if facts is not None:
+        sparse = capability(workload, SparseActivation)
         details.setdefault("model", {
-            "parameters": workload.parameter_count(),
-            "active_parameters": getattr(workload, "active_parameter_count", workload.parameter_count)(),
-            "weight_bytes": workload.weight_bytes(spec.dtype),
-            "bytes_per_decode_step": workload.bytes_per_decode_step(spec.batch_size, spec.dtype),
+            "parameters": facts.parameter_count(),
+            "active_parameters": sparse.active_parameter_count() if sparse is not None else facts.parameter_count(),
+            "weight_bytes": facts.weight_bytes(spec.dtype),
+            "bytes_per_decode_step": facts.bytes_per_decode_step(spec.batch_size, spec.dtype),
         })
     sampling = result.sampling
     measurement = Measurement(
@@ -384,7 +404,7 @@ def peak_rss_bytes(who: str = "self") -> int | None:
 def _account_failures(result: Any, details: dict[str, Any], max_failure_rate: float) -> None:
     """Failed queries (remote backends) go into the details by cause; above the backend's
     allowed rate they make the result invalid. They are never timed."""
-    failures = getattr(result.sampling, "failures", None) or {}
+    failures = result.sampling.failures
     if not failures:
         return
     failed = sum(failures.values())

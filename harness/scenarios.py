@@ -31,6 +31,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from harness.capabilities import ConcurrentSteps, StreamingStep, capability
 from harness.interface import Prepared
 from harness.stats import percentile
 from harness.timing import HOST, QueryFailed, Sampling, Stopping, Timebase, sample, warm_up
@@ -221,7 +222,8 @@ def run_server_trial(
     slo_ns = settings.latency_slo_s * 1e9
     allowed_violations = math.ceil(0.01 * len(offsets))
     give_up_ns = 2 * offsets[-1] + min(10 * slo_ns, 60e9)
-    streaming = getattr(prepared, "step_streaming", None)
+    streamer = capability(prepared, StreamingStep)
+    streaming = streamer.step_streaming if streamer is not None else None
     latencies, waits, token_offsets, lateness = [], [], [], []
     failures: dict[str, int] = {}
     violations = 0
@@ -471,7 +473,8 @@ def run_concurrent_trial(prepared: Prepared, concurrency: int, settings: ServerS
     """
     import threading
 
-    streaming = getattr(prepared, "step_streaming", None)
+    streamer = capability(prepared, StreamingStep)
+    streaming = streamer.step_streaming if streamer is not None else None
     now = timebase.now
     lock = threading.Lock()
     latencies: list[int] = []
@@ -539,7 +542,8 @@ def run_concurrent(
 ) -> ScenarioResult:
     from harness.errors import Unsupported
 
-    if not getattr(prepared, "concurrent_safe", False):
+    concurrent = capability(prepared, ConcurrentSteps)
+    if concurrent is None or not concurrent.concurrent_safe:
         raise Unsupported("the concurrent scenario needs a backend whose queries may overlap (an HTTP endpoint); "
                           "this one runs one query at a time: use server or single-stream")
     warm_up(prepared, stopping.warmup)

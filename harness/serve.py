@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from harness.capabilities import Generation, capability
 from harness.errors import Unsupported, UserError
 
 WORD_TOKEN = re.compile(r"^t(\d+)$")
@@ -85,9 +86,12 @@ class ServedModel:
         except Unsupported as exc:
             raise UserError(f"{backend_name} on {device} cannot serve llm at {dtype}: {exc}") from None
         self.prepare_s = time.perf_counter() - started
-        if not hasattr(self.prepared, "generate"):
+        generator = capability(self.prepared, Generation)
+        if generator is None:
+            self.prepared.close()
             raise UserError(f"backend {backend_name!r} cannot generate from arbitrary prompts")
-        self.tokenizer = WordTokenizer(self.workload.shape.vocab)
+        self.generator = generator
+        self.tokenizer = WordTokenizer(self.workload.vocab_size)
         self.name = f"bakeoff-llm-{preset}"
         self.identity = {"backend": backend_name, "backend_version": availability.version, "device": device,
                          "dtype": dtype, "preset": preset, "engine": "bakeoff serve",
@@ -99,7 +103,7 @@ class ServedModel:
         import numpy as np
 
         with self.lock:  # one request at a time: no continuous batching
-            self.prepared.generate(np.asarray([prompt], dtype=np.int64), max_tokens, on_token)
+            self.generator.generate(np.asarray([prompt], dtype=np.int64), max_tokens, on_token)
 
     def close(self) -> None:
         self.prepared.close()

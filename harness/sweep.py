@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
 from harness import options as options_module
+from harness.capabilities import ChecksOptions, DeclaresOptions, RequiresOptions, SweepMembership, capability
 from harness.environment import default_threads
 from harness.errors import UserError
 from harness.interface import KNOWN_DTYPES, Workload
@@ -201,7 +202,8 @@ def oversize_reason(workload: Workload, batch_size: int, dtype: str, limit_bytes
 def _in_default_sweep(registry: Registry, name: str) -> bool:
     """Backends that need the user's input (an endpoint URL) say ``default_sweep = False``."""
     try:
-        return bool(getattr(registry.backend(name), "default_sweep", True))
+        membership = capability(registry.backend(name), SweepMembership)
+        return membership is None or bool(membership.default_sweep)
     except Exception:  # noqa: BLE001 - a broken or remote-only plugin is listed, and reported, as usual
         return True
 
@@ -213,20 +215,22 @@ def backend_option_sets(registry: Registry, backend: str, device: str,
     A list value sweeps; sets that normalize to the same options run once.
     """
     instance = registry.backend(backend)
-    required = [key for key in getattr(instance, "required_options", ()) if key not in (values or {})]
+    requires = capability(instance, RequiresOptions)
+    required = [key for key in (requires.required_options if requires else ()) if key not in (values or {})]
     if required:
         raise UserError(f"backend {backend} needs " + ", ".join(f"-O {backend}.{key}=..." for key in required)
                         + " (see bakeoff backends --options)")
     if not values:
         return [{}]
-    declared = getattr(instance, "OPTIONS", None) or {}
+    declares = capability(instance, DeclaresOptions)
+    declared = declares.OPTIONS if declares is not None else {}
+    checker = capability(instance, ChecksOptions)
     sets: list[dict[str, Any]] = []
     for variant in options_module.variants(values):
         normalized = options_module.validate(backend, declared, variant)
-        check = getattr(instance, "check_options", None)
-        if normalized and check is not None:
+        if normalized and checker is not None:
             try:
-                check(device, normalized)
+                checker.check_options(device, normalized)
             except ValueError as exc:
                 raise UserError(f"backend option {backend} on {device}: {exc}") from None
         if normalized not in sets:

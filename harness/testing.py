@@ -8,7 +8,7 @@ A plugin author adds one test class to their own test suite::
         backend = "acme"          # the entry-point name (or the backend class, or an instance)
         device = None             # default: the backend's first available device
 
-and ``pytest`` runs six contracts against the real backend on the real device:
+and ``pytest`` runs seven contracts against the real backend on the real device:
 
 * **availability**: ``probe()`` never raises and returns an ``Availability``;
   unavailable means a non-empty reason.
@@ -29,6 +29,11 @@ and ``pytest`` runs six contracts against the real backend on the real device:
 * **error mapping**: each known dtype is ok or a clean ``unsupported`` skip;
   a runtime error inside the workload becomes a failed record with its
   message, not a crash, not a skip.
+* **capabilities**: reports which optional capabilities
+  (harness/capabilities.py) the backend and its prepared objects offer, and
+  fails on an attribute one typo away from a declared hook (``step_streming``)
+  or a backend hook defined on the prepared object: harness would silently
+  ignore either.
 
 Each contract is also a plain function (``check_timing(backend, device)``)
 raising :class:`ConformanceError` with a message that says what is wrong and
@@ -337,6 +342,41 @@ def check_error_mapping(backend: Any, device: str) -> dict[str, str]:
     return verdicts
 
 
+def check_capabilities(backend: Any, device: str,
+                       cases: Sequence[tuple[str, dict[str, Any]]] = (("gemm", {"size": 32}),
+                                                                       ("llm", {"preset": "tiny", "new_tokens": 2}))
+                       ) -> dict[str, list[str]]:
+    """The capabilities the backend and its prepared objects offer, by object; raises
+    :class:`ConformanceError` on a suspect hook (a typo of a declared one, or one on the wrong object).
+
+    Each case is prepared (not timed); a case the backend refuses with ``Unsupported`` is skipped.
+    """
+    from harness.capabilities import BACKEND, PREPARED, offered, suspect_hooks
+
+    backend = resolve_backend(backend)
+    problems = [hook.message(f"backend {backend.name!r} ({type(backend).__name__})")
+                for hook in suspect_hooks(backend, BACKEND)]
+    report = {"backend": offered(backend, BACKEND)}
+    registry = _Registry(backend)
+    for workload_name, params in cases:
+        workload = registry.workload(workload_name, params)
+        spec = BenchmarkSpec.create(backend=backend.name, device=device, workload=workload_name,
+                                    params=workload.values, stopping=QUICK)
+        try:
+            ready = backend.prepare(workload, spec)
+        except Unsupported:
+            continue
+        try:
+            where = f"{backend.name} on {device}, the prepared {workload_name} ({type(ready).__name__})"
+            problems += [hook.message(where) for hook in suspect_hooks(ready, PREPARED)]
+            report[f"prepared {workload_name}"] = offered(ready, PREPARED)
+        finally:
+            ready.close()
+    if problems:
+        raise ConformanceError("; ".join(problems))
+    return report
+
+
 def first_available_device(backend: Any) -> str | None:
     backend = resolve_backend(backend)
     availability = backend.probe()
@@ -427,3 +467,6 @@ class BackendConformance:
 
     def test_error_mapping(self):
         check_error_mapping(self.backend, self._device())
+
+    def test_capabilities(self):
+        check_capabilities(self.backend, self._device())

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
+from harness.capabilities import StreamingStep, capability
 from harness.interface import Prepared
 from harness.stats import median_ci_ranks
 
@@ -216,7 +217,8 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
 
     warm_up(prepared, stopping.warmup)
     device_timer = prepared.device_timer()
-    streaming = getattr(prepared, "step_streaming", None)
+    streamer = capability(prepared, StreamingStep)
+    streaming = streamer.step_streaming if streamer is not None else None
     now = timebase.now
     latencies: list[int] = []
     token_offsets: list[list[int]] | None = [] if streaming is not None else None

@@ -68,3 +68,21 @@ def test_a_backend_that_crashes_on_other_dtypes_fails_error_mapping(test_plugins
 def test_an_unknown_backend_name_says_how_to_register_it():
     with pytest.raises(ConformanceError, match="bakeoff.backends entry point"):
         testing.check_availability("no-such-backend")
+
+
+def test_a_misspelt_hook_fails_conformance_naming_it_and_the_nearest_capability(test_plugins):
+    with pytest.raises(ConformanceError) as error:
+        testing.check_capabilities("typo", "queue0")
+    message = str(error.value)
+    assert "'check_option', which no capability declares: did you mean 'check_options' (capability ChecksOptions" \
+        in message
+    assert "'step_streming', which no capability declares: did you mean 'step_streaming' (capability StreamingStep" \
+        in message
+
+
+def test_the_capabilities_contract_reports_what_a_correct_backend_offers(test_plugins):
+    assert testing.check_capabilities("queued", "queue0") == {"backend": [], "prepared gemm": []}
+    offered = testing.check_capabilities("torch", "cpu")
+    assert {"DeclaresOptions", "ChecksOptions", "RayPlacement"} <= set(offered["backend"])
+    assert {"StreamingStep", "Generation", "EnergyMetered"} <= set(offered["prepared llm"])
+    assert "StreamingStep" not in offered["prepared gemm"]

@@ -176,6 +176,6 @@ def test_device_throttling_seen_by_the_meter_reaches_the_record(test_plugins):
 
     quiet = lambda: InterferenceWatch(lambda: snapshot(0, 100, idle=10))  # noqa: E731 - nobody else ran
     spec = BenchmarkSpec.create(backend="null", device="fake", workload="noop", iterations=5, warmup=0)
-    outcome = execute(spec, Registry(), meters=lambda device: [ThrottledMeter()], interference=quiet)
+    outcome = execute(spec, Registry(), meters=lambda prepared: [ThrottledMeter()], interference=quiet)
     assert outcome.interference["device_throttle"] == ["hardware thermal slowdown"]
     assert outcome.interference["noisy"] is True

@@ -79,7 +79,7 @@ def test_every_guide_command_works_end_to_end(tmp_path):
     record = json.loads(records[0].read_text())
     assert record["status"] == "ok" and record["spec"]["backend"] == "acme" and record["parity"]["passed"]
     # The generated conformance tests passed unchanged (all six contracts ran, none skipped).
-    assert "6 passed" in outputs["pytest plugins/bakeoff-acme/tests"]
+    assert "7 passed" in outputs["pytest plugins/bakeoff-acme/tests"]
     # Publish: a wheel.
     assert list((tmp_path / "dist").glob("bakeoff_acme-0.1.0-*.whl"))
 

@@ -115,11 +115,58 @@ def test_a_noisy_candidate_is_marked_in_the_summary_but_still_ranked(report_run)
     records = read_records(report_run)
     reason = "other processes used 48% of the machine's CPU time while it was measured"
     noisy_key = next(r["key"] for r in records if r["spec"]["workload"] == "llm" and r["status"] == "ok")
-    records = [{**r, "interference": {"noisy": True, "reasons": [reason]}} if r["key"] == noisy_key else r
-               for r in records]
+    # The others are marked quiet: the fixture's own run is marked noisy when the suite shares a busy machine.
+    records = [{**r, "interference": {"noisy": r["key"] == noisy_key, "reasons": [reason] if r["key"] == noisy_key
+                                      else []}} for r in records]
     catalog = load_catalog([Path(__file__).resolve().parent.parent / "docs" / "catalog.example.toml"])
     ranking = rank(records, catalog)
     text = build_report(records, [read_manifest(report_run)], ranking)
     (row,) = [row for row in text.split("<tr>") if "noisy: " in row]
     assert "rank " in row and reason.replace("'", "&#x27;") in row
     assert text.count("noisy: ") == 1
+
+
+def _untrusted(records):
+    """Copies of the run's torch gemm record that failed parity and that are invalid for their scenario, each on
+    its own device name so that its candidate label is its own, in the same workload as the good records."""
+    good = next(r for r in records if r["spec"]["workload"] == "gemm" and r["spec"]["backend"] == "torch")
+    liar = {**good, "key": "liar", "spec": {**good["spec"], "device": "liar"},
+            "parity": {**good["parity"], "passed": False, "reason": "max_rel_error 0.5 > 0.001 <b>"}}
+    short = {**good, "key": "short", "spec": {**good["spec"], "device": "short"},
+             "scenario": {**good["scenario"], "valid": False, "validity_reason": "3 queries < min_queries 1024"}}
+    return liar, short
+
+
+def test_charts_leave_out_untrusted_records_and_the_report_lists_them_with_the_reason(report_run, monkeypatch):
+    from harness import report
+
+    records = read_records(report_run)
+    liar, short = _untrusted(records)
+    drawn: list[list[str]] = []  # the candidate labels on each chart's y axis, as the chart functions drew them
+
+    def capture(figure):
+        drawn.append([tick.get_text() for axis in figure.axes for tick in axis.get_yticklabels()])
+        return "<svg></svg>"
+
+    monkeypatch.setattr(report, "_svg", capture)
+    everything = [*records, liar, short]
+    report.throughput_charts(everything)
+    report.latency_charts(everything)
+    report.roofline_chart(everything)
+    labels = [text for chart in drawn for text in chart]
+    assert "torch/cpu float32 b1" in labels  # the good copy is still drawn
+    assert not [text for text in labels if "liar" in text or "short" in text]
+
+    text = build_report(everything, [read_manifest(report_run)])
+    section = text[text.index("<h2>Not charted</h2>"):text.index("<h2>Cost versus latency</h2>")]
+    rows = {row.split("</td>")[1].removeprefix("<td>"): row for row in section.split("<tr>")[2:]}
+    assert set(rows) == {"torch/liar float32 b1", "torch/short float32 b1"}
+    assert "parity failed: max_rel_error 0.5 &gt; 0.001 &lt;b&gt;" in rows["torch/liar float32 b1"]  # escaped
+    assert "invalid single-stream result: 3 queries &lt; min_queries 1024" in rows["torch/short float32 b1"]
+    assert f"2 of {len(everything)} records are left out of the charts" in section
+
+
+def test_a_report_with_only_trusted_records_says_every_record_is_charted(report_run):
+    text = build_report(read_records(report_run), [read_manifest(report_run)])
+    section = text[text.index("<h2>Not charted</h2>"):text.index("<h2>Cost versus latency</h2>")]
+    assert "Every record is charted" in section and "<table" not in section

@@ -192,7 +192,7 @@ def test_energy_per_unit_with_a_working_meter(tmp_path):
 def test_records_of_builtin_backends_have_memory_weights_and_honest_energy(tmp_path):
     spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="mlp", params={"hidden": 32}, iterations=3)
     store = RunStore.create(tmp_path)
-    store.write(spec, execute(spec, Registry(), meters=lambda device: [RaplMeter(tmp_path / "no-powercap")]))
+    store.write(spec, execute(spec, Registry(), meters=lambda prepared: [RaplMeter(tmp_path / "no-powercap")]))
     [record] = read_records(store.path)
     memory = record["memory"]
     assert memory["host_peak_rss_bytes"] > 10 << 20 and memory["host_peak_rss_source"].startswith(("VmHWM", "getrusage"))
@@ -253,7 +253,7 @@ def test_meters_start_after_the_warm_up_and_per_unit_energy_counts_measured_quer
 
     backend.prepare = counting_prepare
     spec = BenchmarkSpec.create(backend="null", device="fake", workload="noop", warmup=3, iterations=5)
-    outcome = execute(spec, registry, meters=lambda device: [meter])
+    outcome = execute(spec, registry, meters=lambda prepared: [meter])
     assert meter.at_start == {"n": 3}  # the warm-up ran before the meter started
     assert STEPS["n"] == 8
     assert outcome.energy["joules"] == 10.0

@@ -108,7 +108,6 @@ class OnnxModel(_CustomInputs):
         Param("path", str, "", "path to the .onnx file"),
         Param("inputs", str, "", "NAME:SHAPE:DTYPE;... (e.g. input_ids:1x128:int64)"),
     )
-    onnx_only = True
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
@@ -142,7 +141,8 @@ class OnnxModel(_CustomInputs):
             if rank and rank != len(spec.shape):
                 raise UserError(f"--input {spec.name}: shape {spec.shape} has rank {len(spec.shape)}, "
                                 f"the model expects rank {rank}")
-        self.path = path.resolve()
+        #: The OnnxModelFile capability: ONNX-capable backends load this file.
+        self.onnx_path = path.resolve()
         self.output_names = tuple(o.name for o in model.graph.output)
 
     def build_module(self, dtype: str):
@@ -151,7 +151,7 @@ class OnnxModel(_CustomInputs):
     def weight_bytes_with_source(self, dtype: str) -> tuple[int, str]:
         import onnx
 
-        model = onnx.load(str(self.path), load_external_data=False)
+        model = onnx.load(str(self.onnx_path), load_external_data=False)
         total = 0
         for tensor in model.graph.initializer:
             count = 1
@@ -164,7 +164,7 @@ class OnnxModel(_CustomInputs):
         """ONNX Runtime, CPU provider, float32 inputs: the closest thing to a reference."""
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
         feeds = {s.name: t.numpy() for s, t in zip(self.input_specs, self.example_inputs(batch_size, "float32"))}
         return [output.astype("float32") if output.dtype.kind == "f" else output
                 for output in session.run(None, feeds)]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from harness.capabilities import KvLayout
 from harness.interface import Param, Workload, torch_dtype
 from workloads._seeding import seeded
 
@@ -189,11 +190,26 @@ class Llm(Workload):
     )
     input_names = ("input_ids", "past_key", "past_value")
     output_names = ("next_token", "logits", "present_key", "present_value")
-    generative = True
 
     @property
     def shape(self) -> DecoderShape:
         return PRESETS[self.values["preset"]]
+
+    # -- the Generative capability (harness/capabilities.py): what backends may rely on -----
+    @property
+    def prompt_tokens(self) -> int:
+        return self.values["prompt_tokens"]
+
+    @property
+    def new_tokens(self) -> int:
+        return self.values["new_tokens"]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.shape.vocab
+
+    def kv_layout(self) -> KvLayout:
+        return KvLayout(layers=self.shape.layers, kv_heads=self.shape.kv_heads, head_dim=self.shape.head_dim)
 
     def build_module(self, dtype: str):
         with seeded(self.seed):

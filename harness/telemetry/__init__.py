@@ -13,9 +13,8 @@ from harness.telemetry.meters import (
     NvmlMeter,
     PowerIntegrator,
     RaplMeter,
-    default_meters,
     measure_energy,
 )
 
 __all__ = ["EnergyReading", "Meter", "NpuSmiMeter", "NvmlMeter", "PowerIntegrator", "RaplMeter",
-           "default_meters", "measure_energy"]
+           "measure_energy"]

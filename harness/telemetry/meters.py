@@ -330,17 +330,6 @@ class NpuSmiMeter:
 
 # -- orchestration --------------------------------------------------------------------
 
-def default_meters(device: str) -> list[Meter]:
-    """The meters that could see the device's energy, most direct first."""
-    meters: list[Meter] = []
-    if device.startswith("cuda"):
-        meters.append(NvmlMeter(int(device.split(":")[1]) if ":" in device else 0))
-    if device.startswith("npu"):
-        meters.append(NpuSmiMeter(int(device.split(":")[1]) if ":" in device else 0))
-    meters.append(RaplMeter())  # the host CPU package always draws power too
-    return meters
-
-
 class EnergySession:
     """Starts every available meter, stops them, and reports joules or why not."""
 
@@ -348,6 +337,7 @@ class EnergySession:
         self.meters = list(meters)
         self.reasons: dict[str, str] = {}
         self.active: list[Meter] = []
+        self.readings: list[EnergyReading] = []
 
     def __enter__(self) -> "EnergySession":
         for meter in self.meters:
@@ -363,7 +353,7 @@ class EnergySession:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.readings: list[EnergyReading] = []
+        self.readings = []
         for meter in self.active:
             try:
                 self.readings.append(meter.stop())
@@ -371,11 +361,11 @@ class EnergySession:
                 self.reasons[meter.name] = f"failed to read ({error})"
 
     def result(self, units: float | None, unit: str | None) -> dict[str, Any]:
-        readings = getattr(self, "readings", [])
+        readings = self.readings
         if not readings:
-            return {"joules": None, "reason": "no meter could read: " + "; ".join(
-                f"{name}: {reason}" for name, reason in self.reasons.items()),
-                "meters": [], "estimated": False}
+            reason = ("no meter could read: " + "; ".join(f"{name}: {reason}" for name, reason in self.reasons.items())
+                      if self.meters else "the backend offers no energy meter for this device")
+            return {"joules": None, "reason": reason, "meters": [], "estimated": False}
         joules = sum(r.joules for r in readings)
         seconds = max(r.seconds for r in readings)
         result = {

@@ -4,11 +4,13 @@ for the conformance suite's timing contract.
 ``QueuedBackend`` is correct: ``step()`` enqueues, ``synchronize()`` waits for the queue.
 ``UnsynchronizedBackend`` has the bug torch.utils.benchmark had on Ascend: its
 ``synchronize()`` returns at once, so the runner times the enqueue, not the work.
+``TypoBackend`` misspells two optional hooks, for the capabilities contract.
 """
 
 import queue
 import threading
 
+from harness.capabilities import Generative, capability
 from harness.errors import Unsupported
 from harness.interface import Availability, DeviceInfo, Prepared
 
@@ -92,7 +94,7 @@ class QueuedBackend:
     def prepare(self, workload, spec):
         if spec.dtype not in ("float32", "float16", "bfloat16"):
             raise Unsupported(f"{self.name} runs floating-point dtypes only, not {spec.dtype}")
-        if getattr(workload, "generative", False):
+        if capability(workload, Generative) is not None:
             raise Unsupported(f"{self.name} has no generation loop")
         module = workload.build_module(spec.dtype)
         inputs = workload.example_inputs(spec.batch_size, spec.dtype)
@@ -110,3 +112,26 @@ class QueuedBackend:
 class UnsynchronizedBackend(QueuedBackend):
     name = "unsynchronized"
     synchronizes = False
+
+
+class TypoPrepared(QueuedPrepared):
+    """A streaming step with its name misspelt: harness would never call it, and TTFT would be lost."""
+
+    def step_streming(self, mark):
+        self.step()
+        self.synchronize()
+        mark()
+
+
+class TypoBackend(QueuedBackend):
+    """Correct timing, but two hooks misspelt: one on the backend, one on its prepared object."""
+
+    name = "typo"
+
+    def check_option(self, device, options):  # ChecksOptions.check_options, misspelt
+        raise ValueError("never called")
+
+    def prepare(self, workload, spec):
+        ready = super().prepare(workload, spec)
+        ready.__class__ = TypoPrepared
+        return ready
