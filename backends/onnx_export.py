@@ -5,7 +5,7 @@ parameters, dtype, input shapes and dtypes, every weight's bytes, the torch
 version and the exporter. A second run of the same benchmark reuses the file,
 so export time never pollutes a sweep, and a changed weight never reuses a
 stale graph. Every exported file passes ``onnx.checker`` before it enters the
-cache; files are moved into place atomically.
+cache; files are fsync'd and moved into place atomically (harness/atomic.py).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.atomic import fsync_dir, fsync_tree
 
 EXPORT_FORMAT_VERSION = 1  # bump to invalidate every cached export
 
@@ -110,10 +112,12 @@ def export_module(module, inputs, *, stem: str, identity: dict, input_names, out
         exporter = _export(module, inputs, staging / "model.onnx", input_names, output_names, dynamic_axes)
         onnx.checker.check_model(str(staging / "model.onnx"))
         (staging / "export.json").write_text(json.dumps({"exporter": exporter, "hash": digest}))
+        fsync_tree(staging)  # the exporter does not fsync: the folder renamed into place must be complete
         try:
             os.replace(staging, folder)
         except OSError:  # another worker finished the same export first
             shutil.rmtree(staging, ignore_errors=True)
+        fsync_dir(root)  # and the rename itself durable
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -315,6 +315,7 @@ def quantize_int8(path, workload_name: str):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from backends.onnx_export import cache_dir
+    from harness.atomic import fsync_dir, fsync_tree
 
     source = Path(path)
     stat = source.stat()
@@ -326,7 +327,12 @@ def quantize_int8(path, workload_name: str):
         staging = folder / f".model.int8.{os.getpid()}.onnx"
         quantize_dynamic(str(source), str(staging), weight_type=QuantType.QInt8, use_external_data_format=True)
         # The external weight file keeps its staging name; the model refers to it by that name.
+        # quantize_dynamic does not fsync: the model and its weight file must be complete before the rename.
+        for written in (staging, staging.with_name(staging.name + ".data")):
+            if written.exists():
+                fsync_tree(written)
         os.replace(staging, target)
+        fsync_dir(folder)
     graph = onnx.load(str(target), load_external_data=False).graph
     quantized = [n for n in graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul",
                                                           "DynamicQuantizeLinear", "MatMulIntegerToFloat")]

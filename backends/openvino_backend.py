@@ -179,6 +179,7 @@ def converted_model(openvino, core, workload, inputs):
     from pathlib import Path
 
     from backends.onnx_export import _identity, cache_dir, content_hash
+    from harness.atomic import fsync_dir, fsync_tree
 
     module = workload.build_module("float32")
     identity = {**_identity(workload, "float32"), "converter": "openvino.convert_model",
@@ -192,9 +193,11 @@ def converted_model(openvino, core, workload, inputs):
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
         openvino.save_model(model, str(staging / "model.xml"), compress_to_fp16=False)
+        fsync_tree(staging)  # save_model does not fsync: the folder renamed into place must be complete
         os.replace(staging, folder)
     except OSError:  # another worker cached it first; keep theirs
         shutil.rmtree(staging, ignore_errors=True)
+    fsync_dir(root)  # and the rename itself durable
     return model, False
 
 

@@ -46,6 +46,8 @@ def run(
     threads: int | None = None,
     timeout_s: float | None = None,
     memory_limit_bytes: int | None = None,
+    backend_options: Mapping[str, Mapping[str, Any]] | None = None,
+    scenario_options: Mapping[str, Mapping[str, Any]] | None = None,
     config: str | Path | None = None,
     launcher: str = "subprocess",
     out: str | Path = "results",
@@ -56,7 +58,9 @@ def run(
     Empty ``backends`` or ``workloads`` mean every available one; empty
     ``batch_sizes`` mean 1 (1, 8, 32 for ``offline``). ``stopping`` is a
     :class:`harness.timing.Stopping` and ``server`` a
-    :class:`harness.scenarios.ServerSettings`. With ``config`` (a sweep TOML),
+    :class:`harness.scenarios.ServerSettings`. ``backend_options`` are ``-O``'s
+    (``{"torch": {"graph": "compile"}}``, a list sweeps) and ``scenario_options``
+    ``--scenario-option``'s (``{"burst": {"size": 8}}``). With ``config`` (a sweep TOML),
     the other arguments are ignored. Raises :class:`harness.errors.UserError`
     for bad input before anything runs.
     """
@@ -86,6 +90,8 @@ def run(
             threads=threads,
             timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
             memory_limit_bytes=memory_limit_bytes,
+            backend_options=dict(backend_options or {}),
+            scenario_options=dict(scenario_options or {}),
         )
         the_plan = plan(request)
     chosen = get_launcher(launcher)

@@ -8,7 +8,8 @@ change it: the workload's class, the hash of the source file that defines it,
 its parameters, the batch size and the torch version. A code change, a new
 parameter or a new torch never reuses a stale entry.
 
-Entries are written atomically (a temporary file renamed into place) and read
+Entries are written atomically and durably (a temporary file, fsync'd, renamed
+into place, then the folder fsync'd: harness/atomic.py) and read
 with ``numpy.load(allow_pickle=False)`` or JSON: nothing is ever unpickled.
 """
 
@@ -20,9 +21,10 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from harness.atomic import atomic_write
 
 #: Bump to invalidate every cached reference.
 REFERENCE_FORMAT_VERSION = 1
@@ -82,18 +84,6 @@ def workload_key(workload: Any, **extra: Any) -> str | None:
     return hashlib.blake2b(json.dumps(identity, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], binary: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cached_reference(workload: Any, batch_size: int) -> tuple[list[Any] | None, bool]:
     """``(workload.reference_outputs(batch_size), cache_hit)``, computed once per key."""
     import numpy as np
@@ -112,10 +102,10 @@ def cached_reference(workload: Any, batch_size: int) -> tuple[list[Any] | None, 
             pass  # a damaged entry is recomputed and replaced
     reference = workload.reference_outputs(batch_size)
     if reference is None:
-        _atomic_write(path, lambda fh: np.savez(fh, none=np.zeros(0)), binary=True)
+        atomic_write(path, lambda fh: np.savez(fh, none=np.zeros(0)), binary=True)
     else:
         arrays = [np.asarray(a) for a in reference]
-        _atomic_write(path, lambda fh: np.savez(fh, *arrays), binary=True)
+        atomic_write(path, lambda fh: np.savez(fh, *arrays), binary=True)
     return reference, False
 
 
@@ -131,5 +121,5 @@ def cached_weight_bytes(workload: Any, dtype: str) -> tuple[int, str]:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     value, source = workload.weight_bytes_with_source(dtype)
-    _atomic_write(path, lambda fh: json.dump({"bytes": value, "source": source}, fh), binary=False)
+    atomic_write(path, lambda fh: json.dump({"bytes": value, "source": source}, fh), binary=False)
     return value, source

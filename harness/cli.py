@@ -275,6 +275,28 @@ def workloads(as_json: bool) -> None:
     _console().print(workloads_table(listing))
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def scenarios(as_json: bool) -> None:
+    """List load scenarios (built-in and plugins) and their settings.
+
+    \b
+    Example:
+      bakeoff scenarios
+      bakeoff run -s server --qps 50
+      bakeoff run -s burst --scenario-option burst.size=8   (a plugin's scenario)
+    """
+    from harness.plugins import Registry
+
+    listing = Registry().scenario_listing()
+    if as_json:
+        _echo_json(listing)
+        return
+    from harness.tables import scenarios_table
+
+    _console().print(scenarios_table(listing))
+
+
 # -- run -----------------------------------------------------------------------
 
 class _ProgressObserver:
@@ -378,6 +400,14 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
         for backend, table in parse_assignments(options["backend_option_items"]).items():
             merged.setdefault(backend, {}).update(table)
         changes["backend_options"] = merged
+    if options["scenario_option_items"]:
+        from harness.options import parse_assignments
+
+        merged = {k: dict(v) for k, v in request.scenario_options.items()}
+        for scenario, table in parse_assignments(options["scenario_option_items"], "--scenario-option",
+                                                 "SCENARIO.KEY=VALUE (e.g. burst.size=8)").items():
+            merged.setdefault(scenario, {}).update(table)
+        changes["scenario_options"] = merged
     for option in ("threads", "timeout_s"):
         if given(option):
             changes[option] = options[option]
@@ -422,6 +452,7 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
 
 
 SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items", "backend_option_items",
+                 "scenario_option_items",
                  "preset", "model",
                  "model_factory", "model_inputs", "dtypes", "batch_sizes",
                  "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
@@ -454,10 +485,12 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
               help="float32 (default), float16, bfloat16 or int8 (repeatable).")
 @click.option("--batch-size", "batch_sizes", multiple=True, type=int, metavar="N",
               help="Batch size (repeatable). Default: 1; offline: 1, 8, 32.")
-@click.option("-s", "--scenario", "scenarios", multiple=True,
-              type=click.Choice(["single-stream", "offline", "server", "concurrent"]),
-              help="Scenario (repeatable): MLPerf's single-stream, offline, server; or concurrent (N clients in a "
-                   "closed loop, for endpoints). Default: single-stream.")
+@click.option("-s", "--scenario", "scenarios", multiple=True, metavar="NAME",
+              help="Scenario (repeatable): MLPerf's single-stream, offline, server; concurrent (N clients in a "
+                   "closed loop, for endpoints); or a plugin's (`bakeoff scenarios` lists them). "
+                   "Default: single-stream.")
+@click.option("--scenario-option", "scenario_option_items", multiple=True, metavar="SCENARIO.KEY=VALUE",
+              help="A scenario's own setting (repeatable), e.g. burst.size=8. See `bakeoff scenarios`.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Sweep config (TOML); options given here override it. See docs/sweep.example.toml.")
 @click.option("--warmup", type=click.IntRange(0, MAX_STEPS), default=5, metavar="N", help="Untimed warm-up steps. Default: 5.")

@@ -76,7 +76,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "find_max_concurrency": Field("bool"),
     },
 }
-TOP_LEVEL = {"schema_version", "sweep", "stopping", "server", "workload", "backend"}
+TOP_LEVEL = {"schema_version", "sweep", "stopping", "server", "workload", "backend", "scenario"}
 
 
 def _type_ok(kind: str, value: Any) -> bool:
@@ -159,6 +159,9 @@ def load_config(path: Path | str) -> SweepRequest:
     backend_tables = raw.get("backend", {})
     if not isinstance(backend_tables, dict) or not all(isinstance(t, dict) for t in backend_tables.values()):
         raise UserError(f"{path}: [backend] must hold tables of options such as [backend.torch]")
+    scenario_tables = raw.get("scenario", {})
+    if not isinstance(scenario_tables, dict) or not all(isinstance(t, dict) for t in scenario_tables.values()):
+        raise UserError(f"{path}: [scenario] must hold tables of settings such as [scenario.burst]")
 
     iterations = stopping_values.pop("iterations", None)
     stopping = Stopping(**stopping_values)
@@ -193,18 +196,18 @@ def load_config(path: Path | str) -> SweepRequest:
         timeout_s=sweep.get("timeout_s", defaults.timeout_s),
         memory_limit_bytes=sweep.get("memory_limit"),
         backend_options=backend_tables,
+        scenario_options=scenario_tables,
     )
 
 
 def _check_names(path: Path | str, request: SweepRequest, registry) -> None:
     from harness.interface import KNOWN_DTYPES
-    from harness.scenarios import SCENARIOS
 
     known = {
         "backends": (request.backends, registry.backend_names(), "backend"),
         "workloads": (request.workloads, registry.workload_names(), "workload"),
         "dtypes": (request.dtypes, KNOWN_DTYPES, "dtype"),
-        "scenarios": (request.scenarios, SCENARIOS, "scenario"),
+        "scenarios": (request.scenarios, registry.scenario_names(), "scenario"),
     }
     for key, (values, allowed, noun) in known.items():
         for value in values:

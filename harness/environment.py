@@ -2,7 +2,8 @@
 
 A comparison across runs is only fair when environments match, so the
 manifest carries the CPU, memory, OS, Python and the versions of the packages
-that decide performance. Versions come from package metadata, never from
+that decide performance (:data:`KEY_PACKAGES` says which, and why, plus every
+installed third-party plugin). Versions come from package metadata, never from
 importing the package (importing torch to read its version costs seconds).
 """
 
@@ -11,24 +12,43 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
-#: Packages whose versions change the numbers.
+#: Distributions whose versions can change a measured number, recorded in the manifest's
+#: ``host.packages`` when installed and hashed into every record's fingerprint
+#: (harness/telemetry/fingerprint.py). The rule: a package belongs here when a new version of it
+#: can make the same benchmark, on the same machine, run faster or slower or produce different
+#: outputs, because it runs the timed work, compiles or converts the graph that is timed, or
+#: generates the workload's model and inputs. Packages that only present, store or orchestrate
+#: results (click, rich, pandas, pyarrow, tabulate, matplotlib, aiohttp, ray) or read counters the
+#: kernel keeps (psutil) do not: a version bump there must not make two runs look incomparable.
+#: Nor does mlcommons-loadgen, which only the harness's own agreement test uses, nor
+#: transformers/optimum, which bakeoff does not use. Third-party backend and workload plugins
+#: are added by :func:`plugin_packages`.
 KEY_PACKAGES = (
+    # The built-in backends and workloads, the timing loop and the scenarios.
     "bakeoff",
+    "numpy",
+    # torch: eager and compiled runs, and the source of every exported or converted graph.
     "torch",
+    "torch-npu",  # Ascend: the npu device and torchair
+    "intel-extension-for-pytorch",
+    # ONNX Runtime: one of these per environment (they install the same module).
     "onnxruntime",
     "onnxruntime-gpu",
+    "onnxruntime-cann",
+    "onnxruntime-openvino",
+    "onnxruntime-rocm",  # AMD's build with the MIGraphX provider
+    # onnx and the dynamo exporter behind torch.onnx.export: they write the graph ONNX Runtime times.
     "onnx",
+    "onnxscript",
+    # OpenVINO, and nncf, which compresses its int8 weights.
     "openvino",
-    "numpy",
-    "pandas",
-    "psutil",
-    "click",
-    "rich",
+    "nncf",
 )
 
 
@@ -37,6 +57,44 @@ def package_version(name: str) -> str | None:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _canonical(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): ``Bakeoff_Testing`` is ``bakeoff-testing``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def plugin_packages() -> dict[str, str]:
+    """Name and version of every installed distribution that provides a backend, workload or
+    scenario plugin (the ``bakeoff.backends``, ``bakeoff.workloads`` and ``bakeoff.scenarios``
+    entry points, harness/plugins.py), bakeoff itself excepted (it is in :data:`KEY_PACKAGES`).
+    A backend plugin runs the timed work, a workload plugin defines it and a scenario plugin
+    issues it, so any one's version can change the numbers just as onnxruntime's can, whether or
+    not it loads. Never raises."""
+    try:
+        from harness.plugins import BACKEND_GROUP, SCENARIO_GROUP, WORKLOAD_GROUP, discover
+
+        groups = (BACKEND_GROUP, WORKLOAD_GROUP, SCENARIO_GROUP)
+        entries = [entry for group in groups for entry in discover(group).values()]
+    except Exception:  # noqa: BLE001 - a broken plugin's metadata must not stop a run
+        return {}
+    found: dict[str, str] = {}
+    for entry in entries:
+        name = entry.distribution
+        if not name or _canonical(name) == "bakeoff" or name in found:
+            continue
+        found[name] = package_version(name) or "unknown"
+    return found
+
+
+def key_packages() -> dict[str, str]:
+    """``{distribution: version}``: the installed :data:`KEY_PACKAGES` and plugin distributions."""
+    packages = {name: version for name in KEY_PACKAGES if (version := package_version(name))}
+    known = {_canonical(name) for name in packages}
+    for name, version in plugin_packages().items():
+        if _canonical(name) not in known:
+            packages[name] = version
+    return packages
 
 
 def cpu_identity() -> dict[str, Any]:
@@ -98,7 +156,7 @@ def collect_host() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
-        "packages": {name: package_version(name) for name in KEY_PACKAGES if package_version(name)},
+        "packages": key_packages(),
     }
 
 

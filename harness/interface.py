@@ -381,3 +381,49 @@ class Workload(abc.ABC):
             result = module(*self.example_inputs(batch_size, "float32"))
         results = result if isinstance(result, (tuple, list)) else (result,)
         return [t.detach().float().numpy() if t.is_floating_point() else t.numpy() for t in results]
+
+
+class Scenario(abc.ABC):
+    """A load pattern: how queries are issued, the headline metric, and when a run is valid.
+
+    Scenarios are plugins like backends and workloads: registered under the
+    entry-point group ``bakeoff.scenarios`` (the built-in ``single-stream``,
+    ``offline``, ``server`` and ``concurrent`` register the same way, see
+    harness/scenarios.py). ``bakeoff run -s NAME`` runs one; its settings come
+    from ``--scenario-option NAME.key=value`` or a config's ``[scenario.NAME]``
+    table, validated against ``SETTINGS`` before anything runs, and the
+    settings that differ from their defaults are part of each benchmark's
+    identity, so runs under different settings never compare as equals.
+
+    The runner owns the clock: ``run`` receives the prepared workload and a
+    :class:`harness.timing.Timebase` and returns a
+    :class:`harness.scenarios.ScenarioResult` (samples, metric, validity and
+    reason). Build it from :func:`harness.timing.sample` or
+    :func:`harness.scenarios.run_single_stream`, never from a clock of its own.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: Settings by key (``harness.options.Option``: kind, default, choices, help).
+    SETTINGS: ClassVar[Mapping[str, Any]] = {}
+    #: Batch sizes a sweep runs when the user names none.
+    default_batch_sizes: ClassVar[tuple[int, ...]] = (1,)
+    #: Whether the load and SLO come from the server settings (``--qps``, ``--concurrency``,
+    #: ``--latency-slo-ms``, a config's ``[server]``): the built-in server and concurrent.
+    uses_server_settings: ClassVar[bool] = False
+    #: Whether the energy meters' span holds only the timed samples, each one step of the
+    #: workload, so energy per unit of work can be computed. False when one record covers
+    #: several trials (a max-QPS search).
+    samples_cover_metered_span: ClassVar[bool] = True
+
+    def check(self, settings: Mapping[str, Any], server: Any) -> None:
+        """Refuse settings that mean nothing together (raise :class:`UserError`), before anything runs."""
+
+    def identity(self, settings: Mapping[str, Any], server: Any) -> dict[str, Any]:
+        """This scenario's part of a benchmark's identity: by default its non-default settings."""
+        return {"scenario_options": dict(settings)} if settings else {}
+
+    @abc.abstractmethod
+    def run(self, prepared: Prepared, stopping: Any, timebase: Any, *, settings: Mapping[str, Any],
+            server: Any, work_per_step: float, unit: str) -> Any:
+        """Run the load on ``prepared`` (already warmed up) and return a ``ScenarioResult``."""

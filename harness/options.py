@@ -57,21 +57,24 @@ def _kind_ok(kind: str, value: Any) -> bool:
     raise AssertionError(kind)
 
 
-def validate(backend: str, declared: Mapping[str, Option], values: Mapping[str, Any]) -> dict[str, Any]:
+def validate(backend: str, declared: Mapping[str, Option], values: Mapping[str, Any], *,
+             noun: str = "backend option") -> dict[str, Any]:
     """Check ``values`` against ``declared``; return them without default-valued entries.
 
-    Raises :class:`UserError` naming ``backend.key``, the value and what is allowed.
+    Raises :class:`UserError` naming ``backend.key`` (a scenario's name for its settings,
+    with ``noun="scenario setting"``), the value and what is allowed.
     """
     normalized: dict[str, Any] = {}
+    plural = noun.split()[-1] + "s"
     for key, value in values.items():
         if key not in declared:
             allowed = ", ".join(sorted(declared)) or "none"
-            raise UserError(f"backend option {backend}.{key}: unknown option (options of {backend}: {allowed})")
+            raise UserError(f"{noun} {backend}.{key}: unknown {noun.split()[-1]} ({plural} of {backend}: {allowed})")
         option = declared[key]
         if not _kind_ok(option.kind, value):
-            raise UserError(f"backend option {backend}.{key} = {value!r}: must be {KINDS[option.kind]}")
+            raise UserError(f"{noun} {backend}.{key} = {value!r}: must be {KINDS[option.kind]}")
         if option.choices and value not in option.choices:
-            raise UserError(f"backend option {backend}.{key} = {value!r}: allowed: "
+            raise UserError(f"{noun} {backend}.{key} = {value!r}: allowed: "
                             f"{', '.join(str(c) for c in option.choices)}")
         if option.kind == "table":
             value = {k: value[k] for k in sorted(value)}
@@ -102,8 +105,11 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_assignments(items: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``-O torch.graph=compile -O onnxruntime.provider_options.device_id=0`` to per-backend tables.
+def parse_assignments(items: Sequence[str], flag: str = "--backend-option",
+                      form: str = "BACKEND.KEY=VALUE (e.g. torch.graph=compile, "
+                                  "onnxruntime.provider_options.device_id=0)") -> dict[str, dict[str, Any]]:
+    """``-O torch.graph=compile -O onnxruntime.provider_options.device_id=0`` to per-backend tables
+    (and ``--scenario-option burst.size=8`` to per-scenario ones).
 
     A key given twice becomes a list, i.e. a sweep over both values.
     """
@@ -112,15 +118,14 @@ def parse_assignments(items: Sequence[str]) -> dict[str, dict[str, Any]]:
         path, sep, text = item.partition("=")
         parts = [p.strip() for p in path.split(".")]
         if not sep or len(parts) < 2 or not all(parts):
-            raise UserError(f"--backend-option {item!r}: expected BACKEND.KEY=VALUE "
-                            "(e.g. torch.graph=compile, onnxruntime.provider_options.device_id=0)")
+            raise UserError(f"{flag} {item!r}: expected {form}")
         backend, key, *nested = parts
         value = parse_value(text.strip())
         table = per_backend.setdefault(backend, {})
         if nested:
             inner = table.setdefault(key, {})
             if not isinstance(inner, dict):
-                raise UserError(f"--backend-option {item!r}: {backend}.{key} is already set to a value")
+                raise UserError(f"{flag} {item!r}: {backend}.{key} is already set to a value")
             for part in nested[:-1]:
                 inner = inner.setdefault(part, {})
             inner[nested[-1]] = value

@@ -1,7 +1,7 @@
 """Plugin discovery through entry points, with every failure isolated.
 
-Backends live in the entry-point group ``bakeoff.backends`` and workloads in
-``bakeoff.workloads``. The built-ins register there exactly as a third-party
+Backends live in the entry-point group ``bakeoff.backends``, workloads in
+``bakeoff.workloads`` and scenarios in ``bakeoff.scenarios``. The built-ins register there exactly as a third-party
 package does, so there is one code path for both.
 
 Loading is lazy and guarded: a plugin whose import fails, whose factory
@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
 
 from harness.errors import UserError
-from harness.interface import Availability, Backend, DeviceInfo, Workload
+from harness.interface import Availability, Backend, DeviceInfo, Scenario, Workload
 
 BACKEND_GROUP = "bakeoff.backends"
 WORKLOAD_GROUP = "bakeoff.workloads"
+SCENARIO_GROUP = "bakeoff.scenarios"
 
 T = TypeVar("T")
 
@@ -132,6 +133,7 @@ class Registry:
     def __init__(self) -> None:
         self.backend_entries = discover(BACKEND_GROUP)
         self.workload_entries = discover(WORKLOAD_GROUP)
+        self.scenario_entries = discover(SCENARIO_GROUP)
         self._backends: dict[str, Backend | None] = {}
         self._backend_errors: dict[str, str] = {}
 
@@ -227,3 +229,57 @@ class Registry:
 
     def workload(self, name: str, params: dict[str, Any] | None = None) -> Workload:
         return self.workload_class(name)(**(params or {}))
+
+    # -- scenarios --------------------------------------------------------
+    def scenario_names(self) -> list[str]:
+        return sorted(self.scenario_entries)
+
+    def scenario(self, name: str) -> Scenario:
+        """An instantiated scenario; :class:`UserError` if unknown, ``RuntimeError`` if broken."""
+        entry = self.scenario_entries.get(name)
+        if entry is None:
+            known = ", ".join(self.scenario_names()) or "none installed"
+            raise UserError(f"unknown scenario {name!r} (known: {known})")
+        cls = entry.load()
+        if entry.error is not None:
+            raise RuntimeError(entry.error)
+        if not (isinstance(cls, type) and issubclass(cls, Scenario)):
+            raise RuntimeError(f"plugin failed to load: {entry.target} is not a Scenario subclass")
+        if cls.name != name:
+            raise RuntimeError(f"plugin failed to load: {entry.target} is named {cls.name!r}, "
+                               f"registered as {name!r}")
+        return cls()
+
+
+    def scenario_listing(self) -> list[dict[str, Any]]:
+        """Every installed scenario with its settings and where it comes from; a broken one
+        is listed with its error, as a broken backend is."""
+        rows = []
+        for name in self.scenario_names():
+            entry = self.scenario_entries[name]
+            row: dict[str, Any] = {"name": name, "plugin": f"{entry.target} ({entry.distribution or 'unknown'})"}
+            try:
+                scenario = self.scenario(name)
+            except RuntimeError as exc:
+                rows.append({**row, "error": str(exc)})
+                continue
+            rows.append({**row, "description": scenario.description,
+                         "uses_server_settings": scenario.uses_server_settings,
+                         "default_batch_sizes": list(scenario.default_batch_sizes),
+                         "settings": [{"key": key, **option.to_dict(), "allowed": option.describe()}
+                                      for key, option in scenario.SETTINGS.items()]})
+        return rows
+
+
+_SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario_named(name: str) -> Scenario | None:
+    """The installed scenario ``name`` (cached once found), or ``None`` when it is not installed
+    or broken: for computing a spec's identity, many times per plan, without rediscovery."""
+    if name not in _SCENARIOS:
+        try:
+            _SCENARIOS[name] = Registry().scenario(name)
+        except (UserError, RuntimeError):
+            return None
+    return _SCENARIOS[name]

@@ -5,9 +5,10 @@ Layout of ``results/<run-id>/``::
     run.json               the manifest: who, when, where, with what
     records/<key>.json     one record per benchmark, written when it finishes
 
-Every file is written atomically (temporary file, fsync, rename), so an
-interrupted run leaves only complete files and nothing already measured is
-lost. Records keep every raw latency, not only summaries.
+Every file is written atomically (temporary file, fsync, rename, fsync of the
+folder: harness/atomic.py), so an interrupted run leaves only complete files
+and nothing already measured is lost. Records keep every raw latency, not only
+summaries.
 
 Schema history (``SCHEMA_VERSION``; bump it and add a line for every change to
 a file's shape, and teach :func:`_upgrade` to read the old one):
@@ -25,11 +26,11 @@ import json
 import os
 import secrets
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from harness.atomic import atomic_write_json
 from harness.errors import ResultsError
 from harness.options import flatten as flatten_options, options_text
 from harness.runner import OK, STATUSES, Outcome, utc_now
@@ -51,31 +52,6 @@ DEFAULT_RESULTS_DIR = Path("results")
 
 
 # -- writing ---------------------------------------------------------------
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON so that ``path`` is either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-
 
 def new_run_id(now: datetime | None = None) -> str:
     """``YYYYMMDD-HHMMSS-xxxx``: sorts by time, unique across hosts."""
@@ -610,11 +586,6 @@ def _find_run(run: str, results_dir: Path | str) -> Path:
     if len(matches) > 1:
         raise ResultsError(f"run {run!r} is ambiguous in {root}: {', '.join(m.name for m in matches)}")
     raise ResultsError(f"no run {run!r} (looked for a run folder at {candidate} and under {root})")
-
-
-def iter_run_dirs(root: Path | str = DEFAULT_RESULTS_DIR) -> Iterable[Path]:
-    root = Path(root)
-    return sorted(p for p in root.glob("*") if (p / MANIFEST_NAME).exists()) if root.exists() else []
 
 
 #: List-valued columns, stored as JSON text in formats without lists (CSV, markdown).

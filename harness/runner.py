@@ -24,7 +24,7 @@ from harness.errors import Unsupported
 from harness.interface import Availability, Prepared
 from harness.parity import compare
 from harness.plugins import Registry, describe_exception
-from harness.scenarios import LOADED_SCENARIOS, RUNNERS, ScenarioResult
+from harness.scenarios import ScenarioResult
 from harness.spec import BenchmarkSpec
 from harness.telemetry.interference import InterferenceWatch
 from harness.telemetry.meters import measure_energy
@@ -212,7 +212,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
             return Outcome(status=UNAVAILABLE, reason=f"device {spec.device!r} not found")
         if not device.available:
             return Outcome(status=UNAVAILABLE, reason=device.reason or "device unavailable")
-        scenario_runner = RUNNERS[spec.scenario]
+        scenario = registry.scenario(spec.scenario)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
         return _failed_from(exc, "")
 
@@ -245,8 +245,8 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         watch = interference()
         cpu_before, wall_before = time.process_time(), time.monotonic()
         with measure_energy(meters(prepared)) as energy, watch:
-            result: ScenarioResult = scenario_runner(
-                prepared, replace(spec.stopping, warmup=0), timebase,
+            result: ScenarioResult = scenario.run(
+                prepared, replace(spec.stopping, warmup=0), timebase, settings=spec.scenario_options_dict,
                 server=spec.server, work_per_step=common["work_per_step"], unit=workload.unit,
             )
         cpu_after, wall_after = time.process_time(), time.monotonic()
@@ -267,7 +267,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         except Exception:  # noqa: BLE001 - a failing close must not hide the measurement
             pass
     parity = check_parity(workload, spec, outputs)
-    loaded = spec.scenario in LOADED_SCENARIOS
+    loaded = not scenario.samples_cover_metered_span
     steps = None if loaded else len(result.sampling.latencies_ns)
     energy_result = energy.result(steps * common["work_per_step"] if steps else None, workload.unit)
     if loaded and energy_result.get("joules") is not None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 from harness.options import freeze, thaw
-from harness.scenarios import CONCURRENT, SERVER, SINGLE_STREAM, ServerSettings
+from harness.scenarios import SINGLE_STREAM, ServerSettings
 from harness.timing import Stopping
 
 #: Seconds a benchmark may run (prepare and measure) before its worker is killed.
@@ -39,11 +39,14 @@ class BenchmarkSpec:
     #: Backend options that change what is measured (graph capture, provider
     #: options, IOBinding): part of the identity. See harness/options.py.
     options: tuple[tuple[str, Any], ...] = ()
+    #: The scenario's own settings (a plugin scenario's ``SETTINGS``), defaults dropped:
+    #: part of the identity through the scenario (harness.interface.Scenario.identity).
+    scenario_options: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def create(cls, *, params: Mapping[str, Any] | None = None, warmup: int | None = None,
                iterations: int | None = None, options: Mapping[str, Any] | None = None,
-               **fields: Any) -> "BenchmarkSpec":
+               scenario_options: Mapping[str, Any] | None = None, **fields: Any) -> "BenchmarkSpec":
         """Build a spec; ``warmup``/``iterations`` are shorthands for a fixed-count stopping rule."""
         stopping = fields.pop("stopping", Stopping())
         if warmup is not None:
@@ -51,7 +54,7 @@ class BenchmarkSpec:
         if iterations is not None:
             stopping = stopping.with_fixed_iterations(iterations)
         return cls(stopping=stopping, params=tuple(sorted((params or {}).items())),
-                   options=freeze(options or {}), **fields)
+                   options=freeze(options or {}), scenario_options=freeze(scenario_options or {}), **fields)
 
     @property
     def params_dict(self) -> dict[str, Any]:
@@ -60,6 +63,10 @@ class BenchmarkSpec:
     @property
     def options_dict(self) -> dict[str, Any]:
         return thaw(self.options)
+
+    @property
+    def scenario_options_dict(self) -> dict[str, Any]:
+        return thaw(self.scenario_options)
 
     def identity(self) -> dict[str, Any]:
         """The fields that make two measurements comparable (not loop settings)."""
@@ -74,20 +81,15 @@ class BenchmarkSpec:
         }
         if self.options:  # absent when default, so keys of runs before options existed stay valid
             identity["options"] = self.options_dict
-        if self.scenario == SERVER and self.server is not None:
-            identity["server"] = {
-                "target_qps": None if self.server.find_max_qps else self.server.target_qps,
-                "latency_slo_s": self.server.latency_slo_s,
-                "find_max_qps": self.server.find_max_qps,
-            }
-        if self.scenario == CONCURRENT and self.server is not None:
-            identity["load"] = {
-                "concurrency": None if self.server.find_max_concurrency else self.server.concurrency,
-                "find_max_concurrency": self.server.find_max_concurrency,
-                "latency_slo_s": self.server.latency_slo_s,
-                "ttft_bound_s": self.server.ttft_bound_s,
-                "tpot_bound_s": self.server.tpot_bound_s,
-            }
+        # The scenario owns its part (the server's target and SLO, a plugin's settings). One that
+        # is not installed here (reading another machine's run) still keys by its settings.
+        from harness.plugins import scenario_named
+
+        scenario = scenario_named(self.scenario)
+        if scenario is not None:
+            identity.update(scenario.identity(self.scenario_options_dict, self.server))
+        elif self.scenario_options:
+            identity["scenario_options"] = self.scenario_options_dict
         return identity
 
     def key(self) -> str:
@@ -102,6 +104,7 @@ class BenchmarkSpec:
         data = asdict(self)
         data["params"] = self.params_dict
         data["options"] = self.options_dict
+        data["scenario_options"] = self.scenario_options_dict
         return data
 
     @classmethod
@@ -109,6 +112,7 @@ class BenchmarkSpec:
         data = dict(data)
         data["params"] = tuple(sorted(dict(data.get("params", {})).items()))
         data["options"] = freeze(dict(data.get("options") or {}))
+        data["scenario_options"] = freeze(dict(data.get("scenario_options") or {}))
         data["stopping"] = Stopping(**data.get("stopping", {}))
         if data.get("server") is not None:
             data["server"] = ServerSettings(**data["server"])

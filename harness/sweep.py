@@ -22,12 +22,10 @@ from harness.limits import MAX_BATCH_SIZE
 from harness.launchers import Launcher
 from harness.plugins import Registry
 from harness.results import RunStore
-from harness.scenarios import CONCURRENT, LOADED_SCENARIOS, OFFLINE, SCENARIOS, SERVER, SINGLE_STREAM, ServerSettings
+from harness.scenarios import SINGLE_STREAM, ServerSettings
 from harness.spec import DEFAULT_TIMEOUT_S, BenchmarkSpec
 from harness.timing import Stopping
 
-#: Batch sizes an offline sweep tries when the user names none.
-DEFAULT_OFFLINE_BATCH_SIZES = (1, 8, 32)
 #: What no host can hold: the 48-bit virtual address space of 64-bit CPUs (256 TiB). A fleet
 #: plan's ceiling, since the driver's memory says nothing of the nodes'.
 ADDRESSABLE_BYTES = 1 << 48
@@ -61,6 +59,9 @@ class SweepRequest:
     #: Per-backend options (``{"torch": {"graph": ["eager", "compile"]}}``); a list
     #: value sweeps the option. See harness/options.py.
     backend_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Per-scenario settings (``{"burst": {"size": 8}}``), checked against each scenario's
+    #: ``SETTINGS``. See harness.interface.Scenario.
+    scenario_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -77,6 +78,7 @@ class SweepRequest:
             "timeout_s": self.timeout_s,
             "memory_limit_bytes": self.memory_limit_bytes,
             "backend_options": {k: dict(v) for k, v in self.backend_options.items()},
+            "scenario_options": {k: dict(v) for k, v in self.scenario_options.items()},
         }
 
 
@@ -107,14 +109,35 @@ def parse_param_assignments(items: Sequence[str]) -> tuple[tuple[str, Any], ...]
     return tuple(merged.items())
 
 
-def _check_request(request: SweepRequest) -> None:
-    """Range checks the type system cannot express. Messages name the setting."""
+def scenario_settings(request: SweepRequest, registry: Registry) -> dict[str, dict[str, Any]]:
+    """Each requested scenario's validated settings (defaults dropped), after its own check.
+
+    Raises :class:`UserError` for an unknown or broken scenario, a setting it does not
+    declare, or settings given for a scenario the request does not run.
+    """
+    unused = sorted(set(request.scenario_options) - set(request.scenarios))
+    if unused:
+        raise UserError(f"scenario settings for {unused[0]!r}, which this run does not include "
+                        f"(add -s {unused[0]})")
+    settings: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(request.scenarios):
+        try:
+            scenario = registry.scenario(name)
+        except RuntimeError as exc:
+            raise UserError(f"scenario {name!r} cannot be used: {exc}") from None
+        values = options_module.validate(name, scenario.SETTINGS, request.scenario_options.get(name, {}),
+                                         noun="scenario setting")
+        scenario.check(values, request.server)
+        settings[name] = values
+    return settings
+
+
+def _check_request(request: SweepRequest, registry: Registry | None = None) -> dict[str, dict[str, Any]]:
+    """Range checks the type system cannot express. Messages name the setting.
+    Returns the scenarios' validated settings."""
     for dtype in request.dtypes:
         if dtype not in KNOWN_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (allowed: {', '.join(KNOWN_DTYPES)})")
-    for scenario in request.scenarios:
-        if scenario not in SCENARIOS:
-            raise UserError(f"unknown scenario {scenario!r} (allowed: {', '.join(SCENARIOS)})")
     for size in request.batch_sizes:
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise UserError(f"batch size {size!r} must be an integer >= 1")
@@ -145,16 +168,7 @@ def _check_request(request: SweepRequest) -> None:
         raise UserError(f"timeout {request.timeout_s} must be > 0 seconds")
     if request.memory_limit_bytes is not None and request.memory_limit_bytes <= 0:
         raise UserError(f"memory limit {request.memory_limit_bytes} must be > 0 bytes")
-    if SERVER in request.scenarios:
-        if server.latency_slo_s <= 0:
-            raise UserError(f"latency_slo {server.latency_slo_s} s must be > 0")
-        if not server.find_max_qps and (server.target_qps is None or server.target_qps <= 0):
-            raise UserError("the server scenario needs a target QPS > 0 (--qps) or --find-max-qps")
-    if CONCURRENT in request.scenarios:
-        if server.latency_slo_s <= 0:
-            raise UserError(f"latency_slo {server.latency_slo_s} s must be > 0")
-        if not 1 <= server.concurrency <= server.max_concurrency:
-            raise UserError(f"concurrency {server.concurrency} must be between 1 and {server.max_concurrency}")
+    return scenario_settings(request, registry or Registry())
 
 
 def _workload_params(
@@ -247,7 +261,8 @@ def plan(request: SweepRequest, registry: Registry | None = None,
     from what its nodes can run, not from what the driver can.
     """
     registry = registry or Registry()
-    _check_request(request)
+    settings_by_scenario = _check_request(request, registry)
+    scenarios = {name: registry.scenario(name) for name in settings_by_scenario}
     notes: list[str] = []
 
     # Backends and their devices.
@@ -324,9 +339,7 @@ def plan(request: SweepRequest, registry: Registry | None = None,
     # Thread counts are always explicit in the spec, so records say what ran.
     threads = request.threads or default_threads()
     def batch_sizes(scenario: str) -> tuple[int, ...]:
-        if request.batch_sizes:
-            return request.batch_sizes
-        return DEFAULT_OFFLINE_BATCH_SIZES if scenario == OFFLINE else (1,)
+        return request.batch_sizes or scenarios[scenario].default_batch_sizes
 
     # What cannot be materialised fails here, in one line, not later inside a backend's prepare.
     # A batch size the user named is an error, and so is a workload that fits at none; a
@@ -355,7 +368,8 @@ def plan(request: SweepRequest, registry: Registry | None = None,
             batch_size=batch_size,
             scenario=scenario,
             stopping=request.stopping,
-            server=request.server if scenario in LOADED_SCENARIOS else None,
+            server=request.server if scenarios[scenario].uses_server_settings else None,
+            scenario_options=settings_by_scenario[scenario],
             threads=threads,
             timeout_s=request.timeout_s,
             memory_limit_bytes=request.memory_limit_bytes,

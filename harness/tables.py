@@ -56,6 +56,21 @@ def workloads_table(workloads: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
+def scenarios_table(scenarios: Iterable[Mapping[str, Any]]) -> Table:
+    table = Table(title="Scenarios", title_justify="left")
+    for column in ("scenario", "settings (default)", "description"):
+        table.add_column(column)
+    for s in scenarios:
+        if "error" in s:
+            table.add_row(s["name"], "-", Text(f"unavailable: {s['error']}", "red"))
+            continue
+        settings = ", ".join(f"{o['key']}={o['default']}" for o in s["settings"])
+        if s["uses_server_settings"]:
+            settings = ", ".join(filter(None, [settings, "the server settings (--qps, --concurrency, SLO)"]))
+        table.add_row(s["name"], settings or "-", s["description"])
+    return table
+
+
 def _params_text(params: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     spec_data = json.loads(Path(args[0]).read_text())
     bounds = _bounds(spec_data)
 
-    from harness.results import atomic_write_json
+    from harness.atomic import atomic_write_json
     from harness.runner import execute
     from harness.spec import BenchmarkSpec
 

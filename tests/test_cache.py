@@ -63,6 +63,24 @@ def test_weight_bytes_are_cached(fresh_cache):
     assert cache.cached_weight_bytes(mlp, "float32") == first == mlp.weight_bytes_with_source("float32")
 
 
+def test_cache_entries_are_fsynced_file_and_folder(fresh_cache, monkeypatch):
+    """Cache entries go through harness/atomic.py: the entry is synced before its rename and the
+    folder after (the old private writer synced neither)."""
+    import os
+    import stat
+
+    gemm = Registry().workload("gemm", {"size": 8})
+    real, synced = os.fsync, []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)) or real(fd))
+    cache.cached_weight_bytes(gemm, "float32")
+    assert synced == [False, True]  # the file, then its folder
+    synced.clear()
+    cache.cached_reference(gemm, 1)
+    assert synced == [False, True]
+    entries = list((fresh_cache / "references").iterdir())
+    assert len(entries) == 2 and not [p for p in entries if p.name.startswith(".")]
+
+
 def test_source_digest_covers_base_classes_and_helpers():
     registry = Registry()
     moe = registry.workload("moe", {})

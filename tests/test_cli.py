@@ -129,7 +129,7 @@ def test_table_output_shows_units_and_intervals(test_plugins, results_dir):
     (["run", "--warmup", "-1"], ["--warmup", "0<=x<="]),
     (["run", "--memory-limit", "lots"], ["--memory-limit", "'lots' is not a size"]),
     (["run", "-s", "server", "-w", "gemm"], ["server scenario needs a target QPS"]),
-    (["run", "-s", "batch"], ["'batch' is not one of"]),
+    (["run", "-s", "batch"], ["unknown scenario 'batch' (known: concurrent, offline, server, single-stream"]),
     (["run", "--config", "/nonexistent/sweep.toml"], ["no such config file", "/nonexistent/sweep.toml"]),
     (["run", "--resume", "nope"], ["no run 'nope'"]),
     (["run", "--batch-size", "0"], ["batch size 0"]),

@@ -45,7 +45,7 @@ BAD_CONFIGS = [
     ("[sweep]\nbackends = [\"tpu\"]\n", "[sweep] backends: unknown backend 'tpu' (allowed:"),
     ("[sweep]\nworkloads = [\"bert\"]\n", "[sweep] workloads: unknown workload 'bert'"),
     ("[sweep]\ndtypes = [\"int4\"]\n", "[sweep] dtypes: unknown dtype 'int4'"),
-    ("[sweep]\nscenarios = [\"burst\"]\n", "[sweep] scenarios: unknown scenario 'burst'"),
+    ("[sweep]\nscenarios = [\"no-such-scenario\"]\n", "[sweep] scenarios: unknown scenario 'no-such-scenario'"),
     ("[sweep]\nmemory_limit = \"lots\"\n", "[sweep] memory_limit: 'lots' is not a size"),
     ("[sweep]\ntimeout_s = 0\n", "[sweep] timeout_s = 0: must be > 0"),
     ("[stopping]\nwarmup = -1\n", "[stopping] warmup = -1: must be >= 0"),

@@ -158,6 +158,71 @@ def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary files left
 
 
+def _record_fsyncs(monkeypatch, target=None):
+    """Replace os.fsync with one that records what it synced: ``file`` (with the target's contents
+    at that moment, to show the file is synced before it is renamed into place) or ``dir``."""
+    import os
+    import stat
+
+    real, calls = os.fsync, []
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            calls.append("dir")
+        else:
+            calls.append(("file", target.read_text() if target is not None and target.exists() else None))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    from harness.atomic import atomic_write
+
+    target = tmp_path / "deep" / "r.json"
+    atomic_write_json(target, {"a": 1})
+    calls = _record_fsyncs(monkeypatch, target)
+    atomic_write_json(target, {"a": 2})
+    # The temporary file was synced while the target still held the old contents, then the folder.
+    assert calls == [("file", '{\n "a": 1\n}\n'), "dir"]
+    assert json.loads(target.read_text()) == {"a": 2}
+    calls.clear()
+    atomic_write(tmp_path / "blob.bin", lambda fh: fh.write(b"\x00\x01"), binary=True)
+    assert [c if c == "dir" else c[0] for c in calls] == ["file", "dir"]
+    assert (tmp_path / "blob.bin").read_bytes() == b"\x00\x01"
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_atomic_write_failing_mid_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch, binary):
+    from harness.atomic import atomic_write
+
+    target = tmp_path / "r.txt"
+    target.write_text("old")
+    calls = _record_fsyncs(monkeypatch)
+
+    def half(fh):
+        fh.write(b"new, but only h" if binary else "new, but only h")
+        fh.flush()
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, half, binary=binary)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.txt"]  # the partial temporary file is gone
+    assert calls == []  # nothing half-written was synced or renamed
+
+
+def test_one_atomic_writer_serves_results_cache_and_worker():
+    import harness.atomic
+    import harness.cache
+    import harness.results
+
+    assert harness.results.atomic_write_json is harness.atomic.atomic_write_json  # worker.py imports it here
+    assert harness.cache.atomic_write is harness.atomic.atomic_write
+    assert not hasattr(harness.cache, "_atomic_write")
+
+
 def test_records_appear_as_each_benchmark_finishes(results_dir):
     store = RunStore.create(results_dir)
     assert read_records(store.path) == []

@@ -53,7 +53,7 @@ def test_params_route_to_the_workloads_that_declare_them():
     ({"stopping": Stopping(min_duration_s=5, max_duration_s=2)}, "max_duration_s 2 must be >= min_duration_s 5"),
     ({"scenarios": ("server",)}, "needs a target QPS"),
     ({"scenarios": ("server",), "server": ServerSettings(target_qps=5, latency_slo_s=0)}, "latency_slo 0"),
-    ({"scenarios": ("burst",)}, "unknown scenario 'burst'"),
+    ({"scenarios": ("no-such-scenario",)}, "unknown scenario 'no-such-scenario'"),
     ({"memory_limit_bytes": 0}, "memory limit 0"),
     ({"timeout_s": 0}, "timeout 0"),
     ({"devices": ("cuda:9",)}, "unknown device 'cuda:9'"),

@@ -218,6 +218,31 @@ def test_fingerprints_are_stable_and_change_with_threads(tmp_path):
     assert fingerprint(fingerprint_inputs({}, first)) != first["fingerprint"]  # host facts are part of it
 
 
+def test_fingerprint_packages_are_the_number_changers_and_plugins(test_plugins, tmp_path):
+    """click, rich and pandas only present results: installed here, yet never in the fingerprint.
+    An installed third-party plugin's distribution (tests/plugins: bakeoff-testing) is."""
+    from harness.environment import KEY_PACKAGES, collect_host, package_version, plugin_packages
+
+    presentation = ("click", "rich", "pandas")
+    assert all(package_version(name) for name in presentation)  # so their absence below means something
+    assert not set(presentation) & set(KEY_PACKAGES)
+    assert plugin_packages() == {"bakeoff-testing": "0.0.0"}  # bakeoff's own built-ins are not repeated
+    packages = collect_host()["packages"]
+    assert not set(presentation) & set(packages)
+    assert packages["bakeoff-testing"] == "0.0.0"
+    assert packages["torch"] == package_version("torch") and packages["numpy"] == package_version("numpy")
+    assert "onnxruntime" in packages and "openvino" in packages  # both installed in the dev environment
+
+    spec = BenchmarkSpec.create(backend="null", device="cpu", workload="noop", iterations=2)
+    store = RunStore.create(tmp_path / "results")
+    store.write(spec, execute(spec, Registry()))
+    [record] = read_records(store.path)
+    assert record["fingerprint_inputs"]["packages"] == dict(sorted(packages.items()))
+    # A new plugin version, and nothing else changed, is another environment.
+    newer = {**record["fingerprint_inputs"], "packages": {**packages, "bakeoff-testing": "0.0.1"}}
+    assert fingerprint(newer) != record["fingerprint"]
+
+
 def test_meters_start_after_the_warm_up_and_per_unit_energy_counts_measured_queries(test_plugins):
     """The counter meter reads the fake backend's step count: warm-up steps are done before it starts."""
     from harness.telemetry.meters import EnergyReading

@@ -5,6 +5,14 @@ core counts, same accelerator model, driver and runtime versions, same
 backend version and thread setting, same versions of the packages that move
 the numbers. Host names, dates and run ids are deliberately left out, so two
 runs on one machine get equal fingerprints.
+
+The packages are the host's ``packages`` (harness/environment.py,
+``key_packages``): the installed distributions that can change a measured
+number (bakeoff, numpy, torch and its device extensions, every onnxruntime
+build, the ONNX exporters, openvino and nncf) and the distribution of every
+installed third-party backend or workload plugin. Presentation and storage
+libraries (click, rich, pandas, ...) are left out on purpose: upgrading them
+must not make two otherwise identical runs look incomparable.
 """
 
 from __future__ import annotations
