@@ -216,7 +216,7 @@ class OnnxRuntimeBackend:
     def prepare(self, workload, spec) -> Prepared:
         import onnxruntime
 
-        from backends.onnx_export import export_generative, export_onnx
+        from harness.export import export_generative, export_onnx
 
         provider = spec.device
         if provider not in onnxruntime.get_available_providers():
@@ -230,7 +230,7 @@ class OnnxRuntimeBackend:
         generative = capability(workload, Generative)
         onnx_file = capability(workload, OnnxModelFile)
         if onnx_file is not None:
-            from backends.onnx_export import ExportedModel
+            from harness.export import ExportedModel
 
             exported = [ExportedModel(onnx_file.onnx_path, True, "user-supplied ONNX file", 0.0, "")]
         elif generative is not None:
@@ -314,8 +314,8 @@ def quantize_int8(path, workload_name: str):
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from backends.onnx_export import cache_dir
     from harness.atomic import fsync_dir, fsync_tree
+    from harness.export import cache_dir
 
     source = Path(path)
     stat = source.stat()

@@ -127,7 +127,7 @@ class OpenVinoBackend:
         onnx_file = capability(workload, OnnxModelFile)
         if generative is not None:
             # Dynamic-shape prefill and decode graphs: read the (cached) ONNX exports.
-            from backends.onnx_export import export_generative
+            from harness.export import export_generative
 
             graphs = export_generative(workload, "float32")
             models = [core.read_model(str(g.path)) for g in graphs]
@@ -178,11 +178,11 @@ def converted_model(openvino, core, workload, inputs):
     import tempfile
     from pathlib import Path
 
-    from backends.onnx_export import _identity, cache_dir, content_hash
     from harness.atomic import fsync_dir, fsync_tree
+    from harness.export import cache_dir, content_hash, workload_identity
 
     module = workload.build_module("float32")
-    identity = {**_identity(workload, "float32"), "converter": "openvino.convert_model",
+    identity = {**workload_identity(workload, "float32"), "converter": "openvino.convert_model",
                 "openvino": openvino.__version__}
     root = cache_dir() / "openvino-ir"
     folder = root / content_hash(identity, module, inputs)

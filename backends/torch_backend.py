@@ -119,6 +119,10 @@ class TorchBackend:
         )
         return [cpu, *_accelerator_devices(torch)]
 
+    def reports_device_memory(self, device: str) -> bool:
+        """Accelerators report their allocator's peak (capability DeviceMemoryReporting); the CPU does not."""
+        return device != "cpu"
+
     def prepare(self, workload, spec) -> Prepared:
         if capability(workload, OnnxModelFile) is not None:
             raise Unsupported("an ONNX model file runs on ONNX-capable backends (onnxruntime, openvino), not torch")

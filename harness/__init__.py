@@ -23,7 +23,7 @@ except importlib.metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 _SUBMODULES = {"results", "stats", "interface", "plugins", "runner", "sweep", "launchers", "spec", "errors",
-               "timing", "scenarios", "config"}
+               "timing", "scenarios", "config", "capabilities", "export", "record"}
 
 
 def __getattr__(name: str) -> Any:

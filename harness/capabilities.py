@@ -100,6 +100,32 @@ class RayPlacement(Protocol):
     def ray_requirements(self, device: str) -> Mapping[str, Any] | None: ...
 
 
+@runtime_checkable
+class DeclaresSupport(Protocol):
+    """Which workloads and dtypes the backend runs on a device, declared up front.
+
+    ``unsupported_reason(workload, dtype, device)`` returns ``None`` where it
+    runs, else the reason. A sweep records the rest as ``unsupported`` with that
+    reason without starting a worker or preparing anything, and the
+    conformance suite checks only what is declared. ``prepare`` may still raise
+    ``Unsupported`` for what is known only there (a provider's refusal).
+    """
+
+    def unsupported_reason(self, workload: str, dtype: str, device: str) -> str | None: ...
+
+
+@runtime_checkable
+class DeviceMemoryReporting(Protocol):
+    """Whether the prepared objects on ``device`` report device memory (``peak_memory_bytes()``).
+
+    Declared, it is a promise the conformance suite holds the backend to: a
+    ``None`` peak on such a device fails it, where an undeclared ``None`` only
+    means "not reported".
+    """
+
+    def reports_device_memory(self, device: str) -> bool: ...
+
+
 # -- prepared-object capabilities -------------------------------------------------------------------
 
 @runtime_checkable
@@ -284,7 +310,8 @@ def _protocol_members(protocol: type) -> set[str]:
 
 CAPABILITIES: tuple[Capability, ...] = (
     Capability(DeclaresOptions, BACKEND), Capability(ChecksOptions, BACKEND), Capability(RequiresOptions, BACKEND),
-    Capability(SweepMembership, BACKEND), Capability(RayPlacement, BACKEND),
+    Capability(SweepMembership, BACKEND), Capability(RayPlacement, BACKEND), Capability(DeclaresSupport, BACKEND),
+    Capability(DeviceMemoryReporting, BACKEND),
     Capability(StreamingStep, PREPARED), Capability(ConcurrentSteps, PREPARED), Capability(RemoteIdentity, PREPARED),
     Capability(FailureTolerance, PREPARED), Capability(Generation, PREPARED), Capability(EnergyMetered, PREPARED),
     Capability(Described, WORKLOAD), Capability(ModelFacts, WORKLOAD), Capability(SparseActivation, WORKLOAD),

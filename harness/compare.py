@@ -25,7 +25,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from harness.options import backend_label
+from harness.record import benchmark_label, comparison_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy
@@ -236,35 +236,21 @@ class CompareResult:
         }
 
 
-def _label(record: Mapping[str, Any]) -> str:
-    spec = record["spec"]
-    params = ",".join(f"{k}={v}" for k, v in sorted((spec.get("params") or {}).items()))
-    return (f"{backend_label(spec)}/{spec['device']} {spec['workload']} {params} {spec['dtype']} "
-            f"b{spec['batch_size']} {spec.get('scenario', 'single-stream')}").replace("  ", " ")
-
-
-def _implausible(record: Mapping[str, Any]) -> bool:
-    """A rate the device cannot reach (harness/plausibility.py) is a broken measurement, not a baseline."""
-    return (record.get("plausibility") or {}).get("verdict") == "implausible"
-
-
 def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], threshold: float = 0.05) -> CompareResult:
     """Compare two runs' records (each a list of records of one run)."""
     result = CompareResult()
     base_by_key = {r["key"]: r for r in base}
     new_by_key = {r["key"]: r for r in new}
-    result.only_base = sorted(_label(base_by_key[k]) for k in base_by_key.keys() - new_by_key.keys())
-    result.only_new = sorted(_label(new_by_key[k]) for k in new_by_key.keys() - base_by_key.keys())
+    result.only_base = sorted(benchmark_label(base_by_key[k]) for k in base_by_key.keys() - new_by_key.keys())
+    result.only_new = sorted(benchmark_label(new_by_key[k]) for k in new_by_key.keys() - base_by_key.keys())
     import numpy as np
 
     matched = []  # (key, label, old, cur, base samples, new samples)
     for key in sorted(base_by_key.keys() & new_by_key.keys()):
         old, cur = base_by_key[key], new_by_key[key]
-        label = _label(old)
-        problems = [f"{side}: {r.get('status')}" + (" (parity failed)" if (r.get("parity") or {}).get("passed") is False else "")
-                    + (" (implausible)" if _implausible(r) else "")
-                    for side, r in (("base", old), ("new", cur))
-                    if r.get("status") != "ok" or (r.get("parity") or {}).get("passed") is False or _implausible(r)]
+        label = benchmark_label(old)
+        problems = [f"{side}: {problem}" for side, r in (("base", old), ("new", cur))
+                    if (problem := comparison_problem(r)) is not None]
         if problems:
             result.not_comparable.append({"benchmark": label, "reason": "; ".join(problems)})
             continue

@@ -5,7 +5,7 @@ The conformance kit (harness/testing.py) catches a backend whose
 run`` once recorded 3108 TFLOP/s for gemm on a 2-core CPU as ``ok``, parity
 passed. So every ``ok`` record is checked against the device's known peak,
 and one that exceeds it is marked ``implausible``, with the reason, and is
-never ranked or compared (``harness.results.rankable``).
+never ranked or compared (``harness.record``).
 
 Checks (each ``ok``, ``implausible`` or ``not checked`` with why):
 

@@ -17,9 +17,8 @@ from typing import Any, Mapping, Sequence
 
 from harness.catalog import Catalog, device_count, figure
 from harness.cost import HOURS_PER_YEAR, OwnedInputs, cloud_cost, owned_cost
-from harness.options import backend_label
-from harness.plausibility import assess_record
 from harness.policy import Policy
+from harness.record import candidate_label, measurement_problem, workload_label
 
 
 @dataclass(frozen=True)
@@ -37,15 +36,8 @@ class Ranking:
     excluded: list[dict[str, Any]] = field(default_factory=list)
 
 
-def label(record: Mapping[str, Any]) -> str:
-    spec = record["spec"]
-    return f"{backend_label(spec)}/{spec['device']} {spec['dtype']} b{spec['batch_size']}"
-
-
-def workload_label(record: Mapping[str, Any]) -> str:
-    spec = record["spec"]
-    params = ",".join(f"{k}={v}" for k, v in sorted((spec.get("params") or {}).items()))
-    return f"{spec['workload']} {params} {spec.get('scenario', 'single-stream')}".strip()
+#: The candidate label of every table (harness/record.py), under its old name here.
+label = candidate_label
 
 
 def _watts(record: Mapping[str, Any], entry: Mapping[str, Any]) -> tuple[float | None, bool]:
@@ -55,31 +47,6 @@ def _watts(record: Mapping[str, Any], entry: Mapping[str, Any]) -> tuple[float |
         return float(measured), False
     tdp = figure(entry, "tdp_w")
     return (float(tdp), True) if tdp else (None, True)
-
-
-def measurement_problem(record: Mapping[str, Any], catalog: Catalog | None = None) -> str | None:
-    """Why this record's numbers cannot be trusted, or None when they can.
-
-    The one definition of a trustworthy measurement, shared by :func:`evaluate` (which adds the
-    SLO, catalog, policy and price checks) and the report (whose charts show only these records):
-    it ran (``ok``), passed parity, is not implausible and has a valid scenario result. A chart of
-    a wrong number misleads as much as a ranking of it. ``catalog`` is the one plausibility is
-    re-checked against (the built-in one when None).
-    """
-    if record.get("status") != "ok":
-        return f"status {record.get('status')}: {record.get('reason')}"
-    parity = record.get("parity") or {}
-    if parity.get("passed") is False:
-        return f"parity failed: {parity.get('reason')}"
-    # Faster than the device can go: a wrong measurement. Checked again against the given catalog,
-    # whose --catalog files may know a device (and its peak) the run's built-in one did not.
-    for plausibility in (record.get("plausibility") or {}, assess_record(record, catalog) or {}):
-        if plausibility.get("verdict") == "implausible":
-            return f"implausible: {plausibility.get('reason')}"
-    scenario = record.get("scenario") or {}
-    if scenario.get("valid") is False:
-        return f"invalid {scenario.get('name')} result: {scenario.get('validity_reason')}"
-    return None
 
 
 def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None, slo_p99_s: float | None,

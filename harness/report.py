@@ -13,7 +13,7 @@ distributions from the raw samples, the decode roofline, and the environment
 of every run.
 
 The charts show only records whose measurement can be trusted
-(:func:`harness.rank.measurement_problem` is None): a bar for a run that failed
+(:func:`harness.record.measurement_problem` is None): a bar for a run that failed
 parity, is implausible or is invalid for its scenario looks exactly like a good
 one, so such records are listed under "Not charted" with their reason instead.
 """
@@ -25,7 +25,9 @@ import io
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
-from harness.rank import Ranking, label, measurement_problem, workload_label
+from harness.rank import Ranking
+from harness.record import candidate_label as label
+from harness.record import measurement_problem, workload_label
 from harness.roofline import read_ceilings, roofline_fraction
 from harness.units import format_bytes, format_rate, format_seconds
 

@@ -411,15 +411,10 @@ def _expand(path: Path) -> list[tuple[Path, Path | None]]:
 
 
 def rankable(record: Mapping[str, Any]) -> bool:
-    """Whether a record may be compared or ranked: measured, scenario-valid, and not
-    failing parity (an unchecked parity, ``None``, is allowed but shown), and not faster
-    than the device can physically go (``plausibility``, harness/plausibility.py)."""
-    return (
-        record.get("status") == OK
-        and (record.get("scenario") or {}).get("valid", True) is not False
-        and (record.get("parity") or {}).get("passed") is not False
-        and (record.get("plausibility") or {}).get("verdict") != "implausible"
-    )
+    """Whether a record may be ranked and charted: the one definition, harness.record.rankable."""
+    from harness.record import rankable as record_rankable
+
+    return record_rankable(record)
 
 
 def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:

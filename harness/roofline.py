@@ -23,7 +23,7 @@ def device_identity(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 def read_ceilings(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str | None, str | None], float]:
     """Best measured read bandwidth (B/s) per device, from rankable ``membw`` read records."""
-    from harness.results import rankable
+    from harness.record import rankable
 
     ceilings: dict[tuple[str | None, str | None], float] = {}
     for record in records:

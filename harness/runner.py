@@ -18,21 +18,18 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from harness.capabilities import (Described, EnergyMetered, FailureTolerance, ModelFacts, RemoteIdentity,
-                                  SparseActivation, capability)
+from harness.capabilities import (DeclaresSupport, Described, EnergyMetered, FailureTolerance, ModelFacts,
+                                  RemoteIdentity, SparseActivation, capability)
 from harness.errors import Unsupported
 from harness.interface import Availability, Prepared
 from harness.parity import compare
 from harness.plugins import Registry, describe_exception
+from harness.record import FAILED, OK, STATUSES, UNAVAILABLE, UNSUPPORTED  # noqa: F401 - statuses, re-exported
 from harness.scenarios import ScenarioResult
 from harness.spec import BenchmarkSpec
 from harness.telemetry.interference import InterferenceWatch
 from harness.telemetry.meters import measure_energy
 from harness.timing import HOST, Timebase, harness_overhead_ns, warm_up
-
-# Outcome statuses. Only "ok" outcomes carry a measurement and can be ranked.
-OK, FAILED, UNSUPPORTED, UNAVAILABLE = "ok", "failed", "unsupported", "unavailable"
-STATUSES = (OK, FAILED, UNSUPPORTED, UNAVAILABLE)
 
 #: Failure causes a record can carry.
 CAUSES = ("error", "signal", "exit", "timeout", "out-of-memory", "interrupted", "lost")
@@ -164,6 +161,13 @@ def _find_device(devices: list[Any], device: str) -> Any | None:
     return next((d for d in devices if d.device == device), None)
 
 
+def declared_unsupported(backend: Any, spec: BenchmarkSpec) -> str | None:
+    """The reason the backend declares up front that it does not run this spec's workload and
+    dtype on its device (capability ``DeclaresSupport``), or ``None``."""
+    support = capability(backend, DeclaresSupport)
+    return support.unsupported_reason(spec.workload, spec.dtype, spec.device) if support is not None else None
+
+
 def backend_meters(prepared: Prepared) -> list[Any]:
     """The energy meters the backend offers for its device (capability ``EnergyMetered``).
 
@@ -212,6 +216,9 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
             return Outcome(status=UNAVAILABLE, reason=f"device {spec.device!r} not found")
         if not device.available:
             return Outcome(status=UNAVAILABLE, reason=device.reason or "device unavailable")
+        refused = declared_unsupported(backend, spec)
+        if refused:
+            return Outcome(status=UNSUPPORTED, reason=refused)
         scenario = registry.scenario(spec.scenario)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
         return _failed_from(exc, "")

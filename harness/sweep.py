@@ -415,13 +415,21 @@ def run_sweep(
     ``interrupted`` and ``KeyboardInterrupt`` propagates; finished records stay
     and ``bakeoff run --resume`` runs only what is missing.
     """
+    from harness.runner import UNSUPPORTED, Outcome, declared_unsupported, utc_now
+
     observer = observer or SilentObserver()
+    registry = Registry()
     records = []
     lock = store.lock()  # the workers inherit it: a run is in use while any of them lives
     try:
         for index, spec in enumerate(specs):
             observer.started(index, len(specs), spec)
-            outcome = launcher.launch(spec, keep_alive=(lock,))
+            refused = _declared_unsupported(registry, spec, declared_unsupported)
+            if refused:  # declared up front: no worker, nothing prepared
+                now = utc_now()
+                outcome = Outcome(status=UNSUPPORTED, reason=refused, started_at=now, finished_at=now)
+            else:
+                outcome = launcher.launch(spec, keep_alive=(lock,))
             record = store.write(spec, outcome)
             records.append(record)
             observer.finished(index, len(specs), spec, record)
@@ -430,6 +438,15 @@ def run_sweep(
         raise
     store.finish("complete")
     return records
+
+
+def _declared_unsupported(registry: Registry, spec: BenchmarkSpec, declared) -> str | None:
+    """The backend's up-front refusal of ``spec``, or ``None`` (also for a backend that cannot
+    load or whose declaration raises: the worker then records what is really wrong)."""
+    try:
+        return declared(registry.backend(spec.backend), spec)
+    except Exception:  # noqa: BLE001 - a broken plugin fails in its worker, with the cause recorded
+        return None
 
 
 #: How long ``--resume`` waits for a killed run's processes to exit before refusing.

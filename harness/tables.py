@@ -14,7 +14,7 @@ from rich.text import Text
 
 from harness.options import backend_label
 from harness.plugins import BackendStatus
-from harness.runner import OK
+from harness.record import OK
 from harness.units import format_bytes, format_interval, format_rate, format_seconds, si_scale, sig3
 
 _STATUS_STYLE = {"ok": "green", "invalid": "yellow", "parity-fail": "bold red", "failed": "bold red",

@@ -21,14 +21,22 @@ and ``pytest`` runs seven contracts against the real backend on the real device:
   whose ``step()`` or ``synchronize()`` returns before the device is done
   (the bug that gave torch.utils.benchmark wrong Ascend timings) measures
   launch overhead instead, and fails with an explanation.
-* **parity** on the tiny presets of the built-in workloads: every benchmark is
-  ok with parity passed, or ``unsupported`` with a reason; never failed, never
-  wrong, never unchecked.
+* **parity** on the tiny presets of the built-in workloads, and gemm at batch
+  size 2 as well: every benchmark is ok with parity passed, or ``unsupported``
+  with a reason; never failed, never wrong, never unchecked.
 * **memory**: a reported device peak is a byte count at least as large as the
-  inputs that were on the device, and no larger than the device.
+  inputs that were on the device, and no larger than the device; a backend
+  that declares device memory reporting (``DeviceMemoryReporting``) must
+  report it.
 * **error mapping**: each known dtype is ok or a clean ``unsupported`` skip;
   a runtime error inside the workload becomes a failed record with its
-  message, not a crash, not a skip.
+  message, not a crash, not a skip. The fault is injected through a ``gemm``
+  (the kit's :class:`FaultyGemm`: gemm's name, parameters and inputs, a
+  module that raises), so a backend that runs only some workloads is tested
+  on one it runs.
+
+What a backend declares it does not run (``DeclaresSupport``) is recorded as
+``unsupported`` with its reason and never prepared; every contract honours it.
 * **capabilities**: reports which optional capabilities
   (harness/capabilities.py) the backend and its prepared objects offer, and
   fails on an attribute one typo away from a declared hook (``step_streming``)
@@ -47,9 +55,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
+from harness.capabilities import DeviceMemoryReporting, capability
 from harness.errors import Unsupported
 from harness.interface import KNOWN_DTYPES, Availability, Backend, DeviceInfo, Param, Prepared, Workload
 from harness.plugins import Registry
+from harness.runner import declared_unsupported
 from harness.spec import BenchmarkSpec
 from harness.timing import HOST, Stopping, Timebase
 
@@ -78,13 +88,17 @@ class ConformanceError(AssertionError):
 
 # -- the registry the suite runs through -------------------------------------------
 
-class FaultyWorkload(Workload):
-    """A workload whose module raises inside its forward pass: the runtime-error contract."""
+class FaultyGemm(Workload):
+    """The runtime-error contract's workload: a ``gemm`` (same name, parameters and inputs,
+    so a backend that declares or checks the workloads it runs prepares it as one) whose
+    module raises inside its forward pass."""
 
-    name = "conformance-fault"
-    description = "Raises RuntimeError in forward (conformance suite only)."
-    unit = "sample"
-    params = (Param("size", int, 8, "input width", minimum=1),)
+    name = "gemm"
+    description = "gemm whose forward raises RuntimeError (conformance suite only)."
+    unit = "FLOP"
+    params = (Param("size", int, 32, "matrix side", minimum=1),)
+    input_names = ("a", "b")
+    output_names = ("c",)
     MESSAGE = "conformance: injected runtime fault"
 
     def build_module(self, dtype: str):
@@ -93,7 +107,7 @@ class FaultyWorkload(Workload):
         message = self.MESSAGE
 
         class Faulty(torch.nn.Module):
-            def forward(self, x):
+            def forward(self, a, b):
                 raise RuntimeError(message)
 
         return Faulty().eval()
@@ -101,10 +115,11 @@ class FaultyWorkload(Workload):
     def example_inputs(self, batch_size: int, dtype: str):
         import torch
 
-        return (torch.ones(batch_size, self.values["size"]),)
+        n = self.values["size"]
+        return (torch.ones(batch_size, n, n), torch.ones(batch_size, n, n))
 
     def work_per_step(self, batch_size: int) -> float:
-        return float(batch_size)
+        return 2.0 * batch_size * self.values["size"] ** 3
 
     def reference_outputs(self, batch_size: int):
         return None
@@ -113,16 +128,16 @@ class FaultyWorkload(Workload):
 class _Registry(Registry):
     """The installed plugins, with the backend under test and the suite's own workloads."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, faulty: bool = False) -> None:
         super().__init__()
-        self.under_test = backend
+        self.under_test, self.faulty = backend, faulty
 
     def backend(self, name: str) -> Backend:
         return self.under_test if name == self.under_test.name else super().backend(name)
 
     def workload(self, name: str, params: dict[str, Any] | None = None) -> Workload:
-        if name == FaultyWorkload.name:
-            return FaultyWorkload(**(params or {}))
+        if self.faulty and name == FaultyGemm.name:
+            return FaultyGemm(**(params or {}))
         return super().workload(name, params)
 
 
@@ -146,12 +161,12 @@ def resolve_backend(backend: Any) -> Backend:
 
 
 def _execute(backend: Backend, device: str, workload: str, params: dict[str, Any],
-             dtype: str = "float32", stopping: Stopping = QUICK):
+             dtype: str = "float32", stopping: Stopping = QUICK, batch_size: int = 1, faulty: bool = False):
     from harness.runner import execute
 
     spec = BenchmarkSpec.create(backend=backend.name, device=device, workload=workload, params=params,
-                                dtype=dtype, stopping=stopping, threads=None)
-    return spec, execute(spec, _Registry(backend))
+                                dtype=dtype, stopping=stopping, threads=None, batch_size=batch_size)
+    return spec, execute(spec, _Registry(backend, faulty))
 
 
 # -- the contracts -------------------------------------------------------------------
@@ -268,13 +283,18 @@ def check_parity(backend: Any, device: str,
     """Each case is ok with parity passed, or unsupported with a reason. Returns case -> verdict."""
     backend = resolve_backend(backend)
     verdicts: dict[str, str] = {}
-    for workload, params in cases:
-        _, outcome = _execute(backend, device, workload, params)
-        where = f"{backend.name} on {device}, {workload} {params}"
+    # Every case at batch size 1, and the first (gemm) at 2 too: a backend that ignores the
+    # batch dimension, or lays batched inputs out wrongly, matches at 1 and only there.
+    runs = [(workload, params, 1) for workload, params in cases] + [(cases[0][0], cases[0][1], 2)] if cases else []
+    for workload, params, batch_size in runs:
+        _, outcome = _execute(backend, device, workload, params, batch_size=batch_size)
+        where = f"{backend.name} on {device}, {workload} {params}" + (f" at batch size {batch_size}"
+                                                                       if batch_size > 1 else "")
+        name = workload if batch_size == 1 else f"{workload} (batch {batch_size})"
         if outcome.status == "unsupported":
             if not (outcome.reason or "").strip():
                 raise ConformanceError(f"{where}: unsupported without a reason")
-            verdicts[workload] = f"unsupported: {outcome.reason}"
+            verdicts[name] = f"unsupported: {outcome.reason}"
             continue
         if outcome.status != "ok":
             failure = outcome.failure or {}
@@ -285,7 +305,7 @@ def check_parity(backend: Any, device: str,
                                    "must return the last step's outputs as host numpy arrays")
         if not parity["passed"]:
             raise ConformanceError(f"{where}: outputs differ from the float32 CPU reference: {parity.get('reason')}")
-        verdicts[workload] = f"ok: {parity.get('reason')}"
+        verdicts[name] = f"ok: {parity.get('reason')}"
     if not any(v.startswith("ok") for v in verdicts.values()):
         raise ConformanceError(f"{backend.name} on {device}: no built-in workload ran; at least gemm must")
     return verdicts
@@ -299,6 +319,11 @@ def check_memory(backend: Any, device: str) -> int | None:
     if outcome.status != "ok":
         raise ConformanceError(f"{backend.name} on {device}: gemm {side} did not run: {outcome.reason or outcome.failure}")
     peak = (outcome.memory or {}).get("device_peak_bytes")
+    reporting = capability(backend, DeviceMemoryReporting)
+    if peak is None and reporting is not None and reporting.reports_device_memory(device):
+        raise ConformanceError(
+            f"{backend.name} on {device}: the backend declares device memory reporting "
+            f"(reports_device_memory({device!r}) is True) but peak_memory_bytes() returned None")
     if peak is None:
         return None
     inputs = 2 * side * side * 4
@@ -328,14 +353,18 @@ def check_error_mapping(backend: Any, device: str) -> dict[str, str]:
                 f"{where} failed ({message}); a dtype the backend cannot run must raise "
                 f"harness.errors.Unsupported('<reason>') from prepare() so it is skipped cleanly")
         verdicts[dtype] = outcome.status
-    _, outcome = _execute(backend, device, FaultyWorkload.name, {})
+    spec, outcome = _execute(backend, device, FaultyGemm.name, {}, faulty=True)
+    declared = declared_unsupported(backend, spec)
+    if declared:  # honoured: the backend does not run float32 gemm at all, so no fault can be injected
+        verdicts["runtime error"] = f"not checked: the backend declares float32 gemm unsupported ({declared})"
+        return verdicts
     if outcome.status != "failed":
         raise ConformanceError(
             f"{backend.name} on {device}: a workload that raises RuntimeError gave status {outcome.status!r} "
             f"({outcome.reason}); let runtime errors propagate from prepare()/step() so they become failed "
             f"records, and raise {Unsupported.__name__} only for combinations the backend cannot run")
     message = (outcome.failure or {}).get("message", "")
-    if FaultyWorkload.MESSAGE not in message:
+    if FaultyGemm.MESSAGE not in message:
         raise ConformanceError(f"{backend.name} on {device}: the failed record lost the error's message "
                                f"(got {message!r}); keep the original exception chained")
     verdicts["runtime error"] = "failed, with its message"

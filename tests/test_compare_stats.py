@@ -57,7 +57,7 @@ def test_compare_warns_when_environment_fingerprints_differ():
     same = compare([record("a", 2, [100, 101, 102] * 5)], [record("a", 2, [100, 101, 102] * 5)])
     assert same.fingerprint_warnings == []
     differ = compare([record("a", 2, [100, 101, 102] * 5)], [record("b", 4, [100, 101, 102] * 5)])
-    assert differ.fingerprint_warnings == ["torch/cpu gemm float32 b1 single-stream: environments differ (threads)"]
+    assert differ.fingerprint_warnings == ["torch/cpu float32 b1 gemm single-stream: environments differ (threads)"]
 
 
 @pytest.mark.parametrize("n", [5, 8, 51, 200, 301, 2000])

@@ -86,3 +86,42 @@ def test_the_capabilities_contract_reports_what_a_correct_backend_offers(test_pl
     assert {"DeclaresOptions", "ChecksOptions", "RayPlacement"} <= set(offered["backend"])
     assert {"StreamingStep", "Generation", "EnergyMetered"} <= set(offered["prepared llm"])
     assert "StreamingStep" not in offered["prepared gemm"]
+
+
+def test_a_backend_that_declares_its_workloads_passes_and_is_never_prepared_for_others(test_plugins):
+    """Before DeclaresSupport, a gemm-and-mlp backend failed error mapping on the kit's own
+    injected workload; now the fault comes through a gemm it runs."""
+    verdicts = testing.check_error_mapping("picky", "queue0")
+    assert verdicts["float32"] == "ok" and verdicts["float16"] == "unsupported"
+    assert verdicts["runtime error"] == "failed, with its message"
+    parity = testing.check_parity("picky", "queue0")
+    assert parity["llm"] == "unsupported: picky runs gemm and mlp only"
+    assert parity["gemm"].startswith("ok") and parity["gemm (batch 2)"].startswith("ok")
+
+
+def test_the_sweep_records_a_declared_refusal_without_a_worker(test_plugins, tmp_path):
+    from click.testing import CliRunner
+    import json
+
+    from harness.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", "-b", "picky", "-w", "gemm", "-w", "llm", "-p", "gemm.size=16",
+                                      "--iterations", "3", "--warmup", "0", "--out", str(tmp_path), "--json"],
+                                prog_name="bakeoff")
+    assert result.exit_code == 0, result.output
+    by_workload = {r["spec"]["workload"]: r for r in json.loads(result.stdout)["records"]}
+    assert by_workload["gemm"]["status"] == "ok"
+    llm = by_workload["llm"]
+    assert (llm["status"], llm["reason"]) == ("unsupported", "picky runs gemm and mlp only")
+    assert "isolation" not in (llm.get("details") or {})  # no worker process was started for it
+
+
+def test_a_declared_memory_report_that_is_missing_fails_the_memory_contract(test_plugins):
+    with pytest.raises(ConformanceError, match=r"declares device memory reporting .* returned None"):
+        testing.check_memory("forgetful", "queue0")
+    assert testing.check_memory("queued", "queue0") is None  # undeclared: None only means "not reported"
+
+
+def test_a_backend_that_ignores_the_batch_fails_parity_at_batch_size_2(test_plugins):
+    with pytest.raises(ConformanceError, match=r"gemm \{'size': 64\} at batch size 2: outputs differ"):
+        testing.check_parity("batch-blind", "queue0", [("gemm", {"size": 64})])

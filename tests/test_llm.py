@@ -6,7 +6,7 @@ import onnx
 import pytest
 import torch
 
-from backends.onnx_export import export_generative
+from harness.export import export_generative
 from harness.generation import token_metrics
 from harness.plugins import Registry
 from harness.results import build_record

@@ -4,7 +4,9 @@ for the conformance suite's timing contract.
 ``QueuedBackend`` is correct: ``step()`` enqueues, ``synchronize()`` waits for the queue.
 ``UnsynchronizedBackend`` has the bug torch.utils.benchmark had on Ascend: its
 ``synchronize()`` returns at once, so the runner times the enqueue, not the work.
-``TypoBackend`` misspells two optional hooks, for the capabilities contract.
+``TypoBackend`` misspells two optional hooks, for the capabilities contract; ``PickyBackend``
+declares the workloads it runs; ``ForgetfulBackend`` breaks its memory declaration;
+``BatchBlindBackend`` ignores the batch dimension.
 """
 
 import queue
@@ -21,6 +23,7 @@ class _DeviceQueue:
     def __init__(self):
         self.tasks = queue.Queue()
         self.closed = False
+        self.error = None  # the first failure of a queued task, raised at the next wait (as a device does)
         self.worker = threading.Thread(target=self._run, daemon=True)
         self.worker.start()
 
@@ -28,8 +31,10 @@ class _DeviceQueue:
         while True:
             task = self.tasks.get()
             try:
-                if task is not None and not self.closed:
+                if task is not None and not self.closed and self.error is None:
                     task()
+            except Exception as exc:  # noqa: BLE001 - reported to the host at synchronize()
+                self.error = exc
             finally:
                 self.tasks.task_done()
             if task is None:
@@ -40,6 +45,9 @@ class _DeviceQueue:
 
     def wait(self):
         self.tasks.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
     def close(self):
         self.closed = True  # pending work is dropped, as a device reset would
@@ -134,4 +142,49 @@ class TypoBackend(QueuedBackend):
     def prepare(self, workload, spec):
         ready = super().prepare(workload, spec)
         ready.__class__ = TypoPrepared
+        return ready
+
+
+class PickyBackend(QueuedBackend):
+    """Runs gemm and mlp only, and says so up front (DeclaresSupport); preparing anything
+    else is a bug the sweep and the conformance suite must never trigger."""
+
+    name = "picky"
+    RUNS = ("gemm", "mlp")
+
+    def unsupported_reason(self, workload, dtype, device):
+        if workload not in self.RUNS:
+            return f"picky runs {' and '.join(self.RUNS)} only"
+        if dtype != "float32":
+            return "picky computes in float32 only"
+        return None
+
+    def prepare(self, workload, spec):
+        assert workload.name in self.RUNS, f"prepared {workload.name} despite declaring it unsupported"
+        return super().prepare(workload, spec)
+
+
+class ForgetfulBackend(QueuedBackend):
+    """Declares device memory reporting, then reports none."""
+
+    name = "forgetful"
+
+    def reports_device_memory(self, device):
+        return True
+
+
+class BatchBlindPrepared(QueuedPrepared):
+    """Computes only the first item of a batch: right at batch size 1, wrong beyond."""
+
+    def __init__(self, module, inputs, synchronizes):
+        super().__init__(module, tuple(t[:1] for t in inputs), synchronizes)
+
+
+class BatchBlindBackend(QueuedBackend):
+    name = "batch-blind"
+
+    def prepare(self, workload, spec):
+        ready = super().prepare(workload, spec)
+        ready.__class__ = BatchBlindPrepared
+        ready.inputs = tuple(t[:1] for t in ready.inputs)
         return ready
