@@ -23,7 +23,7 @@ except importlib.metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 _SUBMODULES = {"results", "stats", "interface", "plugins", "runner", "sweep", "launchers", "spec", "errors",
-               "timing", "scenarios", "config", "capabilities", "export", "record"}
+               "timing", "scenarios", "config", "capabilities", "export", "record", "orchestration"}
 
 
 def __getattr__(name: str) -> Any:
@@ -50,6 +50,10 @@ def run(
     scenario_options: Mapping[str, Mapping[str, Any]] | None = None,
     config: str | Path | None = None,
     launcher: str = "subprocess",
+    executor: str = "local",
+    ray_address: str | None = None,
+    ray_retries: int = 1,
+    ray_resources: Iterable[str] = (),
     out: str | Path = "results",
     observer: Any = None,
 ) -> Path:
@@ -61,21 +65,23 @@ def run(
     :class:`harness.scenarios.ServerSettings`. ``backend_options`` are ``-O``'s
     (``{"torch": {"graph": "compile"}}``, a list sweeps) and ``scenario_options``
     ``--scenario-option``'s (``{"burst": {"size": 8}}``). With ``config`` (a sweep TOML),
-    the other arguments are ignored. Raises :class:`harness.errors.UserError`
-    for bad input before anything runs.
+    the other arguments are ignored. ``executor="ray"`` (with ``ray_address``,
+    ``ray_retries``, ``ray_resources``) runs each benchmark on a Ray cluster node, as
+    ``bakeoff run --executor ray`` does: both go through harness/orchestration.py.
+    Raises :class:`harness.errors.UserError` for bad input before anything runs.
     """
-    from harness.launchers import get_launcher
-    from harness.results import RunStore
+    from harness import orchestration
     from harness.scenarios import ServerSettings
     from harness.spec import DEFAULT_TIMEOUT_S
-    from harness.sweep import SweepRequest, plan, run_sweep
+    from harness.sweep import SweepRequest
     from harness.timing import Stopping
 
+    fleet = orchestration.FleetSettings(executor=executor, ray_address=ray_address, ray_retries=ray_retries,
+                                        ray_resources=tuple(ray_resources))
     if config is not None:
-        from harness.config import load_config, plan_config
+        from harness.config import load_config
 
-        request = load_config(config)
-        the_plan = plan_config(config, request)
+        session = orchestration.start(load_config(config), out=out, launcher=launcher, fleet=fleet, config=config)
     else:
         request = SweepRequest(
             backends=tuple(backends),
@@ -93,23 +99,16 @@ def run(
             backend_options=dict(backend_options or {}),
             scenario_options=dict(scenario_options or {}),
         )
-        the_plan = plan(request)
-    chosen = get_launcher(launcher)
-    store = RunStore.create(out, settings={**request.settings(), "launcher": launcher}, plan=the_plan.specs,
-                            devices=the_plan.devices)
-    run_sweep(the_plan.specs, chosen, store, observer)
-    return store.path
+        session = orchestration.start(request, out=out, launcher=launcher, fleet=fleet)
+    session.run(observer)
+    return session.store.path
 
 
 def resume(run_dir: str | Path, *, observer: Any = None) -> Path:
-    """Finish an interrupted run: run only the benchmarks whose records are missing."""
-    from harness.launchers import get_launcher
-    from harness.results import RunStore
-    from harness.sweep import resume as missing_specs
-    from harness.sweep import run_sweep
+    """Finish an interrupted run with its own launcher and executor: run only the benchmarks
+    whose records are missing."""
+    from harness import orchestration
 
-    store = RunStore.open(run_dir)
-    specs = missing_specs(store)
-    launcher = get_launcher(store.manifest.get("settings", {}).get("launcher", "subprocess"))
-    run_sweep(specs, launcher, store, observer)
-    return store.path
+    session = orchestration.resume(run_dir)
+    session.run(observer)
+    return session.store.path

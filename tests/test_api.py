@@ -33,3 +33,23 @@ def test_bad_input_raises_user_error_before_running(tmp_path):
     with pytest.raises(UserError, match="unknown backend"):
         harness.run(backends=["tpu"], out=tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_api_takes_what_the_cli_takes_through_the_same_path(test_plugins, tmp_path):
+    """Backend options, a plugin scenario's settings and the executor, as ``bakeoff run`` has them."""
+    run_dir = harness.run(backends=["null"], workloads=["noop"], scenarios=["burst"],
+                          scenario_options={"burst": {"size": 2, "bursts": 1}},
+                          stopping=Stopping(warmup=0), launcher="inline", out=tmp_path)
+    (record,) = harness.results.load_records(run_dir)
+    assert record["spec"]["scenario_options"] == {"size": 2, "bursts": 1}
+    assert len(record["measurement"]["latencies_ns"]) == 2
+    manifest = harness.results.read_manifest(run_dir)
+    assert manifest["settings"]["executor"] == "local" and manifest["settings"]["scenario_options"]
+    with pytest.raises(UserError, match="backend option null.graph: unknown option"):
+        harness.run(backends=["null"], workloads=["noop"], backend_options={"null": {"graph": "compile"}},
+                    out=tmp_path / "other")
+    with pytest.raises(UserError, match="executor 'mars': allowed: local, ray"):
+        harness.run(backends=["null"], workloads=["noop"], executor="mars", out=tmp_path / "other")
+    with pytest.raises(UserError, match="need --executor ray"):
+        harness.run(backends=["null"], workloads=["noop"], ray_address="head:6379", out=tmp_path / "other")
+    assert not (tmp_path / "other").exists()

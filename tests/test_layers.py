@@ -17,7 +17,7 @@ ENGINE = {"harness.runner", "harness.timing", "harness.scenarios", "harness.swee
           "harness.launchers", "harness.fleet", "harness.telemetry", "harness.generation", "harness.parity"}
 READERS = {"harness.record", "harness.rank", "harness.cost", "harness.policy", "harness.catalog",
            "harness.plausibility", "harness.compare", "harness.report", "harness.tables", "harness.interop",
-           "harness.roofline"}
+           "harness.roofline", "harness.frame"}
 
 
 def _module(path: Path) -> str:

@@ -51,3 +51,70 @@ def test_every_reader_uses_the_shared_definitions():
     import inspect
 
     assert "harness.record import rankable" in inspect.getsource(roofline.read_ceilings)
+
+
+# -- the typed record -------------------------------------------------------------------------
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+
+from harness.cli import cli  # noqa: E402
+from harness.record import SCHEMA_VERSION, Record, RecordError, fields_markdown  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "runs-2026-12-01"
+
+
+def _fixture_records():
+    return sorted(FIXTURES.glob("*/records/*.json"))
+
+
+def test_records_written_before_the_typed_form_round_trip_exactly():
+    paths = _fixture_records()
+    assert len(paths) >= 12
+    for path in paths:
+        data = json.loads(path.read_text())
+        typed = Record.from_json(data, str(path))
+        assert typed.to_json() == data and list(typed.to_json()) == list(data)
+    server = next(Record.from_json(json.loads(p.read_text())) for p in paths if "-server-" in p.name)
+    assert server.stats.p99_s > 0 and server.throughput.unit.endswith("/s")
+
+
+def test_a_record_from_a_newer_bakeoff_keeps_the_keys_it_does_not_know():
+    data = json.loads(_fixture_records()[0].read_text())
+    data["carbon"] = {"grams": 3}
+    data["stats"] = {**data["stats"], "p999_s": 1.0}
+    again = Record.from_json(data).to_json()
+    assert again["carbon"] == {"grams": 3} and again["stats"]["p999_s"] == 1.0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"stats": [1, 2]}, "stats must be a table"),
+    ({"warnings": "slow"}, "warnings must be a list of strings"),
+    ({"schema_version": SCHEMA_VERSION + 1}, f"written with schema_version {SCHEMA_VERSION + 1}"),
+    ({"status": "great"}, "status 'great' is not one of ok, failed, unsupported, unavailable"),
+    ({"kind": "bakeoff.run"}, "not a bakeoff record"),
+])
+def test_a_record_of_the_wrong_shape_is_refused_naming_the_key(change, message):
+    data = {**json.loads(_fixture_records()[0].read_text()), **change}
+    with pytest.raises(RecordError, match=message.replace("(", r"\(")):
+        Record.from_json(data, "r.json")
+
+
+def test_show_refuses_a_malformed_record_in_one_line_naming_the_file(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(next(p for p in FIXTURES.iterdir() if (p / "run.json").exists()), run)
+    victim = sorted((run / "records").glob("*.json"))[0]
+    victim.write_text(json.dumps({**json.loads(victim.read_text()), "stats": "fast"}))
+    result = CliRunner().invoke(cli, ["show", str(run)], prog_name="bakeoff")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert str(victim) in line and "stats must be a table" in line
+
+
+def test_the_field_list_in_docs_is_generated_from_the_record():
+    assert fields_markdown() in (ROOT / "docs" / "results.md").read_text(), (
+        "docs/results.md's record table differs from harness.record.fields_markdown(); paste the new table")

@@ -281,9 +281,8 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
       bakeoff run --resume 20261130-101500-ab12
       bakeoff run --executor ray --ray-address head:6379 -w llm --ray-resource torch/npu:0=ascend910b
     """
-    from harness.launchers import get_launcher
-    from harness.results import RunStore, resolve_run
-    from harness.sweep import plan, resume, run_sweep
+    from harness import orchestration
+    from harness.results import resolve_run
 
     err = _console(stderr=True)
     fleet = {"executor": executor, "ray_address": ray_address, "ray_retries": ray_retries,
@@ -293,56 +292,29 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
                  and ctx.get_parameter_source(param.name) not in (None, click.core.ParameterSource.DEFAULT)]
         if given:
             raise UserError(f"--resume reruns the run's stored plan; drop {given[0]}")
-        store = RunStore.open(resolve_run(resume_ref, out))
-        specs = resume(store)
-        stored = store.manifest.get("settings", {})
-        launcher = stored.get("launcher", launcher)
-        for key in fleet:  # the run's own executor settings, unless given again now
-            if key in stored and ctx.get_parameter_source(key) in (None, click.core.ParameterSource.DEFAULT):
-                fleet[key] = stored[key]
-        ray_executor = _ray_executor(fleet)
+        typed_again = {key: value for key, value in fleet.items()
+                       if ctx.get_parameter_source(key) not in (None, click.core.ParameterSource.DEFAULT)}
+        session = orchestration.resume(resolve_run(resume_ref, out), fleet_overrides=typed_again)
         if not quiet:
-            err.print(f"resuming run [bold]{store.run_id}[/]: {len(specs)} of "
-                      f"{len(store.manifest.get('plan', []))} benchmarks missing", highlight=False)
+            err.print(f"resuming run [bold]{session.store.run_id}[/]: {len(session.specs)} of "
+                      f"{session.planned} benchmarks missing", highlight=False)
     else:
         request = _sweep_request(ctx, options["config"], options)
-        ray_executor = _ray_executor(fleet)
-        backend_rows = None
-        if ray_executor is not None:
-            from harness.fleet import cluster_rows
-
-            if launcher != "subprocess":
-                raise UserError(f"--launcher {launcher}: fleet benchmarks always run in a worker process")
-            backend_rows = cluster_rows(ray_executor.probe(request.backends))
-        if options["config"] is not None:
-            from harness.config import plan_config
-
-            the_plan = plan_config(options["config"], request, backend_rows=backend_rows)
-        else:
-            the_plan = plan(request, backend_rows=backend_rows)
-        for note in the_plan.notes:
+        session = orchestration.start(request, out=out, launcher=launcher, config=options["config"],
+                                      fleet=orchestration.FleetSettings(**{**fleet, "ray_resources": ray_resources}))
+        for note in session.notes:
             err.print(f"[yellow]note:[/] {note}", highlight=False)
-        specs = the_plan.specs
-        store = RunStore.create(out, settings={**request.settings(), "launcher": launcher, **fleet}, plan=specs,
-                                devices=the_plan.devices)
         if not quiet:
-            err.print(f"run [bold]{store.run_id}[/]: {len(specs)} benchmarks -> {store.path}", highlight=False)
-    with _ProgressObserver(len(specs), quiet or as_json) as observer:
+            err.print(f"run [bold]{session.store.run_id}[/]: {len(session.specs)} benchmarks -> "
+                      f"{session.store.path}", highlight=False)
+    store = session.store
+    with _ProgressObserver(len(session.specs), quiet or as_json) as observer:
         try:
-            if ray_executor is not None:
-                from harness.fleet import run_fleet_sweep
-                from harness.plugins import Registry
-
-                run_fleet_sweep(specs, ray_executor, Registry(), store, observer)
-            else:
-                run_sweep(specs, get_launcher(launcher), store, observer)
+            session.run(observer)
         except KeyboardInterrupt:
             click.echo(f"bakeoff: interrupted; finished records are saved. Resume with: "
                        f"bakeoff run --resume {store.run_id} --out {out}", err=True)
             raise click.exceptions.Exit(130) from None
-        finally:
-            if ray_executor is not None:
-                ray_executor.shutdown()
     from harness.results import read_records
 
     records = read_records(store.path)
@@ -353,21 +325,3 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
 
     _console().print(results_table(records, title=f"Run {store.run_id}"))
     click.echo(f"records: {store.path}  (harness.results.load('{store.path}') gives a DataFrame)")
-
-
-def _ray_executor(fleet: dict[str, Any]):
-    """A connected :class:`harness.fleet.RayExecutor` for ``--executor ray``, else ``None``."""
-    if fleet["executor"] != "ray":
-        if fleet["ray_address"] or fleet["ray_resources"]:
-            raise UserError("--ray-address and --ray-resource need --executor ray")
-        return None
-    from harness.fleet import RayExecutor, parse_resource_selectors
-
-    executor = RayExecutor(address=fleet["ray_address"], retries=fleet["ray_retries"],
-                           selectors=parse_resource_selectors(fleet["ray_resources"]))
-    executor.connect()
-    return executor
-
-
-# -- show ----------------------------------------------------------------------
-
