@@ -247,7 +247,8 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
     try:
         overhead = harness_overhead_ns(timebase)
         # Warm up before the meters start, so energy, CPU time and their per-unit figures
-        # cover exactly the measured queries.
+        # cover exactly the measured queries. The runner is warm-up's one owner: sample() and
+        # the scenarios never warm up themselves.
         warm_up(prepared, spec.stopping.warmup)
         watch = interference()
         cpu_before, wall_before = time.process_time(), time.monotonic()

@@ -61,7 +61,7 @@ from harness.interface import KNOWN_DTYPES, Availability, Backend, DeviceInfo, P
 from harness.plugins import Registry
 from harness.runner import declared_unsupported
 from harness.spec import BenchmarkSpec
-from harness.timing import HOST, Stopping, Timebase
+from harness.timing import HOST, Stopping, Timebase, warm_up
 
 #: The built-in workloads' small configurations, run for the parity contract.
 PARITY_CASES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -244,6 +244,7 @@ def _fastest_step_ns(backend: Backend, device: str, side: int, timebase: Timebas
                                 params=workload.values, stopping=TIMING_STOPPING, threads=1)
     prepared = backend.prepare(workload, spec)
     try:
+        warm_up(prepared, TIMING_STOPPING.warmup)  # as the runner does: sample() never warms up
         return float(min(sample(prepared, TIMING_STOPPING, timebase).latencies_ns))
     finally:
         prepared.close()

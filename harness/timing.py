@@ -202,7 +202,11 @@ def warm_up(prepared: Prepared, steps: int) -> None:
 
 
 def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) -> Sampling:
-    """Warm up, then time steps one at a time until ``stopping`` says enough.
+    """Time steps one at a time until ``stopping`` says enough.
+
+    Warm-up is not done here: the runner owns it (:func:`warm_up` before the
+    energy meters start, so their window holds only timed queries), and every
+    scenario receives an already warm workload. ``stopping.warmup`` is ignored.
 
     Each sample is ``step(); synchronize()`` on the host clock, or the
     backend's device timer when ``prepared.device_timer()`` offers one (the
@@ -215,7 +219,6 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
     def failed(error: QueryFailed) -> None:
         failures[error.cause] = failures.get(error.cause, 0) + 1
 
-    warm_up(prepared, stopping.warmup)
     device_timer = prepared.device_timer()
     streamer = capability(prepared, StreamingStep)
     streaming = streamer.step_streaming if streamer is not None else None

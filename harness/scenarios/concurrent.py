@@ -8,7 +8,7 @@ from typing import Any
 from harness.capabilities import ConcurrentSteps, StreamingStep, capability
 from harness.interface import Prepared
 from harness.stats import percentile
-from harness.timing import HOST, QueryFailed, Sampling, Stopping, Timebase, warm_up
+from harness.timing import HOST, QueryFailed, Sampling, Stopping, Timebase
 from harness.scenarios.base import ScenarioResult, ServerSettings
 from harness.scenarios.server import check_token_bounds, meets_slo
 
@@ -116,7 +116,6 @@ def run_concurrent(
     if concurrent is None or not concurrent.concurrent_safe:
         raise Unsupported("the concurrent scenario needs a backend whose queries may overlap (an HTTP endpoint); "
                           "this one runs one query at a time: use server or single-stream")
-    warm_up(prepared, stopping.warmup)
     if server.find_max_concurrency:
         trials, best = [], None
         level = 1

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from harness.capabilities import StreamingStep, capability
 from harness.interface import Prepared
 from harness.stats import percentile
-from harness.timing import HOST, QueryFailed, Sampling, Stopping, Timebase, warm_up
+from harness.timing import HOST, QueryFailed, Sampling, Stopping, Timebase
 from harness.scenarios.base import ScenarioResult, ServerSettings
 
 # -- server ------------------------------------------------------------------------
@@ -272,7 +272,6 @@ def run_server(
     prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST, *,
     server: ServerSettings, work_per_step: float, unit: str, **_: Any,
 ) -> ScenarioResult:
-    warm_up(prepared, stopping.warmup)
     wake_up = timebase.calibrate()  # before any schedule starts: how early to stop sleeping
     if server.find_max_qps:
         best, trials = find_max_qps(prepared, server, timebase)
