@@ -389,7 +389,7 @@ class Scenario(abc.ABC):
     Scenarios are plugins like backends and workloads: registered under the
     entry-point group ``bakeoff.scenarios`` (the built-in ``single-stream``,
     ``offline``, ``server`` and ``concurrent`` register the same way, see
-    harness/scenarios.py). ``bakeoff run -s NAME`` runs one; its settings come
+    harness/scenarios/builtin.py). ``bakeoff run -s NAME`` runs one; its settings come
     from ``--scenario-option NAME.key=value`` or a config's ``[scenario.NAME]``
     table, validated against ``SETTINGS`` before anything runs, and the
     settings that differ from their defaults are part of each benchmark's
