@@ -211,6 +211,17 @@ class RayExecutor:
             node["NodeID"], soft=False)).remote(list(backends)) for node in self.nodes()]
         return self._ray.get(refs)
 
+    #: As a launcher (harness.launchers.BatchLauncher): the sweep loop of harness/sweep.py drives it.
+    name = "ray"
+
+    def launch_all(self, specs: Sequence[BenchmarkSpec], on_outcome: Callable[[BenchmarkSpec, Outcome], None],
+                   *, keep_alive: Sequence[int] = ()) -> None:
+        """Every spec as a Ray task; ``on_outcome`` as each returns. (``keep_alive`` descriptors
+        cannot cross to another node; Ray ends a dead driver's tasks, and ours follow.)"""
+        from harness.plugins import Registry
+
+        self.run(specs, Registry(), on_outcome)
+
     def run(self, specs: Sequence[BenchmarkSpec], registry: Any,
             on_outcome: Callable[[BenchmarkSpec, Outcome], None]) -> None:
         """Submit every schedulable spec; call ``on_outcome`` as each finishes (driver-side)."""
@@ -280,31 +291,3 @@ def cluster_rows(probes: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     for (backend, _), status in rows.items():
         per_backend.setdefault(backend, []).append(status)
     return per_backend
-
-
-
-
-def run_fleet_sweep(specs: Sequence[BenchmarkSpec], executor: RayExecutor, registry: Any, store: Any,
-                    observer: Any = None) -> list[dict[str, Any]]:
-    """Run ``specs`` on the cluster, writing each record to the driver's run folder as it arrives.
-
-    The counterpart of :func:`harness.sweep.run_sweep`: Ctrl-C marks the run
-    interrupted, and ``bakeoff run --resume`` sends only the missing benchmarks.
-    """
-    from harness.sweep import SilentObserver
-
-    observer = observer or SilentObserver()
-    records: list[dict[str, Any]] = []
-
-    def on_outcome(spec: BenchmarkSpec, outcome: Outcome) -> None:
-        record = store.write(spec, outcome)
-        records.append(record)
-        observer.finished(len(records) - 1, len(specs), spec, record)
-
-    try:
-        executor.run(specs, registry, on_outcome)
-    except KeyboardInterrupt:
-        store.finish("interrupted")
-        raise
-    store.finish("complete")
-    return records

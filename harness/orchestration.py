@@ -66,16 +66,12 @@ class Session:
     def run(self, observer: Any = None) -> list[dict[str, Any]]:
         """Run every spec (one sweep loop, locally or on the fleet) and write the records.
         ``KeyboardInterrupt`` propagates after the run is marked interrupted."""
-        try:
-            if self.ray_executor is not None:
-                from harness.fleet import run_fleet_sweep
-                from harness.plugins import Registry
+        from harness.launchers import get_launcher
+        from harness.sweep import run_sweep
 
-                return run_fleet_sweep(self.specs, self.ray_executor, Registry(), self.store, observer)
-            from harness.launchers import get_launcher
-            from harness.sweep import run_sweep
-
-            return run_sweep(self.specs, get_launcher(self.launcher), self.store, observer)
+        try:  # one sweep loop, whether one benchmark at a time here or many at once on a fleet
+            launcher = self.ray_executor if self.ray_executor is not None else get_launcher(self.launcher)
+            return run_sweep(self.specs, launcher, self.store, observer)
         finally:
             if self.ray_executor is not None:
                 self.ray_executor.shutdown()

@@ -19,7 +19,7 @@ from harness.environment import default_threads
 from harness.errors import UserError
 from harness.interface import KNOWN_DTYPES, Workload
 from harness.limits import MAX_BATCH_SIZE
-from harness.launchers import Launcher
+from harness.launchers import BatchLauncher, Launcher
 from harness.plugins import Registry
 from harness.results import RunStore
 from harness.scenarios import SINGLE_STREAM, ServerSettings
@@ -405,7 +405,7 @@ class SilentObserver:
 
 def run_sweep(
     specs: Sequence[BenchmarkSpec],
-    launcher: Launcher,
+    launcher: Launcher | BatchLauncher,
     store: RunStore,
     observer: SweepObserver | None = None,
 ) -> list[dict[str, Any]]:
@@ -419,20 +419,35 @@ def run_sweep(
 
     observer = observer or SilentObserver()
     registry = Registry()
-    records = []
+    records: list[dict[str, Any]] = []
     lock = store.lock()  # the workers inherit it: a run is in use while any of them lives
+
+    def refusal(spec: BenchmarkSpec) -> Outcome | None:
+        refused = _declared_unsupported(registry, spec, declared_unsupported)
+        if not refused:
+            return None
+        now = utc_now()  # declared up front: no worker, nothing prepared
+        return Outcome(status=UNSUPPORTED, reason=refused, started_at=now, finished_at=now)
+
+    def finished(spec: BenchmarkSpec, outcome: Outcome) -> None:
+        record = store.write(spec, outcome)
+        records.append(record)
+        observer.finished(len(records) - 1, len(specs), spec, record)
+
     try:
-        for index, spec in enumerate(specs):
-            observer.started(index, len(specs), spec)
-            refused = _declared_unsupported(registry, spec, declared_unsupported)
-            if refused:  # declared up front: no worker, nothing prepared
-                now = utc_now()
-                outcome = Outcome(status=UNSUPPORTED, reason=refused, started_at=now, finished_at=now)
-            else:
-                outcome = launcher.launch(spec, keep_alive=(lock,))
-            record = store.write(spec, outcome)
-            records.append(record)
-            observer.finished(index, len(specs), spec, record)
+        if isinstance(launcher, BatchLauncher):  # many at once (a fleet), records in completion order
+            launchable = []
+            for spec in specs:
+                outcome = refusal(spec)
+                if outcome is None:
+                    launchable.append(spec)
+                else:
+                    finished(spec, outcome)
+            launcher.launch_all(launchable, finished, keep_alive=(lock,))
+        else:
+            for index, spec in enumerate(specs):
+                observer.started(index, len(specs), spec)
+                finished(spec, refusal(spec) or launcher.launch(spec, keep_alive=(lock,)))
     except KeyboardInterrupt:
         store.finish("interrupted")
         raise

@@ -131,3 +131,33 @@ def test_a_cli_parameter_replaces_the_configs_value(tmp_path):
 
     sizes = sorted(r["spec"]["params"]["size"] for r in json.loads(result.output)["records"])
     assert sizes == [16, 24]
+
+
+def test_one_sweep_loop_serves_a_batch_launcher_like_the_fleet(test_plugins, tmp_path):
+    """The Ray executor is a BatchLauncher driven by the same loop as the local launchers: it is
+    handed only what the backend does not refuse up front, and every record is written."""
+    from harness.launchers import BatchLauncher, InlineLauncher
+    from harness.results import RunStore, read_manifest
+    from harness.sweep import run_sweep
+
+    class FakeFleet:
+        name = "fake-fleet"
+
+        def __init__(self):
+            self.given = []
+
+        def launch_all(self, specs, on_outcome, *, keep_alive=()):
+            self.given = [s.workload for s in specs]
+            inline = InlineLauncher(Registry())
+            for spec in reversed(specs):  # completion order need not be plan order
+                on_outcome(spec, inline.launch(spec))
+
+    fleet = FakeFleet()
+    assert isinstance(fleet, BatchLauncher)
+    specs = plan(SweepRequest(backends=("picky",), workloads=("gemm", "llm"), params=(("gemm.size", 16),),
+                              stopping=Stopping(warmup=0).with_fixed_iterations(3))).specs
+    store = RunStore.create(tmp_path, settings={}, plan=specs)
+    records = run_sweep(specs, fleet, store)
+    assert fleet.given == ["gemm"]  # llm was declared unsupported: never sent
+    assert {r["spec"]["workload"]: r["status"] for r in records} == {"gemm": "ok", "llm": "unsupported"}
+    assert read_manifest(store.path)["status"] == "complete"

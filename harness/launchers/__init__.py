@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from harness.errors import UserError
-from harness.launchers.base import Launcher
+from harness.launchers.base import BatchLauncher, Launcher
 from harness.launchers.inline import InlineLauncher
 from harness.launchers.process import SubprocessLauncher
 
@@ -25,4 +25,4 @@ def get_launcher(name: str) -> Launcher:
         ) from None
 
 
-__all__ = ["Launcher", "InlineLauncher", "SubprocessLauncher", "LAUNCHERS", "get_launcher"]
+__all__ = ["BatchLauncher", "Launcher", "InlineLauncher", "SubprocessLauncher", "LAUNCHERS", "get_launcher"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 from harness.runner import Outcome
 from harness.spec import BenchmarkSpec
@@ -17,3 +17,19 @@ class Launcher(Protocol):
         """``keep_alive``: file descriptors a worker process must inherit and hold until it dies
         (the run folder's lock); a launcher without a separate process ignores them."""
         ...
+
+
+@runtime_checkable
+class BatchLauncher(Protocol):
+    """A launcher that runs many benchmarks at once (the Ray fleet, harness/fleet.py).
+
+    ``launch_all`` submits every spec and calls ``on_outcome(spec, outcome)`` on the
+    driver as each finishes, in completion order. The sweep loop
+    (:func:`harness.sweep.run_sweep`) is the same for both kinds: it writes each record,
+    records declared refusals without launching, and marks an interrupted run.
+    """
+
+    name: str
+
+    def launch_all(self, specs: Sequence[BenchmarkSpec], on_outcome: Callable[[BenchmarkSpec, Outcome], None],
+                   *, keep_alive: Sequence[int] = ()) -> None: ...
