@@ -113,6 +113,41 @@ def test_subprocess_launcher_agrees_with_inline(figures, threads, restore_torch_
                 f"{_spread(pairs)})", ratio, "x", "within ±1%", abs(ratio - 1) <= 0.01)
 
 
+#: A worker with no bakeoff isolation at all: a fresh interpreter that runs ``execute`` and prints
+#: the median. If it reads as far from inline as the subprocess launcher does, the gap is the fresh
+#: process on this host, not the launcher's isolation.
+_PLAIN_WORKER = """
+import json, statistics, sys
+from harness.runner import execute
+from harness.spec import BenchmarkSpec
+outcome = execute(BenchmarkSpec.from_dict(json.loads(sys.argv[1])))
+print(statistics.median(outcome.measurement.latencies_ns) / 1e9)
+"""
+
+
+@pytest.mark.parametrize("threads", [2])
+def test_a_plain_fresh_process_against_inline(figures, threads, restore_torch_threads):
+    """The control arm for the launcher check: a plain ``python -c`` subprocess (no cgroup,
+    rlimit, lifeline or parent-death signal) against inline, same spec, alternating rounds."""
+    import subprocess
+    import sys
+
+    spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", params={"size": 1024},
+                                threads=threads,
+                                stopping=Stopping(min_duration_s=MIN_S, max_duration_s=MAX_S, target_ci=0.01))
+    payload = json.dumps(spec.to_dict())
+    inline_launcher = InlineLauncher(Registry())
+
+    def plain() -> float:
+        done = subprocess.run([sys.executable, "-c", _PLAIN_WORKER, payload], capture_output=True, text=True,
+                              check=True)
+        return float(done.stdout.split()[-1])
+
+    pairs = _alternate_rounds(plain, lambda: _median_s(inline_launcher.launch(spec)), rounds=2 if QUICK else 12)
+    figures.add(f"plain fresh process (no isolation) / inline median (gemm 1024 fp32, {threads} threads; "
+                f"{_spread(pairs)}): the launcher check's control", _ratio(pairs), "x")
+
+
 # -- 2. bakeoff vs torch.utils.benchmark ---------------------------------------------
 
 
