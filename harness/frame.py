@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from harness.options import flatten as flatten_options, options_text
-from harness.record import RECORD_KIND
+from harness.record import RECORD_KIND, rankable
 from harness.results import DEFAULT_RESULTS_DIR, _expand, _read_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,13 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: List-valued columns, stored as JSON text in formats without lists (CSV, markdown).
 LIST_COLUMNS = ("latencies_s",)
-
-def rankable(record: Mapping[str, Any]) -> bool:
-    """Whether a record may be ranked and charted: the one definition, harness.record.rankable."""
-    from harness.record import rankable as record_rankable
-
-    return record_rankable(record)
-
 
 def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """Flatten one record into a DataFrame row; units are in the column names."""

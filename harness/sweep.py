@@ -109,8 +109,8 @@ def parse_param_assignments(items: Sequence[str]) -> tuple[tuple[str, Any], ...]
     return tuple(merged.items())
 
 
-def scenario_settings(request: SweepRequest, registry: Registry) -> dict[str, dict[str, Any]]:
-    """Each requested scenario's validated settings (defaults dropped), after its own check.
+def scenario_settings(request: SweepRequest, registry: Registry) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Each requested scenario and its validated settings (defaults dropped), after its own check.
 
     Raises :class:`UserError` for an unknown or broken scenario, a setting it does not
     declare, or settings given for a scenario the request does not run.
@@ -119,7 +119,7 @@ def scenario_settings(request: SweepRequest, registry: Registry) -> dict[str, di
     if unused:
         raise UserError(f"scenario settings for {unused[0]!r}, which this run does not include "
                         f"(add -s {unused[0]})")
-    settings: dict[str, dict[str, Any]] = {}
+    settings: dict[str, tuple[Any, dict[str, Any]]] = {}
     for name in dict.fromkeys(request.scenarios):
         try:
             scenario = registry.scenario(name)
@@ -128,13 +128,14 @@ def scenario_settings(request: SweepRequest, registry: Registry) -> dict[str, di
         values = options_module.validate(name, scenario.SETTINGS, request.scenario_options.get(name, {}),
                                          noun="scenario setting")
         scenario.check(values, request.server)
-        settings[name] = values
+        settings[name] = (scenario, values)
     return settings
 
 
-def _check_request(request: SweepRequest, registry: Registry | None = None) -> dict[str, dict[str, Any]]:
+def _check_request(request: SweepRequest,
+                   registry: Registry | None = None) -> dict[str, tuple[Any, dict[str, Any]]]:
     """Range checks the type system cannot express. Messages name the setting.
-    Returns the scenarios' validated settings."""
+    Returns each scenario with its validated settings (:func:`scenario_settings`)."""
     for dtype in request.dtypes:
         if dtype not in KNOWN_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (allowed: {', '.join(KNOWN_DTYPES)})")
@@ -261,8 +262,7 @@ def plan(request: SweepRequest, registry: Registry | None = None,
     from what its nodes can run, not from what the driver can.
     """
     registry = registry or Registry()
-    settings_by_scenario = _check_request(request, registry)
-    scenarios = {name: registry.scenario(name) for name in settings_by_scenario}
+    scenarios = _check_request(request, registry)
     notes: list[str] = []
 
     # Backends and their devices.
@@ -339,7 +339,7 @@ def plan(request: SweepRequest, registry: Registry | None = None,
     # Thread counts are always explicit in the spec, so records say what ran.
     threads = request.threads or default_threads()
     def batch_sizes(scenario: str) -> tuple[int, ...]:
-        return request.batch_sizes or scenarios[scenario].default_batch_sizes
+        return request.batch_sizes or scenarios[scenario][0].default_batch_sizes
 
     # What cannot be materialised fails here, in one line, not later inside a backend's prepare.
     # A batch size the user named is an error, and so is a workload that fits at none; a
@@ -368,8 +368,8 @@ def plan(request: SweepRequest, registry: Registry | None = None,
             batch_size=batch_size,
             scenario=scenario,
             stopping=request.stopping,
-            server=request.server if scenarios[scenario].uses_server_settings else None,
-            scenario_options=settings_by_scenario[scenario],
+            server=request.server if scenarios[scenario][0].uses_server_settings else None,
+            scenario_options=scenarios[scenario][1],
             threads=threads,
             timeout_s=request.timeout_s,
             memory_limit_bytes=request.memory_limit_bytes,
