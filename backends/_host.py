@@ -10,9 +10,9 @@ def cpu_device_facts() -> dict[str, Any]:
     peak FLOP/s (cores x clock x vector width), as DeviceInfo keyword arguments."""
     import psutil
 
-    from harness.environment import cpu_identity
-    from harness.plausibility import host_cpu_peaks
-    from harness.precision import cpu_precision, read_cpu_features
+    from harness.engine.telemetry.environment import cpu_identity
+    from harness.hardware.plausibility import host_cpu_peaks
+    from harness.hardware.precision import cpu_precision, read_cpu_features
 
     cpu = cpu_identity()
     features = read_cpu_features()
@@ -30,7 +30,7 @@ def device_meters(device_type: str, index: int = 0) -> list[Any]:
     """The energy meters that can see a device of this type (the EnergyMetered capability's
     helper for the built-in backends): NVML for NVIDIA, npu-smi for Ascend, and always the host
     CPU package through RAPL, which draws power whatever the device."""
-    from harness.telemetry import NpuSmiMeter, NvmlMeter, RaplMeter
+    from harness.engine.telemetry import NpuSmiMeter, NvmlMeter, RaplMeter
 
     meters: list[Any] = []
     if device_type == "cuda":

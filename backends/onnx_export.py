@@ -1,9 +1,9 @@
-"""Compatibility: the ONNX export helpers moved to :mod:`harness.export`, the public,
+"""Compatibility: the ONNX export helpers moved to :mod:`harness.tools.export`, the public,
 documented API (docs/writing-a-backend.md, "The model without torch"). Import from there."""
 
 from __future__ import annotations
 
-from harness.export import (  # noqa: F401 - re-exported for plugins that imported the old path
+from harness.tools.export import (  # noqa: F401 - re-exported for plugins that imported the old path
     EXPORT_FORMAT_VERSION,
     GENERATIVE_OUTPUTS,
     ExportedModel,

@@ -12,11 +12,11 @@ import os
 
 import numpy as np
 
-from harness.capabilities import Generative, OnnxModelFile, capability
-from harness.errors import Unsupported
-from harness.generation import GenerativePrepared
-from harness.interface import Availability, DeviceInfo, Prepared
-from harness.options import Option
+from harness.contract.capabilities import Generative, OnnxModelFile, capability
+from harness.contract.errors import Unsupported
+from harness.contract.interface import Availability, DeviceInfo, Prepared
+from harness.contract.options import Option
+from harness.engine.generation import GenerativePrepared
 from backends._host import cpu_device_facts, device_meters
 
 #: Providers this backend lists, and the pip package that brings each. The
@@ -216,7 +216,7 @@ class OnnxRuntimeBackend:
     def prepare(self, workload, spec) -> Prepared:
         import onnxruntime
 
-        from harness.export import export_generative, export_onnx
+        from harness.tools.export import export_generative, export_onnx
 
         provider = spec.device
         if provider not in onnxruntime.get_available_providers():
@@ -230,7 +230,7 @@ class OnnxRuntimeBackend:
         generative = capability(workload, Generative)
         onnx_file = capability(workload, OnnxModelFile)
         if onnx_file is not None:
-            from harness.export import ExportedModel
+            from harness.tools.export import ExportedModel
 
             exported = [ExportedModel(onnx_file.onnx_path, True, "user-supplied ONNX file", 0.0, "")]
         elif generative is not None:
@@ -314,8 +314,8 @@ def quantize_int8(path, workload_name: str):
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from harness.atomic import fsync_dir, fsync_tree
-    from harness.export import cache_dir
+    from harness.files.atomic import fsync_dir, fsync_tree
+    from harness.tools.export import cache_dir
 
     source = Path(path)
     stat = source.stat()

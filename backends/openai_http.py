@@ -11,7 +11,7 @@ the record's token counts come from the server's ``usage`` where it sends one
 (``token_count_source`` says which).
 
 A failed request (an HTTP 4xx/5xx, a dropped connection, a malformed SSE
-stream, a timeout) raises :class:`harness.timing.QueryFailed` with its cause:
+stream, a timeout) raises :class:`harness.engine.timing.QueryFailed` with its cause:
 it is counted, never timed, and the run goes on; a run whose failure rate
 exceeds ``max_failed_percent`` is marked invalid. A reply whose length differs
 from ``max_tokens`` is counted in ``output_length_mismatches``.
@@ -31,11 +31,11 @@ import threading
 import urllib.parse
 from typing import Any, Callable
 
-from harness.capabilities import Generative, capability
-from harness.errors import Unsupported
-from harness.interface import Availability, DeviceInfo, Prepared
-from harness.options import Option
-from harness.timing import QueryFailed
+from harness.contract.capabilities import Generative, capability
+from harness.contract.errors import Unsupported
+from harness.contract.interface import Availability, DeviceInfo, Prepared
+from harness.contract.options import Option
+from harness.engine.timing import QueryFailed
 
 
 class OpenAiHttpBackend:
@@ -101,7 +101,7 @@ class OpenAiHttpBackend:
                                   ignore_eos=options.get("ignore_eos", True),
                                   include_usage=options.get("include_usage", True))
         engine = options.get("engine") or reported.get("engine") or client.engine(entry.get("owned_by"))
-        from harness.catalog import device_count
+        from harness.hardware.catalog import device_count
 
         label = options.get("device_label")
         prepared.device_overrides = {k: v for k, v in {

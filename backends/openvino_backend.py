@@ -10,10 +10,10 @@ float32 number. The effective precision is read back into the record.
 
 from __future__ import annotations
 
-from harness.capabilities import Generative, OnnxModelFile, capability
-from harness.errors import Unsupported
-from harness.generation import GenerativePrepared
-from harness.interface import Availability, DeviceInfo, Prepared
+from harness.contract.capabilities import Generative, OnnxModelFile, capability
+from harness.contract.errors import Unsupported
+from harness.contract.interface import Availability, DeviceInfo, Prepared
+from harness.engine.generation import GenerativePrepared
 from backends._host import HostEnergy, cpu_device_facts
 
 #: bakeoff dtype -> (OpenVINO precision hint, OPTIMIZATION_CAPABILITIES entry)
@@ -61,7 +61,7 @@ def compress_int8(model, workload_name: str):
 def _precision(device: str, capabilities: list[str], facts: dict) -> dict:
     """Native dtypes from OpenVINO's own query (OPTIMIZATION_CAPABILITIES). The CPU plugin
     reports INT8 on every x86 CPU, VNNI or not, so a CPU's int8 comes from its flags."""
-    from harness.precision import capability_precision
+    from harness.hardware.precision import capability_precision
 
     fallback = None
     if device.startswith("CPU") and facts.get("native_dtypes") is not None:
@@ -127,7 +127,7 @@ class OpenVinoBackend:
         onnx_file = capability(workload, OnnxModelFile)
         if generative is not None:
             # Dynamic-shape prefill and decode graphs: read the (cached) ONNX exports.
-            from harness.export import export_generative
+            from harness.tools.export import export_generative
 
             graphs = export_generative(workload, "float32")
             models = [core.read_model(str(g.path)) for g in graphs]
@@ -178,8 +178,8 @@ def converted_model(openvino, core, workload, inputs):
     import tempfile
     from pathlib import Path
 
-    from harness.atomic import fsync_dir, fsync_tree
-    from harness.export import cache_dir, content_hash, workload_identity
+    from harness.files.atomic import fsync_dir, fsync_tree
+    from harness.tools.export import cache_dir, content_hash, workload_identity
 
     module = workload.build_module("float32")
     identity = {**workload_identity(workload, "float32"), "converter": "openvino.convert_model",

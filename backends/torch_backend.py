@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 
-from harness.capabilities import Generative, OnnxModelFile, capability
-from harness.errors import Unsupported
-from harness.generation import GenerativePrepared
-from harness.interface import Availability, DeviceInfo, Prepared
-from harness.options import Option
+from harness.contract.capabilities import Generative, OnnxModelFile, capability
+from harness.contract.errors import Unsupported
+from harness.contract.interface import Availability, DeviceInfo, Prepared
+from harness.contract.options import Option
+from harness.engine.generation import GenerativePrepared
 from backends._host import cpu_device_facts, device_meters
 
 #: Graph-capture modes. Each is part of the record's identity, so compiled and
@@ -62,7 +62,7 @@ def _accelerator_devices(torch) -> list[DeviceInfo]:
 def _precision_fields(facts) -> dict:
     """Native dtypes of an accelerator where its own query says (CUDA compute capability);
     nothing declared otherwise (ROCm, npu, xpu, mps), so no note is guessed."""
-    from harness.precision import cuda_precision
+    from harness.hardware.precision import cuda_precision
 
     if facts.get("capability") is None:
         return {}
@@ -84,7 +84,7 @@ class TorchBackend:
     }
 
     def ray_requirements(self, device: str) -> dict | None:
-        """What a fleet node must offer to run ``device`` (harness/fleet.py): Ray's own
+        """What a fleet node must offer to run ``device`` (harness/orchestration/fleet.py): Ray's own
         GPU and NPU resources; CPU and other devices fall back to CPUs and user resources."""
         kind = device.split(":")[0]
         if kind == "cuda":  # NVIDIA and AMD (ROCm) GPUs are both Ray's "GPU"

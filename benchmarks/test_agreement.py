@@ -26,14 +26,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.interface import Prepared
-from harness.launchers import InlineLauncher, SubprocessLauncher
-from harness.plugins import Registry
-from harness.runner import execute
-from harness.scenarios import ServerSettings, run_server_trial
-from harness.spec import BenchmarkSpec
-from harness.stats import percentile
-from harness.timing import HOST, HostTimebase, Stopping
+from harness.contract.interface import Prepared
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.scenarios import ServerSettings, run_server_trial
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.stats import percentile
+from harness.engine.timing import HOST, HostTimebase, Stopping
+from harness.orchestration.launchers import InlineLauncher, SubprocessLauncher
 
 QUICK = os.environ.get("BAKEOFF_BENCH_QUICK", "") not in ("", "0")
 
@@ -118,8 +118,8 @@ def test_subprocess_launcher_agrees_with_inline(figures, threads, restore_torch_
 #: process on this host, not the launcher's isolation.
 _PLAIN_WORKER = """
 import json, statistics, sys
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
 outcome = execute(BenchmarkSpec.from_dict(json.loads(sys.argv[1])))
 print(statistics.median(outcome.measurement.latencies_ns) / 1e9)
 """
@@ -203,7 +203,7 @@ class MatmulSut:
 
 
 class SutPrepared(Prepared):
-    """bakeoff's side: the same SUT behind harness.interface.Prepared (CPU, so no synchronize)."""
+    """bakeoff's side: the same SUT behind harness.contract.interface.Prepared (CPU, so no synchronize)."""
 
     def __init__(self, sut: MatmulSut) -> None:
         super().__init__()

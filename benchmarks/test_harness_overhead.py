@@ -15,16 +15,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.compare import compare
-from harness.environment import default_threads
-from harness.interface import Prepared
-from harness.launchers import SubprocessLauncher
-from harness.plugins import Registry
-from harness.results import RunStore, build_record, load, read_records
-from harness.runner import Measurement, Outcome, execute
-from harness.spec import BenchmarkSpec
-from harness.stats import summarize
-from harness.timing import Stopping, sample, warm_up
+from harness.contract.interface import Prepared
+from harness.engine.plugins import Registry
+from harness.engine.runner import Measurement, Outcome, execute
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.stats import summarize
+from harness.engine.telemetry.environment import default_threads
+from harness.engine.timing import Stopping, sample, warm_up
+from harness.orchestration.launchers import SubprocessLauncher
+from harness.procurement.compare import compare
+from harness.results.frame import load
+from harness.results.store import RunStore, build_record, read_records
 
 LOOP_ITERATIONS = 10_000
 BIG_RUN_RECORDS = 5_000  # two runs: 10,000 records loaded and compared
@@ -140,7 +141,7 @@ def test_load_and_compare_ten_thousand_records(benchmark, two_big_runs, figures)
 
 def test_report_for_a_thousand_records(benchmark, tmp_path, figures):
     """`bakeoff report` end to end: ranking, charts, the self-contained HTML file."""
-    from harness.cli import cli
+    from harness.presentation.cli import cli
 
     run = _fill_run(tmp_path, REPORT_RECORDS, 1.0)
     output = tmp_path / "report.html"
@@ -257,7 +258,7 @@ def test_cli_import_time(benchmark, figures):
     import subprocess
     import sys
 
-    benchmark.pedantic(subprocess.run, args=([sys.executable, "-c", "import harness.cli"],),
+    benchmark.pedantic(subprocess.run, args=([sys.executable, "-c", "import harness.presentation.cli"],),
                        kwargs={"check": True}, rounds=5)
-    figures.add("python -c 'import harness.cli'", benchmark.stats.stats.median, "s")
+    figures.add("python -c 'import harness.presentation.cli'", benchmark.stats.stats.median, "s")
 

@@ -15,11 +15,11 @@ import os
 
 import pytest
 
-from harness.launchers import SubprocessLauncher
-from harness.results import build_record
-from harness.roofline import read_ceilings, roofline_fraction
-from harness.spec import BenchmarkSpec
-from harness.timing import Stopping
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.timing import Stopping
+from harness.orchestration.launchers import SubprocessLauncher
+from harness.results.roofline import read_ceilings, roofline_fraction
+from harness.results.store import build_record
 
 pytestmark = pytest.mark.roofline
 

@@ -22,8 +22,9 @@ try:
 except importlib.metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
-_SUBMODULES = {"results", "stats", "interface", "plugins", "runner", "sweep", "launchers", "spec", "errors",
-               "timing", "scenarios", "config", "capabilities", "export", "record", "orchestration"}
+#: The layers (docs/architecture.md), importable as attributes without importing them up front.
+_SUBMODULES = {"contract", "files", "hardware", "engine", "results", "orchestration", "procurement",
+               "presentation", "tools", "testing"}
 
 
 def __getattr__(name: str) -> Any:
@@ -61,25 +62,25 @@ def run(
 
     Empty ``backends`` or ``workloads`` mean every available one; empty
     ``batch_sizes`` mean 1 (1, 8, 32 for ``offline``). ``stopping`` is a
-    :class:`harness.timing.Stopping` and ``server`` a
-    :class:`harness.scenarios.ServerSettings`. ``backend_options`` are ``-O``'s
+    :class:`harness.engine.timing.Stopping` and ``server`` a
+    :class:`harness.engine.scenarios.ServerSettings`. ``backend_options`` are ``-O``'s
     (``{"torch": {"graph": "compile"}}``, a list sweeps) and ``scenario_options``
     ``--scenario-option``'s (``{"burst": {"size": 8}}``). With ``config`` (a sweep TOML),
     the other arguments are ignored. ``executor="ray"`` (with ``ray_address``,
     ``ray_retries``, ``ray_resources``) runs each benchmark on a Ray cluster node, as
-    ``bakeoff run --executor ray`` does: both go through harness/orchestration.py.
-    Raises :class:`harness.errors.UserError` for bad input before anything runs.
+    ``bakeoff run --executor ray`` does: both go through harness/orchestration/session.py.
+    Raises :class:`harness.contract.errors.UserError` for bad input before anything runs.
     """
-    from harness import orchestration
-    from harness.scenarios import ServerSettings
-    from harness.spec import DEFAULT_TIMEOUT_S
-    from harness.sweep import SweepRequest
-    from harness.timing import Stopping
+    from harness.engine.scenarios import ServerSettings
+    from harness.engine.spec import DEFAULT_TIMEOUT_S
+    from harness.engine.timing import Stopping
+    from harness.orchestration import session as orchestration
+    from harness.orchestration.sweep import SweepRequest
 
     fleet = orchestration.FleetSettings(executor=executor, ray_address=ray_address, ray_retries=ray_retries,
                                         ray_resources=tuple(ray_resources))
     if config is not None:
-        from harness.config import load_config
+        from harness.orchestration.config import load_config
 
         session = orchestration.start(load_config(config), out=out, launcher=launcher, fleet=fleet, config=config)
     else:
@@ -107,7 +108,7 @@ def run(
 def resume(run_dir: str | Path, *, observer: Any = None) -> Path:
     """Finish an interrupted run with its own launcher and executor: run only the benchmarks
     whose records are missing."""
-    from harness import orchestration
+    from harness.orchestration import session as orchestration
 
     session = orchestration.resume(run_dir)
     session.run(observer)

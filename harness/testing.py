@@ -38,7 +38,7 @@ and ``pytest`` runs seven contracts against the real backend on the real device:
 What a backend declares it does not run (``DeclaresSupport``) is recorded as
 ``unsupported`` with its reason and never prepared; every contract honours it.
 * **capabilities**: reports which optional capabilities
-  (harness/capabilities.py) the backend and its prepared objects offer, and
+  (harness/contract/capabilities.py) the backend and its prepared objects offer, and
   fails on an attribute one typo away from a declared hook (``step_streming``)
   or a backend hook defined on the prepared object: harness would silently
   ignore either.
@@ -55,13 +55,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from harness.capabilities import DeviceMemoryReporting, capability
-from harness.errors import Unsupported
-from harness.interface import KNOWN_DTYPES, Availability, Backend, DeviceInfo, Param, Prepared, Workload
-from harness.plugins import Registry
-from harness.runner import declared_unsupported
-from harness.spec import BenchmarkSpec
-from harness.timing import HOST, Stopping, Timebase, warm_up
+from harness.contract.capabilities import DeviceMemoryReporting, capability
+from harness.contract.errors import Unsupported
+from harness.contract.interface import KNOWN_DTYPES, Availability, Backend, DeviceInfo, Param, Prepared, Workload
+from harness.engine.plugins import Registry
+from harness.engine.runner import declared_unsupported
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.timing import HOST, Stopping, Timebase, warm_up
 
 #: The built-in workloads' small configurations, run for the parity contract.
 PARITY_CASES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -162,7 +162,7 @@ def resolve_backend(backend: Any) -> Backend:
 
 def _execute(backend: Backend, device: str, workload: str, params: dict[str, Any],
              dtype: str = "float32", stopping: Stopping = QUICK, batch_size: int = 1, faulty: bool = False):
-    from harness.runner import execute
+    from harness.engine.runner import execute
 
     spec = BenchmarkSpec.create(backend=backend.name, device=device, workload=workload, params=params,
                                 dtype=dtype, stopping=stopping, threads=None, batch_size=batch_size)
@@ -182,7 +182,7 @@ def check_availability(backend: Any) -> Availability:
             "catch the import or driver error and return Availability.no(reason)") from None
     if not isinstance(availability, Availability):
         raise ConformanceError(f"{backend.name}.probe() returned {type(availability).__name__}, "
-                               "not harness.interface.Availability")
+                               "not harness.contract.interface.Availability")
     if not availability.available and not (availability.reason or "").strip():
         raise ConformanceError(f"{backend.name}.probe() says unavailable without a reason; users see "
                                "'unavailable: <reason>', so say what is missing")
@@ -199,7 +199,7 @@ def check_device_identity(backend: Any) -> list[DeviceInfo]:
     for row in rows:
         where = f"{backend.name}.devices() row {row!r}"
         if not isinstance(row, DeviceInfo):
-            raise ConformanceError(f"{where} is not a harness.interface.DeviceInfo")
+            raise ConformanceError(f"{where} is not a harness.contract.interface.DeviceInfo")
         if row.backend != backend.name:
             raise ConformanceError(f"{where}: backend is {row.backend!r}, expected {backend.name!r}")
         if not isinstance(row.device, str) or not row.device or any(ch.isspace() for ch in row.device):
@@ -234,7 +234,7 @@ def _fastest_step_ns(backend: Backend, device: str, side: int, timebase: Timebas
     """The fastest timed step: what the work itself takes. Load on the machine (a preempted
     thread, a late wake-up of the thread that waits for a queue) only ever adds to a step, so on a
     busy machine the median measures scheduling delays, while the fastest step still tracks the work."""
-    from harness.timing import sample
+    from harness.engine.timing import sample
 
     registry = _Registry(backend)
     workload = registry.workload("gemm", {"size": side})
@@ -352,7 +352,7 @@ def check_error_mapping(backend: Any, device: str) -> dict[str, str]:
             message = (outcome.failure or {}).get("message") or outcome.reason
             raise ConformanceError(
                 f"{where} failed ({message}); a dtype the backend cannot run must raise "
-                f"harness.errors.Unsupported('<reason>') from prepare() so it is skipped cleanly")
+                f"harness.contract.errors.Unsupported('<reason>') from prepare() so it is skipped cleanly")
         verdicts[dtype] = outcome.status
     spec, outcome = _execute(backend, device, FaultyGemm.name, {}, faulty=True)
     declared = declared_unsupported(backend, spec)
@@ -381,7 +381,7 @@ def check_capabilities(backend: Any, device: str,
 
     Each case is prepared (not timed); a case the backend refuses with ``Unsupported`` is skipped.
     """
-    from harness.capabilities import BACKEND, PREPARED, offered, suspect_hooks
+    from harness.contract.capabilities import BACKEND, PREPARED, offered, suspect_hooks
 
     backend = resolve_backend(backend)
     problems = [hook.message(f"backend {backend.name!r} ({type(backend).__name__})")

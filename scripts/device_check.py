@@ -102,7 +102,7 @@ def evaluate(records: Iterable[Mapping[str, Any]], backend: str) -> list[Check]:
 def run_leg(backend: str, out: Path, timeout_s: int) -> tuple[list[dict[str, Any]], str | None]:
     """Run one backend's benchmarks through the real CLI; returns (records, run folder)."""
     name, device, extra = LEGS[backend]
-    command = [sys.executable, "-m", "harness.cli", "run", "-b", name, "-d", device, *WORKLOAD_ARGS, *extra,
+    command = [sys.executable, "-m", "harness.presentation.cli", "run", "-b", name, "-d", device, *WORKLOAD_ARGS, *extra,
                "--max-duration", "4", "--timeout", str(timeout_s), "--out", str(out / "results"), "--json", "-q"]
     print("$", " ".join(command), flush=True)
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s * 4)

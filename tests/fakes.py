@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator
 
-from harness.interface import Prepared
+from harness.contract.interface import Prepared
 
 
 class FakeTimebase:

@@ -13,9 +13,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from backends.torch_devices import probe_all, probe_cuda, probe_mps, probe_npu, probe_xpu
-from harness.plugins import Registry
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -129,7 +129,7 @@ def test_silent_cpu_fallback_in_onnxruntime_is_an_error_not_cpu_numbers(monkeypa
 
 
 def test_backends_json_on_this_machine_via_cli():
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "backends", "--json"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "harness.presentation.cli", "backends", "--json"], capture_output=True,
                             text=True, timeout=120, cwd=REPO)
     rows = json.loads(result.stdout)
     unavailable = {(r["backend"], r["device"]) for r in rows if not r["available"]}
@@ -138,7 +138,7 @@ def test_backends_json_on_this_machine_via_cli():
 
 def test_event_timer_converts_device_milliseconds_and_cpu_uses_the_host_clock():
     from backends.torch_backend import TorchEventTimer, _check_bf16
-    from harness.errors import Unsupported
+    from harness.contract.errors import Unsupported
 
     class FakeEvent:
         def __init__(self, device, enable_timing):

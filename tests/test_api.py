@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.contract.errors import UserError
+from harness.engine.timing import Stopping
 import harness
-from harness.errors import UserError
-from harness.timing import Stopping
 
 
 def test_run_returns_a_run_folder_that_loads(test_plugins, tmp_path):
@@ -43,7 +43,7 @@ def test_the_api_takes_what_the_cli_takes_through_the_same_path(test_plugins, tm
     (record,) = harness.results.load_records(run_dir)
     assert record["spec"]["scenario_options"] == {"size": 2, "bursts": 1}
     assert len(record["measurement"]["latencies_ns"]) == 2
-    manifest = harness.results.read_manifest(run_dir)
+    manifest = harness.results.store.read_manifest(run_dir)
     assert manifest["settings"]["executor"] == "local" and manifest["settings"]["scenario_options"]
     with pytest.raises(UserError, match="backend option null.graph: unknown option"):
         harness.run(backends=["null"], workloads=["noop"], backend_options={"null": {"graph": "compile"}},

@@ -15,14 +15,14 @@ from backends.onnxruntime_backend import (
     check_options_took_effect,
     check_provider_options,
 )
-from harness import options
-from harness.cli import cli
-from harness.config import load_config
-from harness.errors import UserError
-from harness.plugins import Registry
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
-from harness.sweep import SweepRequest, plan
+from harness.contract import options
+from harness.contract.errors import UserError
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
+from harness.orchestration.config import load_config
+from harness.orchestration.sweep import SweepRequest, plan
+from harness.presentation.cli import cli
 
 
 def invoke(*args: str):

@@ -7,12 +7,12 @@ import onnx
 import pytest
 import torch
 
-from harness.errors import Unsupported
-from harness.export import export_onnx
-from harness.interface import Backend
-from harness.plugins import Registry
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
+from harness.contract.errors import Unsupported
+from harness.contract.interface import Backend
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
+from harness.tools.export import export_onnx
 
 CPU_TARGETS = [("torch", "cpu"), ("onnxruntime", "CPUExecutionProvider"), ("openvino", "CPU")]
 
@@ -149,9 +149,9 @@ def test_onnx_export_is_checked_and_cached_by_content(registry, tmp_path):
 
 def test_onnx_export_cache_key_covers_the_workload_source(registry, tmp_path, monkeypatch):
     """Editing a workload's code must not reuse a graph exported from the old code."""
-    import harness.export
+    import harness.tools.export
 
     workload = registry.workload("mlp", {"hidden": 16, "layers": 1})
     first = export_onnx(workload, "float32", 1, directory=tmp_path)
-    monkeypatch.setattr(harness.export, "_source_digest", lambda obj: "edited-source")
+    monkeypatch.setattr(harness.tools.export, "_source_digest", lambda obj: "edited-source")
     assert export_onnx(workload, "float32", 1, directory=tmp_path).content_hash != first.content_hash

@@ -1,14 +1,14 @@
-"""The on-disk cache (harness/cache.py) of references and weight counts, and OpenVINO's IR cache."""
+"""The on-disk cache (harness/engine/cache.py) of references and weight counts, and OpenVINO's IR cache."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from harness import cache
-from harness.plugins import Registry
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
+from harness.engine import cache
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_weight_bytes_are_cached(fresh_cache):
 
 
 def test_cache_entries_are_fsynced_file_and_folder(fresh_cache, monkeypatch):
-    """Cache entries go through harness/atomic.py: the entry is synced before its rename and the
+    """Cache entries go through harness/files/atomic.py: the entry is synced before its rename and the
     folder after (the old private writer synced neither)."""
     import os
     import stat

@@ -1,4 +1,4 @@
-"""The declared capabilities (harness/capabilities.py): core asks for optional hooks only
+"""The declared capabilities (harness/contract/capabilities.py): core asks for optional hooks only
 through ``capability()``, never by name with a default, and never branches on a device name."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.capabilities import (
+from harness.contract.capabilities import (
     BACKEND,
     CAPABILITIES,
     PREPARED,
@@ -24,8 +24,8 @@ from harness.capabilities import (
     required_members,
     suspect_hooks,
 )
-from harness.interface import Prepared
-from harness.plugins import Registry
+from harness.contract.interface import Prepared
+from harness.engine.plugins import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Hooks that existed before the capabilities were declared, looked up by name with a default.
@@ -51,14 +51,14 @@ def test_no_plugin_hook_is_looked_up_by_name_outside_the_capability_helper():
     hooks = _hook_names()
     found = []
     for path in _python_files("harness", "backends"):
-        if path.name == "capabilities.py" and path.parent.name == "harness":
+        if path.name == "capabilities.py" and path.parent.name == "contract":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")
                     and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
                     and node.args[1].value in hooks):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.id}(..., {node.args[1].value!r})")
-    assert not found, "plugin hooks read by name; use harness.capabilities.capability(): " + "; ".join(found)
+    assert not found, "plugin hooks read by name; use harness.contract.capabilities.capability(): " + "; ".join(found)
 
 
 def test_the_scan_above_can_fail():
@@ -82,7 +82,7 @@ def test_core_never_branches_on_a_device_name():
 
 
 def test_meters_come_from_the_prepared_object_not_the_device_name():
-    from harness.runner import backend_meters
+    from harness.engine.runner import backend_meters
 
     class Plain(Prepared):
         def step(self):
@@ -163,7 +163,7 @@ def test_streaming_is_offered_only_with_the_method():
 
 
 def test_writing_a_backend_lists_every_capability():
-    """docs/writing-a-backend.md carries the table generated from harness/capabilities.py."""
+    """docs/writing-a-backend.md carries the table generated from harness/contract/capabilities.py."""
     doc = (ROOT / "docs" / "writing-a-backend.md").read_text()
     assert markdown_table() in doc, ("docs/writing-a-backend.md's capability table differs from "
-                                     "harness.capabilities.markdown_table(); paste the new table")
+                                     "harness.contract.capabilities.markdown_table(); paste the new table")

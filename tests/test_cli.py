@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.results import load
+from harness.presentation.cli import cli
+from harness.results.frame import load
 
 BAKEOFF = Path(sys.executable).parent / "bakeoff"
 COMMANDS = ["backends", "workloads", "run", "show"]
@@ -167,7 +167,7 @@ def test_show_corrupt_results_file_is_one_line(test_plugins, results_dir):
 # -- as a real subprocess --------------------------------------------------------
 
 def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    command = [str(BAKEOFF)] if BAKEOFF.exists() else [sys.executable, "-m", "harness.cli"]
+    command = [str(BAKEOFF)] if BAKEOFF.exists() else [sys.executable, "-m", "harness.presentation.cli"]
     env = {**os.environ, "COLUMNS": "200"}  # wide enough that table cells are not folded
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, env=env, **kw)
 

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.results import load, read_export
+from harness.presentation.cli import cli
+from harness.results.frame import load, read_export
 
 SWEEP = ["run", "-b", "planted", "-w", "noop", "-p", "service_us=2000", "--batch-size", "1", "--batch-size", "2",
          "--iterations", "60", "--warmup", "3", "--launcher", "inline", "--json"]

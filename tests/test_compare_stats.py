@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from harness.compare import mann_whitney_u, median_ratio_ci, parse_threshold, verdict
+from harness.procurement.compare import mann_whitney_u, median_ratio_ci, parse_threshold, verdict
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -45,7 +45,7 @@ def test_parse_threshold():
 
 
 def test_compare_warns_when_environment_fingerprints_differ():
-    from harness.compare import compare
+    from harness.procurement.compare import compare
 
     def record(fingerprint, threads, latencies):
         return {"key": "k", "run_id": fingerprint, "status": "ok", "parity": {"passed": True},
@@ -76,7 +76,7 @@ def test_exact_bootstrap_median_distribution_matches_resampling(n):
 
 
 def test_batched_intervals_equal_single_ones_whatever_else_is_compared():
-    from harness.compare import median_ratio_cis
+    from harness.procurement.compare import median_ratio_cis
 
     rng = np.random.default_rng(3)
     pairs = [(rng.lognormal(0, 0.1, n), rng.lognormal(0.05, 0.1, m)) for n, m in ((50, 50), (51, 40), (50, 50))]

@@ -48,7 +48,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
+from harness.presentation.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "runs-2026-12-01"

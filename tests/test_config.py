@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.config import load_config, plan_config
-from harness.errors import UserError
+from harness.contract.errors import UserError
+from harness.orchestration.config import load_config, plan_config
+from harness.presentation.cli import cli
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "sweep.example.toml"
 

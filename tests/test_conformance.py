@@ -61,7 +61,7 @@ def test_a_wrong_backend_fails_parity(test_plugins):
 
 def test_a_backend_that_crashes_on_other_dtypes_fails_error_mapping(test_plugins):
     """"raising" raises a plain exception in every step: its float32 gemm already fails."""
-    with pytest.raises(ConformanceError, match="must raise harness.errors.Unsupported"):
+    with pytest.raises(ConformanceError, match="must raise harness.contract.errors.Unsupported"):
         testing.check_error_mapping("raising", "fake")
 
 
@@ -103,7 +103,7 @@ def test_the_sweep_records_a_declared_refusal_without_a_worker(test_plugins, tmp
     from click.testing import CliRunner
     import json
 
-    from harness.cli import cli
+    from harness.presentation.cli import cli
 
     result = CliRunner().invoke(cli, ["run", "-b", "picky", "-w", "gemm", "-w", "llm", "-p", "gemm.size=16",
                                       "--iterations", "3", "--warmup", "0", "--out", str(tmp_path), "--json"],

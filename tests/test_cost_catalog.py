@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.catalog import figure, lint, load_catalog
-from harness.cost import OwnedInputs, cloud_cost, cost_per_units, owned_cost, owned_usd_per_serving_hour
-from harness.errors import UserError
+from harness.contract.errors import UserError
+from harness.hardware.catalog import figure, lint, load_catalog
+from harness.procurement.cost import OwnedInputs, cloud_cost, cost_per_units, owned_cost, owned_usd_per_serving_hour
 
 
 def test_cloud_cost_per_million_tokens_by_hand():

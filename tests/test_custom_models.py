@@ -9,8 +9,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.results import load
+from harness.presentation.cli import cli
+from harness.results.frame import load
 
 TESTS = Path(__file__).resolve().parent
 

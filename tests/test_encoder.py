@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.plugins import Registry
-from harness.results import build_record
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
+from harness.results.store import build_record
 from workloads.encoder import Encoder, bundled_model_dir, read_safetensors, sentences
 
 CPU_TARGETS = [("torch", "cpu"), ("onnxruntime", "CPUExecutionProvider"), ("openvino", "CPU")]

@@ -1,4 +1,4 @@
-"""harness.export, the public way to a workload's model for non-torch runtimes, and the
+"""harness.tools.export, the public way to a workload's model for non-torch runtimes, and the
 worked example of docs/writing-a-backend.md ("The model without torch"), run as written."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-import harness.export
-from harness.export import ExportedModel, export_generative, export_onnx
-from harness.plugins import Registry
+from harness.engine.plugins import Registry
+from harness.tools.export import ExportedModel, export_generative, export_onnx
+import harness.tools.export
 from workloads.llm import Llm
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "writing-a-backend.md"
@@ -113,7 +113,7 @@ def test_generative_graphs_have_the_documented_inputs_outputs_and_kv_layout(tmp_
 
     prefill_graph = onnx.load(str(prefill.path), load_external_data=False).graph
     assert signature(prefill_graph.input) == {"input_ids": (elem.INT64, ["batch", "tokens"])}
-    assert [o.name for o in prefill_graph.output] == list(harness.export.GENERATIVE_OUTPUTS)
+    assert [o.name for o in prefill_graph.output] == list(harness.tools.export.GENERATIVE_OUTPUTS)
     prefill_out = signature(prefill_graph.output)
     assert prefill_out["next_token"] == (elem.INT64, ["batch", 1])
     assert prefill_out["logits"] == (elem.FLOAT, ["batch", V])
@@ -130,7 +130,7 @@ def test_generative_graphs_have_the_documented_inputs_outputs_and_kv_layout(tmp_
         elem_type, dims = decode_out[name]
         assert elem_type == elem.FLOAT and dims[:3] == [L, "batch", H] and dims[4] == D
         assert isinstance(dims[3], str) and "past" in dims[3]  # past + 1, symbolic
-    assert [o.name for o in decode_graph.output] == list(harness.export.GENERATIVE_OUTPUTS)
+    assert [o.name for o in decode_graph.output] == list(harness.tools.export.GENERATIVE_OUTPUTS)
     # The weights' documented names: decoder.<state_dict name> in prefill, <state_dict name> in decode.
     assert "decoder.embed.weight" in {t.name for t in prefill_graph.initializer}
     assert "embed.weight" in {t.name for t in decode_graph.initializer}
@@ -149,18 +149,18 @@ def test_the_old_module_is_the_same_api():
 
     for name in ("ExportedModel", "export_onnx", "export_generative", "export_module", "content_hash",
                  "cache_dir", "EXPORT_FORMAT_VERSION"):
-        assert getattr(old, name) is getattr(harness.export, name)
+        assert getattr(old, name) is getattr(harness.tools.export, name)
 
 
 def test_the_export_api_is_documented_and_imports_nothing_heavy():
-    for name in harness.export.__all__:
-        obj = getattr(harness.export, name)
+    for name in harness.tools.export.__all__:
+        obj = getattr(harness.tools.export, name)
         if callable(obj):
             assert obj.__doc__ and len(obj.__doc__) > 40, name
     for name in ("input_names", "output_names", "initializer", "numpy_helper", "BAKEOFF_CACHE_DIR",
                  "[layers, batch, kv_heads, tokens, head_dim]"):
-        assert name in harness.export.__doc__ + harness.export.export_generative.__doc__, name
-    code = ("import sys, harness.export\n"
+        assert name in harness.tools.export.__doc__ + harness.tools.export.export_generative.__doc__, name
+    code = ("import sys, harness.tools.export\n"
             "print([m for m in ('torch', 'onnx', 'onnxruntime', 'openvino', 'numpy') if m in sys.modules])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().replace("'", '"')) == []

@@ -1,4 +1,4 @@
-"""Fleet runs on Ray (harness/fleet.py): requirement mapping and scheduling checks as pure
+"""Fleet runs on Ray (harness/orchestration/fleet.py): requirement mapping and scheduling checks as pure
 functions, then a real three-node Ray cluster on loopback driven through the CLI."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.errors import UserError
-from harness.fleet import Requirements, cluster_rows, parse_resource_selectors, requirements_for, unschedulable_reason
-from harness.interface import DeviceInfo
-from harness.plugins import BackendStatus, Registry
-from harness.spec import BenchmarkSpec
+from harness.contract.errors import UserError
+from harness.contract.interface import DeviceInfo
+from harness.engine.plugins import BackendStatus, Registry
+from harness.engine.spec import BenchmarkSpec
+from harness.orchestration.fleet import Requirements, cluster_rows, parse_resource_selectors, requirements_for, unschedulable_reason
+from harness.presentation.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = REPO / "tests" / "plugins"
@@ -113,13 +113,14 @@ def cluster():
 
 
 def bakeoff(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "harness.presentation.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
 
 
 @pytest.mark.slow
 def test_benchmarks_land_on_the_node_with_their_resource_and_load_as_one_frame(cluster, tmp_path):
-    from harness.results import load, read_records
+    from harness.results.frame import load
+    from harness.results.store import read_records
 
     result = bakeoff("run", "--executor", "ray", "--ray-address", cluster["address"], "-b", "null", "-b", "parrot",
                      "-w", "noop", "-w", "echo", "--threads", "1", "--iterations", "20",
@@ -182,7 +183,7 @@ def _processes_of(marker: str) -> list:
 def test_a_fleet_worker_dies_when_its_driver_disappears(cluster, tmp_path):
     """kill -9 of a `bakeoff run --executor ray` driver: Ray ends the job's task worker, and the
     benchmark worker under it (and the helper it started) dies with it."""
-    driver = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--executor", "ray", "--ray-address",
+    driver = subprocess.Popen([sys.executable, "-m", "harness.presentation.cli", "run", "--executor", "ray", "--ray-address",
                                cluster["address"], "-b", "spawning", "-w", "noop", "--threads", "1",
                                "--iterations", "100000", "--ray-resource", "spawning=lab_a", "--out",
                                str(tmp_path), "-q"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -192,7 +193,7 @@ def test_a_fleet_worker_dies_when_its_driver_disappears(cluster, tmp_path):
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "the benchmark worker or its helper never started"
         time.sleep(0.1)
-        workers = _processes_of("harness.worker")
+        workers = _processes_of("harness.orchestration.worker")
         helpers = [child for worker in workers for child in worker.children()]
     driver.kill()
     driver.wait(timeout=30)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare import compare
-from harness.launchers import SubprocessLauncher
-from harness.results import build_record
-from harness.spec import BenchmarkSpec
-from harness.telemetry.interference import CpuTimes, InterferenceWatch, Snapshot, assess, warning_text
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.telemetry.interference import CpuTimes, InterferenceWatch, Snapshot, assess, warning_text
+from harness.orchestration.launchers import SubprocessLauncher
+from harness.procurement.compare import compare
+from harness.results.store import build_record
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -136,8 +136,8 @@ def test_compare_warns_when_either_side_was_noisy():
 
 
 def test_rank_marks_but_keeps_a_noisy_candidate():
-    from harness.catalog import load_catalog
-    from harness.rank import rank
+    from harness.hardware.catalog import load_catalog
+    from harness.procurement.rank import rank
 
     def candidate(noisy):
         return {
@@ -158,9 +158,9 @@ def test_rank_marks_but_keeps_a_noisy_candidate():
 
 
 def test_device_throttling_seen_by_the_meter_reaches_the_record(test_plugins):
-    from harness.plugins import Registry
-    from harness.runner import execute
-    from harness.telemetry.meters import EnergyReading
+    from harness.engine.plugins import Registry
+    from harness.engine.runner import execute
+    from harness.engine.telemetry.meters import EnergyReading
 
     class ThrottledMeter:
         name = "fake-gpu"

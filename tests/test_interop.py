@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.interop import benchmark_stats
+from harness.presentation.cli import cli
+from harness.presentation.interop import benchmark_stats
 from harness.testing import one_step, prepared
 
 

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from harness.launchers import InlineLauncher, SubprocessLauncher, get_launcher
-from harness.errors import UserError
-from harness.results import RunStore, load, read_manifest, read_records
-from harness.spec import BenchmarkSpec
-from harness.sweep import run_sweep
+from harness.contract.errors import UserError
+from harness.engine.spec import BenchmarkSpec
+from harness.orchestration.launchers import InlineLauncher, SubprocessLauncher, get_launcher
+from harness.orchestration.sweep import run_sweep
+from harness.results.frame import load
+from harness.results.store import RunStore, read_manifest, read_records
 
 
 def spec(backend: str, **kw) -> BenchmarkSpec:
@@ -125,7 +126,7 @@ def test_the_launcher_waits_in_one_blocking_call(test_plugins, monkeypatch):
 
 def test_an_aborting_allocation_under_a_limit_is_out_of_memory(tmp_path):
     """A runtime that aborts on std::bad_alloc (no Python exception) is still an out-of-memory."""
-    from harness.launchers.process import WorkerExit
+    from harness.orchestration.launchers.process import WorkerExit
 
     tail = "terminate called after throwing an instance of 'std::bad_alloc'\n  what():  std::bad_alloc\n"
     limited = SubprocessLauncher._interpret(spec("null", memory_limit_bytes=1 << 30), WorkerExit(-6),
@@ -136,7 +137,7 @@ def test_an_aborting_allocation_under_a_limit_is_out_of_memory(tmp_path):
 
 
 def test_memory_cgroup_is_made_only_where_the_controller_is_delegated(tmp_path):
-    from harness.launchers.isolation import MemoryCgroup
+    from harness.orchestration.launchers.isolation import MemoryCgroup
 
     root = tmp_path / "cgroup"
     (root / "bench.slice").mkdir(parents=True)
@@ -156,7 +157,7 @@ def test_memory_cgroup_is_made_only_where_the_controller_is_delegated(tmp_path):
     hybrid = tmp_path / "hybrid"
     (hybrid / "unified").mkdir(parents=True)
     (hybrid / "unified" / "cgroup.controllers").write_text("")
-    from harness.launchers.isolation import cgroup2_mount
+    from harness.orchestration.launchers.isolation import cgroup2_mount
 
     assert cgroup2_mount(hybrid) == hybrid / "unified"
     assert cgroup2_mount(tmp_path / "none") is None
@@ -170,7 +171,7 @@ def test_memory_error_in_worker_is_out_of_memory(test_plugins):
 
 def test_kernel_oom_kill_is_recognised_from_the_cgroup_counter(tmp_path):
     """A SIGKILL with a grown ``oom_kill`` count is an out-of-memory, not a mere signal."""
-    from harness.launchers.process import WorkerExit, cgroup_oom_kills
+    from harness.orchestration.launchers.process import WorkerExit, cgroup_oom_kills
 
     events = tmp_path / "memory.events"
     events.write_text("low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n")

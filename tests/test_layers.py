@@ -1,6 +1,13 @@
-"""The import rule between harness's layers (docs/architecture.md, "Layers"): the plugin contract
-imports nothing else of harness, and the readers of results (procurement, presentation) never
-import the engine that produced them, so they work on any machine from the files alone."""
+"""The import rule between harness's layers (docs/architecture.md, "Layers").
+
+Each layer is a subpackage of harness/. A layer imports only the layers below it, so a
+reader knows where to go and what a change can break:
+
+* the plugin contract imports nothing else of harness (a plugin author reads one package);
+* the readers of results (the record and the flat table, procurement, the tables, report
+  and interop) never import the engine or orchestration that produced them, so a run
+  folder is read, compared, ranked and reported on any machine from its files alone.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +18,15 @@ import pytest
 
 HARNESS = Path(__file__).resolve().parent.parent / "harness"
 
-#: The layers, lowest first. A module not listed belongs to no rule.
-CONTRACT = {"harness.interface", "harness.capabilities", "harness.errors", "harness.limits"}
-ENGINE = {"harness.runner", "harness.timing", "harness.scenarios", "harness.sweep", "harness.worker",
-          "harness.launchers", "harness.fleet", "harness.telemetry", "harness.generation", "harness.parity"}
-READERS = {"harness.record", "harness.rank", "harness.cost", "harness.policy", "harness.catalog",
-           "harness.plausibility", "harness.compare", "harness.report", "harness.tables", "harness.interop",
-           "harness.roofline", "harness.frame"}
+#: Lowest first. A layer may import the layers before it in this list, and itself.
+LAYERS = ("contract", "files", "hardware", "engine", "results", "orchestration", "tools", "procurement",
+          "presentation")
+#: Beside the stack: the conformance kit (``harness.testing``) may import up to orchestration.
+SIDE = {"testing": "orchestration"}
+#: Modules that read records and must work from the files alone.
+READERS = ("harness.results.record", "harness.results.frame", "harness.results.roofline", "harness.procurement",
+           "harness.presentation.tables", "harness.presentation.report", "harness.presentation.interop")
+PRODUCERS = ("harness.engine", "harness.orchestration")
 
 
 def _module(path: Path) -> str:
@@ -42,25 +51,46 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def _in(module: str, layer: set[str]) -> bool:
-    return any(module == name or module.startswith(name + ".") for name in layer)
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None  # ``harness`` itself: the public API, above every layer
+
+
+def _in(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in prefixes)
 
 
 MODULES = {_module(path): _imports(path) for path in HARNESS.rglob("*.py")}
 
 
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if _in(m, CONTRACT)))
+def test_every_module_of_harness_sits_in_a_layer():
+    homeless = sorted(m for m in MODULES if _layer(m) not in (*LAYERS, *SIDE, None))
+    assert not homeless, f"modules outside every layer (docs/architecture.md): {homeless}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer(m)))
+def test_a_layer_imports_only_the_layers_below_it(module):
+    layer = _layer(module)
+    ceiling = LAYERS.index(SIDE.get(layer, layer))
+    allowed = set(LAYERS[:ceiling + 1]) | {layer}
+    # ``from harness import __version__`` is the package's metadata, not a layer.
+    above = sorted(name for name in MODULES[module] if name != "harness" and _layer(name) not in allowed)
+    assert not above, f"{module} ({layer}) imports from layers above it: {above}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer(m) == "contract"))
 def test_the_plugin_contract_imports_nothing_else_of_harness(module):
-    outside = sorted(name for name in MODULES[module] if not _in(name, CONTRACT))
+    outside = sorted(name for name in MODULES[module] if _layer(name) != "contract")
     assert not outside, f"{module} (plugin contract) imports {outside}"
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _in(m, READERS)))
 def test_readers_of_results_never_import_the_engine(module):
-    engine = sorted(name for name in MODULES[module] if _in(name, ENGINE))
-    assert not engine, f"{module} reads records but imports the engine: {engine}"
+    producers = sorted(name for name in MODULES[module] if _in(name, PRODUCERS))
+    assert not producers, f"{module} reads records but imports what produced them: {producers}"
 
 
 def test_every_layer_is_populated_and_the_rule_sees_imports():
-    assert all(any(_in(m, layer) for m in MODULES) for layer in (CONTRACT, ENGINE, READERS))
-    assert "harness.scenarios" in MODULES["harness.runner"]  # the scan reads real imports
+    assert all(any(_layer(m) == layer for m in MODULES) for layer in (*LAYERS, *SIDE))
+    assert "harness.engine.scenarios" in MODULES["harness.engine.runner"]  # the scan reads real imports
+    assert not any(path.suffix == ".py" for path in HARNESS.iterdir() if path.name not in ("__init__.py", "testing.py"))

@@ -6,13 +6,13 @@ import onnx
 import pytest
 import torch
 
-from harness.export import export_generative
-from harness.generation import token_metrics
-from harness.plugins import Registry
-from harness.results import build_record
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
-from harness.timing import Stopping
+from harness.engine.generation import token_metrics
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.timing import Stopping
+from harness.results.store import build_record
+from harness.tools.export import export_generative
 from workloads.llm import PRESETS, Llm
 
 CPU_TARGETS = [("torch", "cpu"), ("onnxruntime", "CPUExecutionProvider"), ("openvino", "CPU")]

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.scaffold import PluginNames
+from harness.presentation.cli import cli
+from harness.tools.scaffold import PluginNames
 
 REPO = Path(__file__).resolve().parent.parent
 GUIDE = REPO / "docs" / "writing-a-backend.md"
@@ -35,7 +35,7 @@ def as_test_command(command: str, site: Path) -> list[str]:
     words = shlex.split(command)
     program, args = words[0], words[1:]
     if program == "bakeoff":
-        return [sys.executable, "-m", "harness.cli", *args]
+        return [sys.executable, "-m", "harness.presentation.cli", *args]
     if program == "pytest":
         return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
     if program == "pip" and args[:2] == ["install", "-e"]:
@@ -69,7 +69,7 @@ def test_every_guide_command_works_end_to_end(tmp_path):
     assert 'acme = "bakeoff_acme.backend:AcmeBackend"' in (package / "pyproject.toml").read_text()
     # Install + list: bakeoff finds the plugin through its entry point.
     assert re.search(r"acme\s.*cpu\s.*yes", outputs["bakeoff backends"])
-    listing = subprocess.run([sys.executable, "-m", "harness.cli", "backends", "--json"], cwd=tmp_path, env=env,
+    listing = subprocess.run([sys.executable, "-m", "harness.presentation.cli", "backends", "--json"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=120)
     acme = [r for r in json.loads(listing.stdout) if r["backend"] == "acme"]
     assert acme and acme[0]["available"] and acme[0]["plugin"].startswith("bakeoff_acme.backend:AcmeBackend")

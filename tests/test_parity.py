@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.parity import TOLERANCES, compare
-from harness.plugins import Registry
-from harness.results import RunStore, build_record, load, rankable, read_records
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
+from harness.engine.parity import TOLERANCES, compare
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
+from harness.results import load
+from harness.results.record import rankable
+from harness.results.store import RunStore, build_record, read_records
 
 
 def test_identical_outputs_pass_with_zero_error():

@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.catalog import load_catalog
-from harness.cli import cli
-from harness.plausibility import (ASSUMED_MAX_HZ, SLACK, assess, catalog_entry, catalog_peaks, cpu_peaks,
+from harness.hardware.catalog import load_catalog
+from harness.presentation.cli import cli
+from harness.hardware.plausibility import (ASSUMED_MAX_HZ, SLACK, assess, catalog_entry, catalog_peaks, cpu_peaks,
                                   flop_per_cycle, known_peaks, merge_peaks, read_max_clock_hz)
-from harness.precision import CpuFeatures
-from harness.rank import rank
-from harness.results import build_record, rankable, read_records
-from harness.runner import Measurement, Outcome
-from harness.spec import BenchmarkSpec
-from harness.tables import record_cells
+from harness.engine.runner import Measurement, Outcome
+from harness.engine.spec import BenchmarkSpec
+from harness.hardware.precision import CpuFeatures
+from harness.presentation.tables import record_cells
+from harness.procurement.rank import rank
+from harness.results.record import rankable
+from harness.results.store import build_record, read_records
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 AVX2 = CpuFeatures("x86_64", frozenset({"sse2", "avx", "fma", "avx2"}))
@@ -168,7 +169,7 @@ def test_an_implausible_record_is_marked_shown_and_never_rankable():
     plausible = build_record("r", spec, _outcome(10_000_000))  # 215 GFLOP/s
     assert plausible["plausibility"]["verdict"] == "ok" and rankable(plausible)
 
-    from harness.compare import compare
+    from harness.procurement.compare import compare
 
     result = compare([plausible], [record])
     assert result.not_comparable[0]["reason"] == "new: ok (implausible)"
@@ -184,7 +185,7 @@ def test_a_record_whose_device_peak_memory_is_below_its_inputs_is_implausible():
 
 
 def test_workload_input_bytes_match_the_inputs_they_build():
-    from harness.plugins import Registry
+    from harness.engine.plugins import Registry
 
     registry = Registry()
     for name, params in (("gemm", {"size": 48}), ("membw", {"size_mib": 1}), ("mlp", {"hidden": 16})):
@@ -198,8 +199,8 @@ def _gemm_size_beyond_the_peak(seconds_at_peak: float = 0.05) -> int:
     """The smallest power-of-two gemm size (>= 1024) whose work takes ``seconds_at_peak`` at this
     host's generous float32 peak, so an enqueue (microseconds, even with the GIL handed over
     under load: <= 5 ms) is certainly beyond the peak on any CPU this test meets."""
-    from harness.plausibility import host_cpu_peaks
-    from harness.precision import read_cpu_features
+    from harness.hardware.plausibility import host_cpu_peaks
+    from harness.hardware.precision import read_cpu_features
 
     peak = host_cpu_peaks(read_cpu_features())["flop_per_s"]["float32"]["value"]
     size = 1024

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from harness.errors import UserError
-from harness.interface import Backend
-from harness.plugins import BACKEND_GROUP, Registry, discover
+from harness.contract.errors import UserError
+from harness.contract.interface import Backend
+from harness.engine.plugins import BACKEND_GROUP, Registry, discover
 
 
 def test_builtins_register_through_entry_points():
@@ -74,8 +74,8 @@ def test_workload_parameters_are_validated():
 def test_core_imports_nothing_heavy():
     """Listing plugins and loading results must not import torch, onnxruntime or openvino."""
     code = (
-        "import sys, harness, harness.cli, harness.results, harness.sweep, harness.launchers\n"
-        "from harness.plugins import Registry\n"
+        "import sys, harness, harness.presentation.cli, harness.results.store, harness.orchestration.sweep, harness.orchestration.launchers\n"
+        "from harness.engine.plugins import Registry\n"
         "r = Registry(); r.backend_names(); r.workload_class('gemm'); r.workload('mlp')\n"
         "heavy = [m for m in ('torch', 'onnxruntime', 'openvino', 'onnx') if m in sys.modules]\n"
         "print(heavy)\n"

@@ -8,9 +8,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from harness import precision
-from harness.cli import cli
-from harness.precision import (CpuFeatures, capability_precision, cpu_precision, cuda_precision, parse_cpuinfo,
+from harness.hardware import precision
+from harness.presentation.cli import cli
+from harness.hardware.precision import (CpuFeatures, capability_precision, cpu_precision, cuda_precision, parse_cpuinfo,
                                precision_of, precision_warning, read_cpu_features)
 
 #: An AVX2-only EPYC (Zen 2): FMA and AVX2, no AVX-512, no VNNI, no bf16.
@@ -113,11 +113,11 @@ def test_backends_json_lists_native_dtypes_per_device(planted_cpu, cpuinfo, bf16
 
 
 def test_record_at_an_emulated_dtype_carries_the_note(planted_cpu):
-    from harness.plugins import Registry
-    from harness.results import build_record
-    from harness.runner import execute
-    from harness.spec import BenchmarkSpec
-    from harness.tables import record_cells
+    from harness.engine.plugins import Registry
+    from harness.engine.runner import execute
+    from harness.engine.spec import BenchmarkSpec
+    from harness.presentation.tables import record_cells
+    from harness.results.store import build_record
 
     planted_cpu(AVX2_ONLY)
     spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", params={"size": 32},

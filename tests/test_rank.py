@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.catalog import load_catalog
-from harness.cli import cli
-from harness.errors import UserError
-from harness.policy import load_policy
-from harness.rank import OwnedSettings, plan_fleet, rank
+from harness.contract.errors import UserError
+from harness.hardware.catalog import load_catalog
+from harness.presentation.cli import cli
+from harness.procurement.policy import load_policy
+from harness.procurement.rank import OwnedSettings, plan_fleet, rank
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

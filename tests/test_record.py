@@ -1,12 +1,15 @@
 """One label and one definition each of a rankable, chartable and comparable record
-(harness/record.py), shared by every reader."""
+(harness/results/record.py), shared by every reader."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness import compare, rank, report, results, roofline
-from harness.record import (benchmark_label, candidate_label, comparison_problem, measurement_problem, rankable,
+from harness.presentation import report
+from harness.procurement import compare, rank
+from harness.results import roofline
+from harness.results import frame
+from harness.results.record import (benchmark_label, candidate_label, comparison_problem, measurement_problem, rankable,
                             workload_label)
 
 
@@ -41,7 +44,7 @@ def test_one_definition_of_a_usable_record(changes, measurement, comparison):
     r = record(**changes)
     assert measurement_problem(r) == measurement
     assert comparison_problem(r) == comparison
-    assert rankable(r) is (measurement is None) is results.rankable(r)
+    assert rankable(r) is (measurement is None) is frame.rankable(r)
 
 
 def test_every_reader_uses_the_shared_definitions():
@@ -50,7 +53,7 @@ def test_every_reader_uses_the_shared_definitions():
     assert compare.comparison_problem is comparison_problem and compare.benchmark_label is benchmark_label
     import inspect
 
-    assert "harness.record import rankable" in inspect.getsource(roofline.read_ceilings)
+    assert "harness.results.record import rankable" in inspect.getsource(roofline.read_ceilings)
 
 
 # -- the typed record -------------------------------------------------------------------------
@@ -61,8 +64,8 @@ from pathlib import Path  # noqa: E402
 
 from click.testing import CliRunner  # noqa: E402
 
-from harness.cli import cli  # noqa: E402
-from harness.record import SCHEMA_VERSION, Record, RecordError, fields_markdown  # noqa: E402
+from harness.presentation.cli import cli  # noqa: E402
+from harness.results.record import SCHEMA_VERSION, Record, RecordError, fields_markdown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "runs-2026-12-01"
@@ -117,4 +120,4 @@ def test_show_refuses_a_malformed_record_in_one_line_naming_the_file(tmp_path):
 
 def test_the_field_list_in_docs_is_generated_from_the_record():
     assert fields_markdown() in (ROOT / "docs" / "results.md").read_text(), (
-        "docs/results.md's record table differs from harness.record.fields_markdown(); paste the new table")
+        "docs/results.md's record table differs from harness.results.record.fields_markdown(); paste the new table")

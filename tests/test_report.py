@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.report import build_report
-from harness.results import read_manifest, read_records
+from harness.presentation.cli import cli
+from harness.presentation.report import build_report
+from harness.results.store import read_manifest, read_records
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -109,8 +109,8 @@ def test_output_into_a_missing_folder_is_one_line_exit_2(report_run, tmp_path):
 
 
 def test_a_noisy_candidate_is_marked_in_the_summary_but_still_ranked(report_run):
-    from harness.catalog import load_catalog
-    from harness.rank import rank
+    from harness.hardware.catalog import load_catalog
+    from harness.procurement.rank import rank
 
     records = read_records(report_run)
     reason = "other processes used 48% of the machine's CPU time while it was measured"
@@ -138,7 +138,7 @@ def _untrusted(records):
 
 
 def test_charts_leave_out_untrusted_records_and_the_report_lists_them_with_the_reason(report_run, monkeypatch):
-    from harness import report
+    from harness.presentation import report
 
     records = read_records(report_run)
     liar, short = _untrusted(records)

@@ -7,20 +7,12 @@ import json
 import pandas as pd
 import pytest
 
-from harness.errors import ResultsError
-from harness.results import (
-    build_record,
-    record_to_row,
-    SCHEMA_VERSION,
-    RunStore,
-    atomic_write_json,
-    load,
-    read_manifest,
-    read_records,
-    resolve_run,
-)
-from harness.runner import Measurement, Outcome
-from harness.spec import BenchmarkSpec
+from harness.contract.errors import ResultsError
+from harness.engine.runner import Measurement, Outcome
+from harness.engine.spec import BenchmarkSpec
+from harness.files.atomic import atomic_write_json
+from harness.results.frame import load, record_to_row
+from harness.results.store import SCHEMA_VERSION, RunStore, build_record, read_manifest, read_records, resolve_run
 
 REQUIRED_COLUMNS = {"run_id", "backend", "device", "workload", "dtype", "batch_size", "unit",
                     "median_s", "p99_s", "throughput"}
@@ -178,7 +170,7 @@ def _record_fsyncs(monkeypatch, target=None):
 
 
 def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
-    from harness.atomic import atomic_write
+    from harness.files.atomic import atomic_write
 
     target = tmp_path / "deep" / "r.json"
     atomic_write_json(target, {"a": 1})
@@ -195,7 +187,7 @@ def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp
 
 @pytest.mark.parametrize("binary", [False, True])
 def test_atomic_write_failing_mid_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch, binary):
-    from harness.atomic import atomic_write
+    from harness.files.atomic import atomic_write
 
     target = tmp_path / "r.txt"
     target.write_text("old")
@@ -214,13 +206,13 @@ def test_atomic_write_failing_mid_write_leaves_the_old_file_and_no_temporary(tmp
 
 
 def test_one_atomic_writer_serves_results_cache_and_worker():
-    import harness.atomic
-    import harness.cache
-    import harness.results
+    import harness.engine.cache
+    import harness.files.atomic
+    import harness.results.store
 
-    assert harness.results.atomic_write_json is harness.atomic.atomic_write_json  # worker.py imports it here
-    assert harness.cache.atomic_write is harness.atomic.atomic_write
-    assert not hasattr(harness.cache, "_atomic_write")
+    assert harness.results.store.atomic_write_json is harness.files.atomic.atomic_write_json  # worker.py imports it here
+    assert harness.engine.cache.atomic_write is harness.files.atomic.atomic_write
+    assert not hasattr(harness.engine.cache, "_atomic_write")
 
 
 def test_records_appear_as_each_benchmark_finishes(results_dir):

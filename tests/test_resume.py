@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import RunStore, read_manifest, read_records
-from harness.spec import BenchmarkSpec
-from harness.sweep import resume
+from harness.engine.spec import BenchmarkSpec
+from harness.orchestration.sweep import resume
+from harness.results.store import RunStore, read_manifest, read_records
 
 BAKEOFF = Path(sys.executable).parent / "bakeoff"
 SWEEP = ["run", "-b", "null", "-b", "raising", "-w", "noop", "-p", "service_us=1000",
@@ -28,7 +28,7 @@ def _interruptible() -> None:
 
 
 def bakeoff(*args: str, **kw) -> subprocess.Popen:
-    command = [str(BAKEOFF)] if BAKEOFF.exists() else [sys.executable, "-m", "harness.cli"]
+    command = [str(BAKEOFF)] if BAKEOFF.exists() else [sys.executable, "-m", "harness.presentation.cli"]
     return subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_interruptible, **kw)
 
@@ -97,8 +97,8 @@ def test_ctrl_c_stops_cleanly_and_leaves_the_run_resumable(test_plugins, tmp_pat
 
 
 def test_resume_skips_finished_records_and_clears_stale_temporaries(test_plugins, tmp_path):
-    from harness.launchers import InlineLauncher
-    from harness.sweep import run_sweep
+    from harness.orchestration.launchers import InlineLauncher
+    from harness.orchestration.sweep import run_sweep
 
     specs = [BenchmarkSpec.create(backend="null", device="fake", workload="noop", batch_size=b, iterations=5)
              for b in (1, 2, 3)]
@@ -119,7 +119,7 @@ def test_resume_skips_finished_records_and_clears_stale_temporaries(test_plugins
 def test_resume_refuses_sweep_options(tmp_path):
     from click.testing import CliRunner
 
-    from harness.cli import cli
+    from harness.presentation.cli import cli
 
     result = CliRunner().invoke(cli, ["run", "--resume", "x", "-b", "torch"], prog_name="bakeoff")
     assert result.exit_code == 2

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plugins import Registry
-from harness.results import build_record, load, RunStore
-from harness.roofline import read_ceilings, roofline_fraction
-from harness.runner import Measurement, Outcome, execute
-from harness.spec import BenchmarkSpec
-from harness.timing import Stopping
+from harness.engine.plugins import Registry
+from harness.engine.runner import Measurement, Outcome, execute
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.timing import Stopping
+from harness.results.frame import load
+from harness.results.roofline import read_ceilings, roofline_fraction
+from harness.results.store import RunStore, build_record
 
 CPU_TARGETS = [("torch", "cpu"), ("onnxruntime", "CPUExecutionProvider"), ("openvino", "CPU")]
 

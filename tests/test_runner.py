@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from fakes import FakeTimebase
-from harness.plugins import Registry
-from harness.runner import FAILED, OK, UNAVAILABLE, UNSUPPORTED, execute, failure_cause
-from harness.scenarios import ServerSettings
-from harness.spec import BenchmarkSpec
-from harness.timing import Stopping
+from harness.engine.plugins import Registry
+from harness.engine.runner import FAILED, OK, UNAVAILABLE, UNSUPPORTED, execute, failure_cause
+from harness.engine.scenarios import ServerSettings
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.timing import Stopping
 
 
 class SteppingTimebase(FakeTimebase):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.results import read_records
-from harness.spec import BenchmarkSpec
+from harness.engine.spec import BenchmarkSpec
+from harness.presentation.cli import cli
+from harness.results.store import read_records
 
 FIXTURE_RUNS = Path(__file__).resolve().parent / "fixtures" / "runs-2026-12-01"
 

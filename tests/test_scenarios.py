@@ -7,7 +7,7 @@ import math
 import pytest
 
 from fakes import FakeDevice, FakeStreamingDevice, FakeTimebase, constant
-from harness.scenarios import (
+from harness.engine.scenarios import (
     ServerSettings,
     find_max_qps,
     poisson_arrivals_ns,
@@ -16,7 +16,7 @@ from harness.scenarios import (
     run_server_trial,
     run_single_stream,
 )
-from harness.timing import Stopping
+from harness.engine.timing import Stopping
 
 MS = 1_000_000
 SERVICE_S = 0.001  # the fake device's fixed service time: an M/D/1 queue
@@ -256,7 +256,7 @@ def test_the_server_scenario_calibrates_its_wake_up_before_the_schedule_starts()
 
 
 def test_the_host_clock_spins_for_its_measured_oversleep():
-    from harness.timing import HostTimebase
+    from harness.engine.timing import HostTimebase
 
     clock = HostTimebase()
     facts = clock.calibrate()

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import cli
-from harness.plugins import Registry
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
-from harness.timing import Stopping
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.timing import Stopping
+from harness.presentation.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPT, NEW = 16, 8
@@ -27,7 +27,7 @@ pytest.importorskip("aiohttp")
 @pytest.fixture(scope="module")
 def served():
     """`bakeoff serve -b torch --preset tiny --port 0` as a real process; yields its URL."""
-    process = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "-b", "torch", "--preset", "tiny",
+    process = subprocess.Popen([sys.executable, "-m", "harness.presentation.cli", "serve", "-b", "torch", "--preset", "tiny",
                                 "--threads", "1", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=REPO)
     try:
@@ -71,7 +71,7 @@ def test_served_tokens_and_timings_match_the_bare_backend(served):
 
     for bare in (bare_before, bare_after):
         assert bare.status == "ok", bare.failure or bare.reason
-    from harness.generation import token_metrics
+    from harness.engine.generation import token_metrics
 
     def medians(outcome):
         metrics = token_metrics([list(m) for m in outcome.measurement.token_offsets_ns], 1)
@@ -97,7 +97,7 @@ def test_chat_api_and_poisson_rate(served):
     spec = http_spec(served, scenario="server")
     from dataclasses import replace
 
-    from harness.scenarios import ServerSettings
+    from harness.engine.scenarios import ServerSettings
 
     # Poisson arrivals at a quarter of what the one-at-a-time server sustains now (the E2E just
     # measured, at most 20 QPS): a busy machine slows the server without making it fall behind.
@@ -140,7 +140,7 @@ def test_openai_http_needs_its_url_and_skips_default_sweeps():
     assert missing.exit_code == 2 and "openai-http.url" in missing.output
     bad = runner.invoke(cli, ["run", "-b", "openai-http", "-w", "llm", "-O", "openai-http.url=ftp://x"])
     assert bad.exit_code == 2 and "expected http://HOST:PORT" in bad.output
-    from harness.sweep import SweepRequest, plan
+    from harness.orchestration.sweep import SweepRequest, plan
 
     default = plan(SweepRequest(workloads=("gemm",)), Registry())
     assert "openai-http" not in {s.backend for s in default.specs}
@@ -172,7 +172,7 @@ def test_rank_treats_a_served_candidate_like_a_bare_runtime(served, tmp_path):
 def concurrent_spec(url: str, **load) -> BenchmarkSpec:
     from dataclasses import replace
 
-    from harness.scenarios import ServerSettings
+    from harness.engine.scenarios import ServerSettings
 
     settings = ServerSettings(latency_slo_s=5.0, min_queries=20, min_duration_s=0.5, ttft_bound_s=5.0,
                               tpot_bound_s=1.0, **load)
@@ -214,7 +214,7 @@ def test_find_max_concurrency_doubles_until_the_cap(served):
 def test_concurrent_scenario_needs_overlapping_queries():
     from dataclasses import replace
 
-    from harness.scenarios import ServerSettings
+    from harness.engine.scenarios import ServerSettings
 
     spec = replace(BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", params={"size": 8},
                                         scenario="concurrent", iterations=2), server=ServerSettings())
@@ -256,7 +256,7 @@ def test_non_streaming_answers_and_the_same_tokens_from_another_runtime(served):
     """A plain (non-stream) completion from the torch server equals greedy generation on ONNX Runtime."""
     import urllib.request
 
-    from harness.serve import ServedModel
+    from harness.tools.serve import ServedModel
 
     prompt = "t1 t2 t3 hello world"
     request = urllib.request.Request(f"{served}/v1/completions", method="POST",
@@ -277,7 +277,7 @@ def test_non_streaming_answers_and_the_same_tokens_from_another_runtime(served):
 
 
 def test_bad_requests_get_a_400_with_the_reason():
-    from harness.serve import WordTokenizer, _parse_request
+    from harness.tools.serve import WordTokenizer, _parse_request
 
     tokenizer = WordTokenizer(100)
     assert _parse_request({"prompt": "t5 t99 t100 x", "max_tokens": 2}, False, tokenizer)[0][:2] == [5, 99]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import UserError
-from harness.plugins import Registry
-from harness.scenarios import ServerSettings
-from harness.sweep import SweepRequest, parse_param_assignments, plan
-from harness.timing import Stopping
+from harness.contract.errors import UserError
+from harness.engine.plugins import Registry
+from harness.engine.scenarios import ServerSettings
+from harness.engine.timing import Stopping
+from harness.orchestration.sweep import SweepRequest, parse_param_assignments, plan
 
 
 def test_default_plan_covers_every_available_backend_and_workload():
@@ -75,7 +75,7 @@ def test_parse_param_assignments():
 
 
 def test_threads_default_to_every_usable_core(test_plugins):
-    from harness.environment import default_threads
+    from harness.engine.telemetry.environment import default_threads
 
     [spec] = plan(SweepRequest(backends=("null",), workloads=("noop",))).specs
     assert spec.threads == default_threads() >= 1
@@ -96,9 +96,9 @@ def test_server_settings_reach_only_server_specs(test_plugins):
 
 
 def test_a_repeated_or_listed_parameter_sweeps(tmp_path):
-    from harness.config import load_config
-    from harness.plugins import Registry
-    from harness.sweep import SweepRequest, parse_param_assignments, plan
+    from harness.engine.plugins import Registry
+    from harness.orchestration.config import load_config
+    from harness.orchestration.sweep import SweepRequest, parse_param_assignments, plan
 
     registry = Registry()
     pairs = parse_param_assignments(["size=64", "size=128", "size=64"])
@@ -118,7 +118,7 @@ def test_a_repeated_or_listed_parameter_sweeps(tmp_path):
 def test_a_cli_parameter_replaces_the_configs_value(tmp_path):
     from click.testing import CliRunner
 
-    from harness.cli import cli
+    from harness.presentation.cli import cli
 
     config = tmp_path / "sweep.toml"
     config.write_text('[sweep]\nbackends = ["torch"]\ndevices = ["cpu"]\nworkloads = ["gemm"]\n'
@@ -136,9 +136,9 @@ def test_a_cli_parameter_replaces_the_configs_value(tmp_path):
 def test_one_sweep_loop_serves_a_batch_launcher_like_the_fleet(test_plugins, tmp_path):
     """The Ray executor is a BatchLauncher driven by the same loop as the local launchers: it is
     handed only what the backend does not refuse up front, and every record is written."""
-    from harness.launchers import BatchLauncher, InlineLauncher
-    from harness.results import RunStore, read_manifest
-    from harness.sweep import run_sweep
+    from harness.orchestration.launchers import BatchLauncher, InlineLauncher
+    from harness.orchestration.sweep import run_sweep
+    from harness.results.store import RunStore, read_manifest
 
     class FakeFleet:
         name = "fake-fleet"

@@ -7,11 +7,11 @@ import io
 import pytest
 from rich.console import Console
 
-from harness.results import build_record
-from harness.runner import Measurement, Outcome
-from harness.spec import BenchmarkSpec
-from harness.tables import record_cells, results_table
-from harness.units import format_bytes, format_rate, format_seconds, sig3
+from harness.contract.units import format_bytes, format_rate, format_seconds, sig3
+from harness.engine.runner import Measurement, Outcome
+from harness.engine.spec import BenchmarkSpec
+from harness.presentation.tables import record_cells, results_table
+from harness.results.store import build_record
 
 
 @pytest.mark.parametrize("value, text", [
@@ -64,7 +64,7 @@ def test_results_table_shows_intervals_and_footnotes():
     ({"name": "max_valid_qps", "value": None, "unit": "queries/s"}, "-"),
 ])
 def test_format_metric(metric, text):
-    from harness.tables import format_metric
+    from harness.presentation.tables import format_metric
 
     assert format_metric(metric) == text
 
@@ -83,7 +83,7 @@ def test_invalid_results_are_marked_and_scenario_columns_appear_when_needed():
 
 
 def test_llm_records_show_ttft_tpot_and_decode_rate_with_intervals():
-    from harness.tables import token_summary
+    from harness.presentation.tables import token_summary
 
     ms = 1_000_000
     spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="llm")

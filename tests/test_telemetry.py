@@ -7,12 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.plugins import Registry
-from harness.results import RunStore, load, read_records
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
-from harness.telemetry.fingerprint import fingerprint, fingerprint_inputs
-from harness.telemetry.meters import (
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.telemetry.fingerprint import fingerprint, fingerprint_inputs
+from harness.results.frame import load
+from harness.results.store import RunStore, read_records
+from harness.engine.telemetry.meters import (
     EnergySession,
     NpuSmiMeter,
     NvmlMeter,
@@ -221,7 +222,7 @@ def test_fingerprints_are_stable_and_change_with_threads(tmp_path):
 def test_fingerprint_packages_are_the_number_changers_and_plugins(test_plugins, tmp_path):
     """click, rich and pandas only present results: installed here, yet never in the fingerprint.
     An installed third-party plugin's distribution (tests/plugins: bakeoff-testing) is."""
-    from harness.environment import KEY_PACKAGES, collect_host, package_version, plugin_packages
+    from harness.engine.telemetry.environment import KEY_PACKAGES, collect_host, package_version, plugin_packages
 
     presentation = ("click", "rich", "pandas")
     assert all(package_version(name) for name in presentation)  # so their absence below means something
@@ -245,7 +246,7 @@ def test_fingerprint_packages_are_the_number_changers_and_plugins(test_plugins, 
 
 def test_meters_start_after_the_warm_up_and_per_unit_energy_counts_measured_queries(test_plugins):
     """The counter meter reads the fake backend's step count: warm-up steps are done before it starts."""
-    from harness.telemetry.meters import EnergyReading
+    from harness.engine.telemetry.meters import EnergyReading
 
     class StepCountingMeter:
         name = "steps"

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from fakes import FakeDevice, FakeTimebase, FixedDeviceTimer, constant
-from harness.timing import Stopping, harness_overhead_ns, relative_ci_half_width, sample, warm_up
+from harness.engine.timing import Stopping, harness_overhead_ns, relative_ci_half_width, sample, warm_up
 
 MS = 1_000_000
 
@@ -90,9 +90,9 @@ def test_harness_overhead_is_measured_on_the_given_clock():
 
 def test_sampling_stops_at_the_sample_cap_even_if_time_stands_still(monkeypatch):
     """A clock too coarse to see a step (all-zero samples) must not loop forever."""
-    import harness.timing
+    import harness.engine.timing
 
-    monkeypatch.setattr(harness.timing, "MAX_SAMPLES", 500)
+    monkeypatch.setattr(harness.engine.timing, "MAX_SAMPLES", 500)
     clock = FakeTimebase()
     result = sample(FakeDevice(clock, constant(0)), Stopping(warmup=0, min_duration_s=0), clock)
     assert len(result.latencies_ns) == 500

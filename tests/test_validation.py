@@ -8,15 +8,15 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from harness import sweep
-from harness.cli import cli
-from harness.errors import UserError
-from harness.interface import Param
-from harness.limits import MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_QUERIES, MAX_SEED, MAX_STEPS, MAX_THREADS
-from harness.results import MANIFEST_NAME, RunStore
-from harness.runner import Measurement, Outcome
-from harness.spec import BenchmarkSpec
-from harness.sweep import SweepRequest, plan
+from harness.contract.errors import UserError
+from harness.contract.interface import Param
+from harness.contract.limits import MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_QUERIES, MAX_SEED, MAX_STEPS, MAX_THREADS
+from harness.engine.runner import Measurement, Outcome
+from harness.engine.spec import BenchmarkSpec
+from harness.orchestration import sweep
+from harness.orchestration.sweep import SweepRequest, plan
+from harness.presentation.cli import cli
+from harness.results.store import MANIFEST_NAME, RunStore
 
 HUGE = "99999999999999999999"  # beyond int64: torch raises OverflowError on it
 
@@ -79,7 +79,7 @@ def test_every_integer_setting_has_a_cap_in_configs_and_on_the_command_line(tmp_
         assert f"Invalid value for '{option}': {cap + 1} is not in the range" in line and f"<={cap}" in line
     assert not out.exists()
     write(cap)
-    from harness.config import load_config
+    from harness.orchestration.config import load_config
 
     load_config(config)  # the cap itself is allowed
 
@@ -141,7 +141,7 @@ def test_a_default_batch_size_that_does_not_fit_is_skipped_with_a_note(monkeypat
 
 def test_a_fleet_plan_is_bounded_by_addressable_memory_not_the_drivers(monkeypatch):
     monkeypatch.setattr(sweep, "physical_memory_bytes", lambda: 1 << 30)
-    from harness.plugins import Registry
+    from harness.engine.plugins import Registry
 
     rows = {"torch": Registry().backend_status("torch")}
     request = SweepRequest(backends=("torch",), workloads=("gemm",), params=(("size", "16384"),))
@@ -166,7 +166,7 @@ def test_param_maximum():
     ("mlp", {"hidden": 8, "expansion": 2, "layers": 3}, 4, 3 * (2 * 8 * 16 + 16 + 8) * 4 + 4 * (2 * 8 + 16) * 4),
 ])
 def test_materialised_bytes_estimates(workload, values, batch, expected):
-    from harness.plugins import Registry
+    from harness.engine.plugins import Registry
 
     assert Registry().workload(workload, values).materialised_bytes(batch, "float32") == expected
 

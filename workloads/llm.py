@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.capabilities import KvLayout
-from harness.interface import Param, Workload, torch_dtype
+from harness.contract.capabilities import KvLayout
+from harness.contract.interface import Param, Workload, torch_dtype
 from workloads._seeding import seeded
 
 
@@ -178,7 +178,7 @@ def build_decoder(shape: DecoderShape, mlp_factory=None):
 
 
 class Llm(Workload):
-    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
+    reference_cacheable = True  # a function of this code and the parameters (harness/engine/cache.py)
     name = "llm"
     description = "Llama-style decoder with KV cache: prefill + greedy decode; TTFT, TPOT, tokens/s."
     unit = "token"
@@ -195,7 +195,7 @@ class Llm(Workload):
     def shape(self) -> DecoderShape:
         return PRESETS[self.values["preset"]]
 
-    # -- the Generative capability (harness/capabilities.py): what backends may rely on -----
+    # -- the Generative capability (harness/contract/capabilities.py): what backends may rely on -----
     @property
     def prompt_tokens(self) -> int:
         return self.values["prompt_tokens"]
@@ -279,7 +279,7 @@ class Llm(Workload):
         """Greedy tokens [B, G] and the prefill's last-position logits [B, V], torch CPU float32."""
         import torch
 
-        from harness.generation import greedy_generate
+        from harness.engine.generation import greedy_generate
 
         module = self.build_module("float32")
 

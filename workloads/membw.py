@@ -18,14 +18,14 @@ Unit: bytes (B), so throughput reads as GB/s (decimal, as bandwidth is quoted).
 
 from __future__ import annotations
 
-from harness.interface import TENSOR_BYTES, Param, Workload, torch_dtype
+from harness.contract.interface import TENSOR_BYTES, Param, Workload, torch_dtype
 
 MIB = 1 << 20
 ROW = 4096
 
 
 class MemoryBandwidth(Workload):
-    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
+    reference_cacheable = True  # a function of this code and the parameters (harness/engine/cache.py)
     name = "membw"
     description = "Read (sum) or copy (x + 1) bandwidth on a buffer far larger than the LLC; bytes/s."
     unit = "B"

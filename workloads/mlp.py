@@ -7,12 +7,12 @@ The unit is the sample (one row of ``batch_size``).
 
 from __future__ import annotations
 
-from harness.interface import TENSOR_BYTES, WEIGHT_BYTES, Param, Workload, torch_dtype
+from harness.contract.interface import TENSOR_BYTES, WEIGHT_BYTES, Param, Workload, torch_dtype
 from workloads._seeding import random_tensor, seeded
 
 
 class Mlp(Workload):
-    reference_cacheable = True  # a function of this code and the parameters (harness/cache.py)
+    reference_cacheable = True  # a function of this code and the parameters (harness/engine/cache.py)
     name = "mlp"
     description = "Stack of feed-forward blocks (Linear-GELU-Linear + residual); samples/s."
     unit = "sample"

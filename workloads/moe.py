@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.interface import Param
+from harness.contract.interface import Param
 from workloads.llm import DecoderShape, Llm, _init_weights, build_decoder
 from workloads._seeding import seeded
 
@@ -115,7 +115,7 @@ class Moe(Llm):
         return self.moe_shape.decoder
 
     def build_module(self, dtype: str):
-        from harness.interface import torch_dtype
+        from harness.contract.interface import torch_dtype
 
         with seeded(self.seed):
             module = build_decoder(self.shape, mlp_factory=moe_layer_factory(self.moe_shape))

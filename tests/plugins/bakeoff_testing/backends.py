@@ -4,8 +4,8 @@ import os
 import sys
 import time
 
-from harness.errors import Unsupported
-from harness.interface import Availability, DeviceInfo, Prepared
+from harness.contract.errors import Unsupported
+from harness.contract.interface import Availability, DeviceInfo, Prepared
 
 
 class _Fake:

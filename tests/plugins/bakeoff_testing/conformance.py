@@ -12,9 +12,9 @@ declares the workloads it runs; ``ForgetfulBackend`` breaks its memory declarati
 import queue
 import threading
 
-from harness.capabilities import Generative, capability
-from harness.errors import Unsupported
-from harness.interface import Availability, DeviceInfo, Prepared
+from harness.contract.capabilities import Generative, capability
+from harness.contract.errors import Unsupported
+from harness.contract.interface import Availability, DeviceInfo, Prepared
 
 
 class _DeviceQueue:
@@ -93,8 +93,8 @@ class QueuedBackend:
 
     def devices(self):
         # The queue's worker thread runs torch on this host's CPU, so the CPU's peak is the queue's.
-        from harness.plausibility import host_cpu_peaks
-        from harness.precision import read_cpu_features
+        from harness.hardware.plausibility import host_cpu_peaks
+        from harness.hardware.precision import read_cpu_features
 
         return [DeviceInfo(backend=self.name, device="queue0", vendor="Test", model="Threaded queue",
                            peaks=host_cpu_peaks(read_cpu_features()))]

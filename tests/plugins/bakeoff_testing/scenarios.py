@@ -7,12 +7,12 @@ from a config's ``[scenario.burst]`` table, with no edit to harness/.
 
 import time
 
-from harness.errors import UserError
-from harness.interface import Scenario
-from harness.options import Option
-from harness.scenarios import ScenarioResult
-from harness.stats import percentile
-from harness.timing import Sampling
+from harness.contract.errors import UserError
+from harness.contract.interface import Scenario
+from harness.contract.options import Option
+from harness.engine.scenarios import ScenarioResult
+from harness.engine.stats import percentile
+from harness.engine.timing import Sampling
 
 
 class Burst(Scenario):

@@ -1,6 +1,6 @@
 """A workload that needs no torch: the fake backends ignore its module."""
 
-from harness.interface import Param, Workload
+from harness.contract.interface import Param, Workload
 
 
 class Noop(Workload):

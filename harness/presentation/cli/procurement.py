@@ -1,0 +1,179 @@
+"""``bakeoff rank``, ``plan`` and ``report``: the buyer's answer from measured runs, a catalog and a policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harness.presentation.cli.base import _console, _echo_json, _writable_target, cli
+
+def _procurement_options(command):
+    options = [
+        click.argument("runs", nargs=-1, required=True, metavar="RUN..."),
+        click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+                     show_default=True, help="Where run ids are looked up."),
+        click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Procurement policy (TOML); see docs/policies/."),
+        click.option("--catalog", "catalog_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Your catalog file(s) layered over the built-in one (prices, internal hardware)."),
+        click.option("--slo-p99-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
+                     help="Exclude candidates whose p99 latency exceeds this."),
+        click.option("--pricing", type=click.Choice(["cloud", "owned"]), default="cloud", show_default=True),
+        click.option("--years", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+                     help="Owned: amortisation period."),
+        click.option("--utilisation", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True,
+                     help="Owned: share of hours the device serves."),
+        click.option("--usd-per-kwh", type=click.FloatRange(min=0), default=0.12, show_default=True),
+        click.option("--pue", type=click.FloatRange(min=1), default=1.3, show_default=True),
+        click.option("--hosting-usd-per-year", type=click.FloatRange(min=0), default=0.0, show_default=True),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _ranking(runs, results_dir, policy_path, catalog_paths, slo_p99_ms, pricing, years, utilisation,
+             usd_per_kwh, pue, hosting_usd_per_year):
+    from harness.hardware.catalog import load_catalog
+    from harness.procurement.policy import load_policy
+    from harness.procurement.rank import OwnedSettings, rank
+    from harness.results.frame import load_records
+    from harness.results.store import resolve_run
+
+    records = load_records(*[resolve_run(run, results_dir) for run in runs])
+    owned = OwnedSettings(years, utilisation, usd_per_kwh, pue, hosting_usd_per_year)
+    policy = load_policy(policy_path) if policy_path else None
+    result = rank(records, load_catalog(catalog_paths), policy,
+                  slo_p99_ms / 1e3 if slo_p99_ms is not None else None, pricing, owned)
+    return result, owned, policy
+
+
+@cli.command(name="rank")
+@_procurement_options
+def rank_command(runs, as_json, **options) -> None:
+    """Rank measured candidates by cost per 1M tokens under a policy and an SLO.
+
+    A candidate must have run, pass parity, be valid for its scenario, meet the
+    p99 SLO, match a catalog entry, pass the policy and have a price. Excluded
+    candidates are listed with the check or rule that excluded them.
+
+    \b
+    Examples:
+      bakeoff rank latest --catalog my-prices.toml
+      bakeoff rank latest --catalog my-prices.toml --policy docs/policies/exclude-us-designed.toml
+      bakeoff rank run1 run2 --pricing owned --utilisation 0.5 --slo-p99-ms 50
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.contract.units import format_rate, format_seconds
+
+    result, _, policy = _ranking(runs, **options)
+    if as_json:
+        _echo_json({"ranked": result.ranked, "excluded": result.excluded})
+        return
+    title = f"Ranking ({options['pricing']} pricing" + (f", policy {policy.name!r}" if policy else "") + ")"
+    table = Table(title=title, title_justify="left")
+    for column in ("rank", "workload", "candidate", "catalog", "cost", "throughput per device", "p99"):
+        table.add_column(column, justify="left" if column in ("workload", "candidate", "catalog") else "right")
+    for c in result.ranked:
+        cost = c["cost"]
+        table.add_row(str(c["rank"]), Text(c["workload"]),
+                      Text(c["candidate"] + (" (noisy: interference)" if c.get("noisy") else "")), c["catalog_id"],
+                      f"${cost['value']:.4g} per {cost['per']}" + (" (estimated energy)" if cost["estimated"] else ""),
+                      format_rate(c["throughput"], c["throughput_unit"])
+                      + (f" (x{c['devices_per_candidate']} devices)" if c.get("devices_per_candidate", 1) > 1 else ""),
+                      format_seconds(c["p99_s"]))
+    console = _console()
+    console.print(table)
+    for c in result.ranked:
+        if c.get("noisy"):
+            console.print(f"[yellow]noisy:[/] {c['candidate']} ({c['workload']}): interference while measured: "
+                          f"{'; '.join(c['noisy_reasons'])}; rerun on a quiet machine before deciding",
+                          highlight=False)
+    if result.excluded:
+        excluded = Table(title="Excluded", title_justify="left")
+        for column in ("workload", "candidate", "excluded by"):
+            excluded.add_column(column, overflow="fold")
+        for e in result.excluded:
+            excluded.add_row(Text(e["workload"]), Text(e["candidate"]), Text("; ".join(e["excluded_by"])))
+        console.print(excluded)
+
+
+@cli.command(name="plan")
+@_procurement_options
+@click.option("--target-tokens-per-s", "target", type=click.FloatRange(min=0, min_open=True), required=True,
+              metavar="N", help="Throughput to serve, in the workload's unit per second (tokens for LLMs).")
+def plan_command(runs, as_json, target, **options) -> None:
+    """Size a fleet: devices needed per candidate for a target rate, yearly cost and power.
+
+    Uses each rankable candidate's measured throughput at the SLO.
+
+    \b
+    Example:
+      bakeoff plan latest --target-tokens-per-s 5000 --slo-p99-ms 200 --catalog my-prices.toml
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.contract.units import format_rate
+    from harness.procurement.rank import plan_fleet
+
+    result, owned, _ = _ranking(runs, **options)
+    plans = plan_fleet(result, target, owned)
+    if as_json:
+        _echo_json({"target_per_s": target, "plans": plans, "excluded": result.excluded})
+        return
+    table = Table(title=f"Fleet plan for {target:g}/s", title_justify="left")
+    for column in ("workload", "candidate", "per device", "devices", "yearly cost", "power"):
+        table.add_column(column, justify="right" if column in ("per device", "devices", "yearly cost", "power")
+                         else "left")
+    for p in plans:
+        power = "-" if p["power_w"] is None else f"{p['power_w'] / 1000:.3g} kW" + (" (est.)" if p["power_estimated"] else "")
+        table.add_row(Text(p["workload"]), Text(p["candidate"]), format_rate(p["throughput"], p["throughput_unit"]),
+                      str(p["devices"]), f"${p['yearly_cost_usd']:,.0f} ({p['pricing']})", power)
+    _console().print(table)
+    if result.excluded:
+        click.echo(f"{len(result.excluded)} candidates excluded; `bakeoff rank` lists why.")
+
+
+@cli.command(name="report")
+@_procurement_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="Output file.")
+@click.option("--format", "fmt", type=click.Choice(["html", "markdown"]), default="html", show_default=True)
+def report_command(runs, as_json, output, fmt, **options) -> None:
+    """Write a self-contained report: ranking, cost-vs-latency, throughput, latency, roofline, environment.
+
+    The HTML file opens offline (no scripts, no network); --format markdown
+    gives the same tables for procurement documents.
+
+    \b
+    Examples:
+      bakeoff report latest -o report.html --catalog my-prices.toml --policy docs/policies/open-stack-64gb.toml
+      bakeoff report run1 run2 --format markdown -o report.md
+    """
+    from harness.presentation.report import build_report, summary_rows
+    from harness.results.store import read_manifest, read_records, resolve_run
+
+    _writable_target(output)
+    run_dirs = [resolve_run(run, options["results_dir"]) for run in runs]
+    records = [r for d in run_dirs for r in read_records(d)]
+    manifests = [read_manifest(d) for d in run_dirs]
+    ranking, _, _ = _ranking(runs, **options)
+    if fmt == "html":
+        output.write_text(build_report(records, manifests, ranking), encoding="utf-8")
+    else:
+        headers = ["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"]
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        for row in summary_rows(records, ranking):
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if as_json:
+        _echo_json({"report": str(output), "format": fmt, "runs": [str(d) for d in run_dirs]})
+    else:
+        click.echo(f"report: {output}")
+
+

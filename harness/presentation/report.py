@@ -1,0 +1,261 @@
+"""A self-contained HTML report for a procurement committee.
+
+One file, no JavaScript, no CDN, nothing fetched at view time: charts are
+matplotlib SVG embedded inline (text drawn as paths), tables are plain HTML.
+Every string that comes from a run, a catalog or a plugin goes through
+``html.escape``, so a workload or device name with markup in it is shown, not
+executed.
+
+Contents: a summary ranking (cost per 1M tokens, throughput, p99, parity and
+policy status), the records left out of the charts with the reason, a
+cost-versus-latency Pareto chart, throughput by backend and dtype, latency
+distributions from the raw samples, the decode roofline, and the environment
+of every run.
+
+The charts show only records whose measurement can be trusted
+(:func:`harness.results.record.measurement_problem` is None): a bar for a run that failed
+parity, is implausible or is invalid for its scenario looks exactly like a good
+one, so such records are listed under "Not charted" with their reason instead.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections import defaultdict
+from typing import Any, Mapping, Sequence
+
+from harness.contract.units import format_bytes, format_rate, format_seconds
+from harness.procurement.rank import Ranking
+from harness.results.record import candidate_label as label
+from harness.results.record import measurement_problem, workload_label
+from harness.results.roofline import read_ceilings, roofline_fraction
+
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.chart { margin: 1em 0; } .note { color: #666; font-size: 0.9em; }
+.bad { color: #b00; } .good { color: #070; }
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _svg(figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    text = buffer.getvalue()
+    return f'<div class="chart">{text[text.index("<svg"):]}</div>'
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "path"  # text as shapes: no fonts, nothing to inject
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def chart_problem(record: Mapping[str, Any]) -> str | None:
+    """Why the record is left out of the charts, or None when it is charted.
+
+    The rank's measurement checks (:func:`measurement_problem`: ok, parity, plausibility,
+    scenario validity), so that a chart never shows a number the ranking would not trust, plus
+    timing statistics, without which there is nothing to draw.
+    """
+    problem = measurement_problem(record)
+    if problem is None and not record.get("stats"):
+        return "no timing statistics recorded"
+    return problem
+
+
+def _charted(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records the charts may show (see :func:`chart_problem`)."""
+    return [r for r in records if chart_problem(r) is None]
+
+
+def not_charted_rows(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """[workload, candidate, run, reason] for every record the charts leave out."""
+    return [[workload_label(r), label(r), r.get("run_id"), problem]
+            for r in records if (problem := chart_problem(r)) is not None]
+
+
+def not_charted_section(records: Sequence[Mapping[str, Any]]) -> str:
+    """The records left out of the charts, each with its reason, so that a missing bar is explained."""
+    rows = not_charted_rows(records)
+    if not rows:
+        return ('<p class="note">Every record is charted: all ran, passed parity, are plausible and have '
+                "valid scenario results.</p>")
+    return (f'<p class="note">{len(rows)} of {len(records)} records are left out of the charts below, each for '
+            "the reason given: a chart shows only numbers that can be trusted.</p>"
+            + _table(["workload", "candidate", "run", "reason"], rows))
+
+
+def throughput_charts(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    plt = _pyplot()
+    charts = []
+    by_workload: dict[str, list] = defaultdict(list)
+    for record in _charted(records):
+        if record.get("throughput"):
+            by_workload[workload_label(record)].append(record)
+    for workload, group in sorted(by_workload.items())[:8]:
+        group.sort(key=lambda r: r["throughput"]["value"])
+        unit = group[0]["throughput"]["unit"]
+        values = [r["throughput"]["value"] for r in group]
+        low = [max(0.0, v - (r["throughput"].get("ci_low") or v)) for v, r in zip(values, group)]
+        high = [max(0.0, (r["throughput"].get("ci_high") or v) - v) for v, r in zip(values, group)]
+        dtypes = sorted({r["spec"]["dtype"] for r in group})
+        colours = [COLOURS[dtypes.index(r["spec"]["dtype"]) % len(COLOURS)] for r in group]
+        figure, axis = plt.subplots(figsize=(8, 0.45 * len(group) + 1.4))
+        axis.barh([label(r) for r in group], values, xerr=[low, high], color=colours, capsize=3)
+        axis.set_xlabel(f"throughput ({unit}), bars: 95% CI")
+        axis.set_title(f"Throughput: {workload}")
+        for dtype in dtypes:
+            axis.bar(0, 0, color=COLOURS[dtypes.index(dtype) % len(COLOURS)], label=dtype)
+        axis.legend(title="dtype", loc="lower right")
+        charts.append(_svg(figure))
+    return charts
+
+
+def latency_charts(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    plt = _pyplot()
+    charts = []
+    by_workload: dict[str, list] = defaultdict(list)
+    for record in _charted(records):
+        by_workload[workload_label(record)].append(record)
+    for workload, group in sorted(by_workload.items())[:8]:
+        samples = [[v / 1e6 for v in r["measurement"]["latencies_ns"]] for r in group]
+        figure, axis = plt.subplots(figsize=(8, 0.45 * len(group) + 1.4))
+        axis.boxplot(samples, vert=False, showfliers=False)
+        axis.set_yticks(range(1, len(group) + 1), [label(r) for r in group])
+        axis.set_xlabel("latency per step (ms); box: quartiles, whiskers: 1.5 IQR")
+        axis.set_title(f"Latency distribution: {workload}")
+        charts.append(_svg(figure))
+    return charts
+
+
+def pareto_chart(ranking: Ranking | None) -> str:
+    if ranking is None or not ranking.ranked:
+        return '<p class="note">No priced candidates: give a catalog with prices (--catalog) for the cost chart.</p>'
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 5))
+    points = sorted((c["p99_s"] * 1e3, c["cost"]["value"], c) for c in ranking.ranked if c["p99_s"])
+    frontier, best = [], float("inf")
+    for latency, cost, _ in points:
+        if cost < best:
+            frontier.append((latency, cost))
+            best = cost
+    workloads = sorted({c["workload"] for _, _, c in points})
+    for index, workload in enumerate(workloads):
+        xs = [p[0] for p in points if p[2]["workload"] == workload]
+        ys = [p[1] for p in points if p[2]["workload"] == workload]
+        axis.scatter(xs, ys, color=COLOURS[index % len(COLOURS)], label=workload[:60])
+    axis.plot([f[0] for f in frontier], [f[1] for f in frontier], "k--", linewidth=1, label="Pareto frontier")
+    per = ranking.ranked[0]["cost"]["per"]
+    axis.set_xlabel("p99 latency (ms)")
+    axis.set_ylabel(f"cost (USD per {per})")
+    axis.set_title("Cost versus latency")
+    axis.legend(fontsize=8)
+    return _svg(figure)
+
+
+def roofline_chart(records: Sequence[Mapping[str, Any]]) -> str:
+    ceilings = read_ceilings(records)
+    rows = [(label(r) + " " + r["spec"]["workload"], r["tokens"]["decode_bytes_per_s"] / 1e9, fraction[1] / 1e9)
+            for r in _charted(records) if (fraction := roofline_fraction(r, ceilings))]
+    if not rows:
+        return '<p class="note">No roofline: run the membw workload with an LLM workload on the same device.</p>'
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
+    axis.barh([r[0] for r in rows], [r[1] for r in rows], color=COLOURS[0], label="decode: bytes streamed")
+    for index, (_, _, ceiling) in enumerate(rows):
+        axis.plot([ceiling, ceiling], [index - 0.4, index + 0.4], color=COLOURS[3], linewidth=2,
+                  label="measured read bandwidth (membw)" if index == 0 else None)
+    axis.set_xlabel("GB/s")
+    axis.set_title("LLM decode against the memory-bandwidth roofline")
+    axis.legend(loc="lower right")
+    return _svg(figure)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{esc(c)}</td>' if i in numeric else f"<td>{esc(c)}</td>"
+                         for i, c in enumerate(row)) + "</tr>"
+        for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def summary_rows(records: Sequence[Mapping[str, Any]], ranking: Ranking | None) -> list[list[Any]]:
+    ranked = {(c["run_id"], c["record_key"]): c for c in (ranking.ranked if ranking else [])}
+    excluded = {}
+    if ranking:
+        for e in ranking.excluded:
+            excluded.setdefault(e["candidate"] + e["workload"], "; ".join(e["excluded_by"]))
+    rows = []
+    for record in records:
+        candidate = ranked.get((record.get("run_id"), record.get("key")))
+        parity = (record.get("parity") or {}).get("passed")
+        throughput = record.get("throughput") or {}
+        stats = record.get("stats") or {}
+        if candidate:
+            status = f"rank {candidate['rank']}"
+            cost = f"${candidate['cost']['value']:.4g} per {candidate['cost']['per']}"
+        else:
+            status = excluded.get(label(record) + workload_label(record)) or (
+                "not ranked (no catalog given)" if ranking is None else record.get("status"))
+            cost = "-"
+        interference = record.get("interference") or {}
+        if interference.get("noisy"):  # marked, not dropped: the machine was not the benchmark's own
+            status += " · noisy: " + "; ".join(interference.get("reasons") or ["other load on the host"])
+        rows.append([workload_label(record), label(record), cost,
+                     format_rate(throughput.get("value"), throughput.get("unit")),
+                     format_seconds(stats.get("p99_s")),
+                     {True: "pass", False: "FAIL", None: "unchecked"}[parity], status])
+    return rows
+
+
+def build_report(records: Sequence[Mapping[str, Any]], manifests: Sequence[Mapping[str, Any]],
+                 ranking: Ranking | None = None, title: str = "bakeoff report") -> str:
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>",
+             # An inline empty icon, so a browser does not even ask for /favicon.ico.
+             '<link rel="icon" href="data:,">',
+             f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>",
+             f'<p class="note">{len(records)} benchmarks from {len(manifests)} run(s). Timings are medians with '
+             "95% confidence intervals; every number carries its unit. Energy without a meter is not shown as zero."
+             "</p>",
+             "<h2>Summary</h2>",
+             _table(["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"],
+                    summary_rows(records, ranking), numeric={2, 3, 4}),
+             "<h2>Not charted</h2>", not_charted_section(records),
+             "<h2>Cost versus latency</h2>", pareto_chart(ranking),
+             "<h2>Throughput by backend and dtype</h2>", *throughput_charts(records),
+             "<h2>Latency distributions</h2>", *latency_charts(records),
+             "<h2>Roofline</h2>", roofline_chart(records),
+             "<h2>Environment</h2>"]
+    for manifest in manifests:
+        host = manifest.get("host") or {}
+        cpu = host.get("cpu") or {}
+        rows = [["run", manifest.get("run_id")], ["status", manifest.get("status")],
+                ["started", manifest.get("started_at")], ["bakeoff", manifest.get("bakeoff_version")],
+                ["git commit", (manifest.get("git") or {}).get("commit")],
+                ["CPU", f"{cpu.get('model')} ({cpu.get('logical_cores')} logical cores)"],
+                ["memory", format_bytes(host.get("memory_bytes"))], ["OS", host.get("os")],
+                ["Python", host.get("python")],
+                ["packages", ", ".join(f"{k} {v}" for k, v in sorted((host.get("packages") or {}).items()))],
+                ["devices", "; ".join(f"{d.get('backend')}/{d.get('device')}: {d.get('model')}"
+                                      for d in manifest.get("devices") or [])]]
+        parts.append(_table(["field", "value"], rows))
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,145 @@
+"""Ranking candidates and planning fleets, from measured records.
+
+A candidate is one measured configuration (backend, device, workload, dtype,
+batch size, scenario). To be ranked it must have run (``ok``), pass parity,
+be plausible (harness/hardware/plausibility.py), have a valid scenario result, meet
+the p99 SLO, match a catalog entry, pass the policy and have a price.
+Everything else is listed as excluded with the check or rule that excluded
+it. Ranking is by cost per 1M tokens (per 1k units for other workloads)
+within each workload, cheapest first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from harness.hardware.catalog import Catalog, device_count, figure
+from harness.procurement.cost import HOURS_PER_YEAR, OwnedInputs, cloud_cost, owned_cost
+from harness.procurement.policy import Policy
+from harness.results.record import candidate_label, measurement_problem, workload_label
+
+
+@dataclass(frozen=True)
+class OwnedSettings:
+    years: float = 4.0
+    utilisation: float = 0.6
+    usd_per_kwh: float = 0.12
+    pue: float = 1.3
+    hosting_usd_per_year: float = 0.0
+
+
+@dataclass
+class Ranking:
+    ranked: list[dict[str, Any]] = field(default_factory=list)
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: The candidate label of every table (harness/results/record.py), under its old name here.
+label = candidate_label
+
+
+def _watts(record: Mapping[str, Any], entry: Mapping[str, Any]) -> tuple[float | None, bool]:
+    """Measured average watts, else the catalog TDP (estimated)."""
+    measured = (record.get("energy") or {}).get("average_watts")
+    if measured:
+        return float(measured), False
+    tdp = figure(entry, "tdp_w")
+    return (float(tdp), True) if tdp else (None, True)
+
+
+def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None, slo_p99_s: float | None,
+             pricing: str, owned: OwnedSettings) -> tuple[dict[str, Any] | None, list[str]]:
+    """(candidate, []) when rankable; (None, reasons) when excluded."""
+    problem = measurement_problem(record, catalog)
+    if problem is not None:
+        return None, [problem]
+    p99 = (record.get("stats") or {}).get("p99_s")
+    if slo_p99_s is not None and (p99 is None or p99 > slo_p99_s):
+        return None, [f"SLO: p99 {p99 * 1e3:.4g} ms > {slo_p99_s * 1e3:.4g} ms"]
+    throughput = record.get("throughput") or {}
+    if not throughput.get("value"):
+        return None, ["no throughput measured"]
+    entry = catalog.match((record.get("device_info") or {}).get("model"))
+    reasons = policy.evaluate(entry) if policy else ([] if entry else ["device not in the catalog"])
+    if reasons:
+        return None, reasons
+    unit = record.get("unit") or "unit"
+    # A candidate of N devices (a server behind an endpoint) is priced per device: its throughput
+    # and measured power are shared by N devices, each priced at the catalog's device price.
+    devices = device_count(record.get("device_info"))
+    candidate_units_per_s = float(throughput["value"])
+    units_per_s = candidate_units_per_s / devices
+    watts, estimated = _watts(record, entry)
+    if watts is not None and not estimated:
+        watts /= devices
+    if pricing == "cloud":
+        prices = sorted(entry.get("prices", []), key=lambda p: p["usd_per_device_hour"])
+        if not prices:
+            return None, [f"no cloud price for {entry['id']!r} in the catalog (add one with --catalog)"]
+        cost = cloud_cost(units_per_s, unit, prices[0]["usd_per_device_hour"], dict(prices[0]))
+    else:
+        purchase = figure(entry, "purchase_usd")
+        if purchase is None:
+            return None, [f"no purchase_usd for {entry['id']!r} in the catalog (add one with --catalog)"]
+        if watts is None:
+            return None, [f"no measured energy and no tdp_w for {entry['id']!r}"]
+        cost = owned_cost(units_per_s, unit, OwnedInputs(purchase, owned.years, owned.utilisation, watts,
+                                                         estimated, owned.usd_per_kwh, owned.pue,
+                                                         owned.hosting_usd_per_year))
+    return {
+        "candidate": label(record),
+        "workload": workload_label(record),
+        "catalog_id": entry["id"],
+        "throughput": units_per_s,
+        "throughput_unit": throughput.get("unit"),
+        "devices_per_candidate": devices,
+        "candidate_throughput": candidate_units_per_s,
+        "p99_s": p99,
+        "watts": watts,
+        "watts_estimated": estimated,
+        "cost": cost.to_dict(),
+        "record_key": record.get("key"),
+        "run_id": record.get("run_id"),
+        # Marked, not dropped: other processes used the machine while it was measured.
+        "noisy": bool((record.get("interference") or {}).get("noisy")),
+        "noisy_reasons": list((record.get("interference") or {}).get("reasons") or []),
+    }, []
+
+
+def rank(records: Sequence[Mapping[str, Any]], catalog: Catalog, policy: Policy | None = None,
+         slo_p99_s: float | None = None, pricing: str = "cloud", owned: OwnedSettings = OwnedSettings()) -> Ranking:
+    result = Ranking()
+    for record in records:
+        candidate, reasons = evaluate(record, catalog, policy, slo_p99_s, pricing, owned)
+        if candidate is None:
+            result.excluded.append({"candidate": label(record), "workload": workload_label(record),
+                                    "excluded_by": reasons, "run_id": record.get("run_id")})
+        else:
+            result.ranked.append(candidate)
+    result.ranked.sort(key=lambda c: (c["workload"], c["cost"]["value"]))
+    for position, candidate in enumerate(result.ranked):
+        same = [c for c in result.ranked[:position] if c["workload"] == candidate["workload"]]
+        candidate["rank"] = len(same) + 1
+    return result
+
+
+def plan_fleet(ranking: Ranking, target_units_per_s: float, owned: OwnedSettings) -> list[dict[str, Any]]:
+    """Devices needed per ranked candidate to serve the target rate, yearly cost and power."""
+    plans = []
+    for candidate in ranking.ranked:
+        devices = math.ceil(target_units_per_s / candidate["throughput"])
+        hourly = candidate["cost"]["usd_per_device_hour"]
+        model = candidate["cost"]["model"]
+        yearly = (devices * hourly * HOURS_PER_YEAR if model == "cloud"
+                  else devices * hourly * HOURS_PER_YEAR * owned.utilisation)
+        plans.append({
+            **{k: candidate[k] for k in ("candidate", "workload", "catalog_id", "throughput", "throughput_unit")},
+            "devices": devices,
+            "pricing": model,
+            "yearly_cost_usd": yearly,
+            "power_w": devices * candidate["watts"] if candidate["watts"] is not None else None,
+            "power_estimated": candidate["watts_estimated"],
+        })
+    return plans

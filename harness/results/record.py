@@ -1,0 +1,309 @@
+"""The result record: its typed form and JSON shape (:class:`Record`, ``schema_version``
+and :func:`upgrade` of older files), one label, and one definition each of a record that
+may be ranked, charted or compared.
+
+The record itself is written by harness/results/store.py (``build_record``) and
+documented in docs/results.md. Every reader (tables, compare, rank, report,
+roofline, export) used to name a benchmark and judge a record its own way:
+five label formats, four definitions of "usable", so the HTML report charted
+records that failed parity. They ask here instead.
+
+* :func:`measurement_problem` (ranked and charted records): ran, passed
+  parity, plausible, and valid for its scenario.
+* :func:`comparison_problem` (compared records): ran, passed parity,
+  plausible. A scenario-invalid result (too short, SLO missed) still has a
+  latency distribution worth comparing; its invalidity is shown beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from harness.contract.errors import FAILED, OK, STATUSES, UNAVAILABLE, UNSUPPORTED  # noqa: F401 - re-exported
+from harness.contract.options import backend_label
+
+
+
+def candidate_label(record: Mapping[str, Any]) -> str:
+    """``torch[graph=compile]/cuda:0 bfloat16 b8``: what ran, the thing a buyer chooses between."""
+    spec = record["spec"]
+    return f"{backend_label(spec)}/{spec['device']} {spec['dtype']} b{spec['batch_size']}"
+
+
+def workload_label(record: Mapping[str, Any]) -> str:
+    """``gemm size=1024 server``: what was run, with the scenario and its non-default settings."""
+    spec = record["spec"]
+    params = ",".join(f"{k}={v}" for k, v in sorted((spec.get("params") or {}).items()))
+    settings = ",".join(f"{k}={v}" for k, v in sorted((spec.get("scenario_options") or {}).items()))
+    scenario = spec.get("scenario", "single-stream") + (f"[{settings}]" if settings else "")
+    return " ".join(part for part in (spec["workload"], params, scenario) if part)
+
+
+def benchmark_label(record: Mapping[str, Any]) -> str:
+    """One benchmark, for lists that mix workloads: candidate, then workload."""
+    return f"{candidate_label(record)} {workload_label(record)}"
+
+
+def _implausibility(record: Mapping[str, Any], catalog: Any = None, recheck: bool = True) -> str | None:
+    from harness.hardware.plausibility import assess_record
+
+    verdicts = [record.get("plausibility") or {}]
+    if recheck:  # a --catalog may know a device (and its peak) that the run's built-in one did not
+        verdicts.append(assess_record(record, catalog) or {})
+    for verdict in verdicts:
+        if verdict.get("verdict") == "implausible":
+            return f"implausible: {verdict.get('reason')}"
+    return None
+
+
+def comparison_problem(record: Mapping[str, Any]) -> str | None:
+    """Why this record's samples cannot be compared with another run's, or ``None``:
+    ``failed``, ``ok (parity failed)``, ``ok (implausible)``."""
+    text = str(record.get("status"))
+    if (record.get("parity") or {}).get("passed") is False:
+        text += " (parity failed)"
+    if _implausibility(record, recheck=False):
+        text += " (implausible)"
+    return None if text == "ok" else text
+
+
+def measurement_problem(record: Mapping[str, Any], catalog: Any = None) -> str | None:
+    """Why this record's numbers may not be ranked or charted, or ``None`` when they may.
+
+    It ran (``ok``), passed parity, is not implausible (re-checked against
+    ``catalog``, the built-in one when ``None``) and its scenario result is
+    valid. A chart of a wrong number misleads as much as a ranking of it.
+    """
+    if record.get("status") != "ok":
+        return f"status {record.get('status')}: {record.get('reason')}"
+    parity = record.get("parity") or {}
+    if parity.get("passed") is False:
+        return f"parity failed: {parity.get('reason')}"
+    implausible = _implausibility(record, catalog)
+    if implausible:
+        return implausible
+    scenario = record.get("scenario") or {}
+    if scenario.get("valid") is False:
+        return f"invalid {scenario.get('name')} result: {scenario.get('validity_reason')}"
+    return None
+
+
+def rankable(record: Mapping[str, Any]) -> bool:
+    """Whether the record's numbers may be ranked and charted (:func:`measurement_problem`)."""
+    return measurement_problem(record) is None
+
+
+# -- the record's typed form ---------------------------------------------------------------------
+
+#: Version of the record file's shape. Bump it, add a line to harness/results/store.py's schema
+#: history, and teach :func:`upgrade` to read the old shape.
+SCHEMA_VERSION = 1
+RECORD_KIND = "bakeoff.record"
+
+
+class RecordError(ValueError):
+    """A record file that does not have the record's shape (the message names the key)."""
+
+
+def _doc(meaning: str, default: Any = None) -> Any:
+    return field(default=default, metadata={"doc": meaning})
+
+
+def _typed(cls, data: Any, where: str):
+    """A typed part from its JSON mapping (``None`` stays ``None``); unknown keys are kept."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise RecordError(f"{where} must be a table, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)} - {"extra"}
+    return cls(**{k: data.get(k) for k in known}, extra={k: v for k, v in data.items() if k not in known})
+
+
+def _json(part) -> Any:
+    if part is None:
+        return None
+    out = {f.name: getattr(part, f.name) for f in fields(part) if f.name != "extra"}
+    out.update(part.extra)
+    return out
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate with its unit and its 95% interval: throughput, decode tokens/s."""
+
+    value: float | None = None
+    unit: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    basis: str | None = None
+    extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Statistics of the raw latencies, in seconds (harness/engine/stats.py)."""
+
+    count: int | None = None
+    mean_s: float | None = None
+    median_s: float | None = None
+    stdev_s: float | None = None
+    min_s: float | None = None
+    max_s: float | None = None
+    p50_s: float | None = None
+    p90_s: float | None = None
+    p95_s: float | None = None
+    p99_s: float | None = None
+    median_ci_low_s: float | None = None
+    median_ci_high_s: float | None = None
+    cv: float | None = None
+    outliers: int | None = None
+    ci_method: str | None = None
+    ci_level: float | None = None
+    extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One benchmark's record (``records/<key>.json``): identity, raw samples, and all that is
+    derived from them. :meth:`from_json` reads any supported version; :meth:`to_json` writes
+    this one. docs/results.md's field table is generated from these fields' docs."""
+
+    schema_version: int = _doc("the file's shape version (an integer; see harness/results/store.py for the history)")
+    kind: str = _doc(f"`{RECORD_KIND}`")
+    run_id: str = _doc("the run it belongs to")
+    key: str = _doc("file-name-safe identity: readable prefix + hash of the identity fields")
+    spec: Mapping[str, Any] = _doc(
+        "backend, device, workload, params, dtype, batch_size, scenario, stopping, server (load and SLO of the "
+        "server and concurrent scenarios), threads, timeout_s, memory_limit_bytes, options (backend options: "
+        "graph capture, provider options, endpoint URL; part of the identity when not default), scenario_options "
+        "(the scenario's own settings, e.g. a plugin scenario's; part of the identity when not default)")
+    status: str = _doc("`ok`, `failed`, `unsupported` or `unavailable`; only `ok` records carry numbers")
+    measurement: Mapping[str, Any] | None = _doc(
+        "`latencies_ns` (every timed iteration), `host_latencies_ns` (with a device timer), `token_offsets_ns` "
+        "(LLMs), `warmup`, `timer`, `timer_resolution_ns`, `harness_overhead_ns`, `elapsed_ns`, `started_unix_ns` "
+        "(wall clock at the first timed iteration)")
+    failure: Mapping[str, Any] | None = _doc(
+        "why it failed: `cause` (`error`, `signal`, `exit`, `timeout`, `out-of-memory`, `interrupted` or `lost`: a "
+        "fleet node or Ray worker died), with `message`, `stderr_tail`, `traceback`, `signal` or `exit_code`; an "
+        "out-of-memory under `--memory-limit` adds `memory_limit_bytes` and `enforced_by` (`cgroup v2 memory.max` "
+        "or `RLIMIT_DATA`)")
+    reason: str | None = _doc("why not `ok`, in one line")
+    unit: str | None = _doc("the workload's unit of work (`FLOP`, `sample`, `token`, ...)")
+    work_per_step: float | None = _doc("how much of `unit` one step does")
+    flops_per_step: float | None = _doc(
+        "FLOPs of one step where the unit is not `FLOP` and the workload can say (`mlp`); used only by the "
+        "plausibility check")
+    backend_version: str | None = _doc("the backend's runtime version")
+    device_info: Mapping[str, Any] | None = _doc(
+        "device identity (vendor, model, memory, runtime/driver versions); `native_dtypes` and `emulated_dtypes` "
+        "(dtype: why not native) where the backend declares them; `peaks` (`flop_per_s` by dtype and "
+        "`bytes_per_s`, each `{value, basis}`) where the device declares them")
+    peak_device_memory_bytes: int | None = _doc("the runtime's device memory peak, where it reports one")
+    prepare_s: float | None = _doc("seconds the backend's prepare took (export, compile, copy), outside timing")
+    details: Mapping[str, Any] | None = _doc(
+        "what the backend did (exporter, cache hit, providers and their effective options, IOBinding, graph mode "
+        "and compile time, effective precision, threads; `isolation`: for a worker process, the parent-death "
+        "guards in force and how its memory limit is enforced); for endpoints also `request_failures` by cause, "
+        "token-count source, usage counts and `output_length_mismatches`")
+    stopping: Mapping[str, Any] | None = _doc("how sampling stopped: mode, target and achieved CI, whether reached")
+    scenario: Mapping[str, Any] | None = _doc(
+        "the scenario's metric, `valid` and `validity_reason`; server runs add `target_qps`, `achieved_qps` "
+        "(invalid more than 5% below the target), `issue_lateness` (`count`, `p50_s`, `p99_s`, `max_s`), "
+        "`wake_up` (the host's measured sleep overshoot and spin threshold) and `warnings`; a plugin scenario "
+        "adds its own facts")
+    throughput: Rate | None = _doc("`value`, `unit` (e.g. `FLOP/s`), `ci_low`, `ci_high`, `basis`")
+    parity: Mapping[str, Any] | None = _doc(
+        "deviation from the reference output and the verdict `passed`; `reference_cached` says whether the "
+        "reference came from the on-disk cache")
+    energy: Mapping[str, Any] | None = _doc(
+        "joules, seconds, average watts, joules per unit, each meter's reading and sampling cost; `joules: null` "
+        "with the `reason` when no meter the backend offers could read (docs/measurement.md)")
+    memory: Mapping[str, Any] | None = _doc("host peak RSS (VmHWM), device peak, weight and input bytes, each with its source")
+    utilisation: Mapping[str, Any] | None = _doc("CPU cores busy during the scenario; device utilisation where a meter reports it")
+    started_at: str | None = _doc("ISO-8601 UTC")
+    finished_at: str | None = _doc("ISO-8601 UTC")
+    node: Mapping[str, Any] | None = _doc(
+        "fleet runs: the environment of the node that ran it (host facts, Ray node id, assigned accelerator ids); "
+        "`null` for local runs, whose host is the manifest's")
+    interference: Mapping[str, Any] | None = _doc(
+        "what else used the machine over the timed region: `other_cpu_share`, `steal_share`, `resolution_share`, "
+        "`loadavg_1m`, `cpus`, `cpu_mhz` (`before`, `after`), `cpu_governor`, `device_throttle`, `window_s`, and "
+        "the verdict `noisy` with its `reasons` (others > 10% of the machine, steal > 2%, or device throttling); "
+        "`null` for records that never ran")
+    stats: Stats | None = _doc(
+        "`count`, `mean_s`, `median_s`, `stdev_s`, `min_s`, `max_s`, `p50_s`, `p90_s`, `p95_s`, `p99_s`, "
+        "`median_ci_low_s`, `median_ci_high_s`, `cv`, `outliers`, `ci_method`, `ci_level`")
+    tokens: Mapping[str, Any] | None = _doc("LLM workloads: TTFT, TPOT, ITL, E2E statistics, output and decode tokens/s")
+    warnings: tuple[str, ...] = _doc(
+        "stability warnings, and notes such as `bfloat16 emulated: CPU lacks avx512_bf16/amx_bf16`, "
+        "`implausible: ...` and `interference: ...` (tables show them as notes)", default=())
+    precision: Mapping[str, Any] | None = _doc(
+        "`dtype`, `native` (`true`, `false`, or `null` when the backend declares nothing for the device) and "
+        "`reason` for a non-native dtype (docs/measurement.md)")
+    plausibility: Mapping[str, Any] | None = _doc(
+        "`ok` records: `verdict` (`ok`, `implausible` or `not checked`), `reason`, and `checks` (`compute`, "
+        "`bandwidth`, `memory`), each with its verdict, reason, `achieved`, `peak`, `unit` and `basis`. An "
+        "`implausible` record is never ranked or compared; `null` for records that did not run")
+    host: Any = _doc("the host name")
+    fingerprint_inputs: Mapping[str, Any] | None = _doc(
+        "what went into the fingerprint: CPU model and architecture, core counts, memory, Python, the host's "
+        "`packages`, backend and its version, device, device model and memory, runtime and driver versions, threads")
+    fingerprint: str | None = _doc("the comparability hash of `fingerprint_inputs`")
+    extra: Mapping[str, Any] = _doc("keys a newer bakeoff wrote that this one does not name (kept as they are)",
+                                    default=None)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "record") -> "Record":
+        """The typed record of a JSON mapping of this or an older version (:func:`upgrade`);
+        :class:`RecordError` naming ``where`` and the key when the shape is wrong."""
+        data = upgrade(data, where)
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: data.get(k) for k in known if k in data}
+        for key, kind in (("spec", Mapping), ("status", str), ("key", str)):
+            if not isinstance(data.get(key), kind):
+                raise RecordError(f"{where}: {key} must be {'a table' if kind is Mapping else 'a string'}, "
+                                  f"got {data.get(key)!r}"[:200])
+        values["stats"] = _typed(Stats, data.get("stats"), f"{where}: stats")
+        values["throughput"] = _typed(Rate, data.get("throughput"), f"{where}: throughput")
+        warnings = data.get("warnings") or []
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise RecordError(f"{where}: warnings must be a list of strings")
+        values["warnings"] = tuple(warnings)
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's JSON mapping, keys in file order (what ``build_record`` writes)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = (_json(value) if isinstance(value, (Stats, Rate))
+                           else list(value) if f.name == "warnings" else value)
+        out.update(self.extra or {})
+        return out
+
+
+def upgrade(data: Mapping[str, Any], where: str = "record") -> dict[str, Any]:
+    """Bring a record of an older ``schema_version`` up to :data:`SCHEMA_VERSION` (version 1
+    is the first; nothing to convert yet), refusing a newer one or a wrong kind."""
+    if not isinstance(data, Mapping) or data.get("kind") != RECORD_KIND:
+        found = data.get("kind") if isinstance(data, Mapping) else type(data).__name__
+        raise RecordError(f"{where}: not a bakeoff record (kind={found!r}, expected {RECORD_KIND!r})")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RecordError(f"{where}: schema_version must be an integer >= 1, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise RecordError(f"{where}: written with schema_version {version}, this bakeoff reads up to "
+                          f"{SCHEMA_VERSION}; upgrade bakeoff")
+    if data.get("status") not in STATUSES:
+        raise RecordError(f"{where}: status {data.get('status')!r} is not one of {', '.join(STATUSES)}")
+    return dict(data)
+
+
+def fields_markdown() -> str:
+    """docs/results.md's record table, generated from :class:`Record` (a test keeps them equal)."""
+    lines = ["| key | meaning |", "|---|---|"]
+    lines += [f"| `{f.name}` | {f.metadata['doc']} |" for f in fields(Record) if f.name != "extra"]
+    return "\n".join(lines)
