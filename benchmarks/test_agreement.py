@@ -31,7 +31,7 @@ from harness.engine.plugins import Registry
 from harness.engine.runner import execute
 from harness.engine.scenarios import ServerSettings, run_server_trial
 from harness.engine.spec import BenchmarkSpec
-from harness.engine.stats import percentile
+from harness.analysis.stats import percentile
 from harness.engine.timing import HOST, HostTimebase, Stopping
 from harness.orchestration.launchers import InlineLauncher, SubprocessLauncher
 

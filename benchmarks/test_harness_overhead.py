@@ -19,7 +19,7 @@ from harness.contract.interface import Prepared
 from harness.engine.plugins import Registry
 from harness.engine.runner import Measurement, Outcome, execute
 from harness.engine.spec import BenchmarkSpec
-from harness.engine.stats import summarize
+from harness.analysis.stats import summarize
 from harness.engine.telemetry.environment import default_threads
 from harness.engine.timing import Stopping, sample, warm_up
 from harness.orchestration.launchers import SubprocessLauncher

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.engine.spec import BenchmarkSpec
-from harness.engine.telemetry.interference import CpuTimes, InterferenceWatch, Snapshot, assess, warning_text
+from harness.engine.telemetry.interference import CpuTimes, InterferenceWatch, Snapshot, assess
+from harness.results.record import interference_warning as warning_text
 from harness.orchestration.launchers import SubprocessLauncher
 from harness.procurement.compare import compare
 from harness.results.store import build_record

@@ -19,7 +19,7 @@ import pytest
 HARNESS = Path(__file__).resolve().parent.parent / "harness"
 
 #: Lowest first. A layer may import the layers before it in this list, and itself.
-LAYERS = ("contract", "files", "hardware", "engine", "results", "orchestration", "tools", "procurement",
+LAYERS = ("contract", "analysis", "files", "hardware", "engine", "results", "orchestration", "tools", "procurement",
           "presentation")
 #: Beside the stack: the conformance kit (``harness.testing``) may import up to orchestration.
 SIDE = {"testing": "orchestration"}
@@ -94,3 +94,23 @@ def test_every_layer_is_populated_and_the_rule_sees_imports():
     assert all(any(_layer(m) == layer for m in MODULES) for layer in (*LAYERS, *SIDE))
     assert "harness.engine.scenarios" in MODULES["harness.engine.runner"]  # the scan reads real imports
     assert not any(path.suffix == ".py" for path in HARNESS.iterdir() if path.name not in ("__init__.py", "testing.py"))
+
+
+#: Names readers give a record. A reader indexing one (``record["stats"]``, ``r.get("parity")``)
+#: reads the JSON form by hand instead of the typed record.
+_RECORD_NAMES = {"record", "r", "old", "cur", "rec"}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _in(m, READERS) or m.startswith("harness.presentation")))
+def test_readers_read_records_through_the_typed_form(module):
+    path = HARNESS.parent / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = HARNESS.parent / module.replace(".", "/") / "__init__.py"
+    by_hand = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        target = (node.value if isinstance(node, ast.Subscript)
+                  else node.func.value if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr == "get" else None)
+        if isinstance(target, ast.Name) and target.id in _RECORD_NAMES and module != "harness.results.record":
+            by_hand.append(f"line {node.lineno}: {ast.unparse(node)[:60]}")
+    assert not by_hand, f"{module} reads a record's JSON by hand (use harness.results.record): {by_hand}"

@@ -6,7 +6,7 @@ import onnx
 import pytest
 import torch
 
-from harness.engine.generation import token_metrics
+from harness.analysis.tokens import token_metrics
 from harness.engine.plugins import Registry
 from harness.engine.runner import execute
 from harness.engine.spec import BenchmarkSpec

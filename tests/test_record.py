@@ -51,9 +51,7 @@ def test_every_reader_uses_the_shared_definitions():
     assert rank.label is candidate_label and rank.workload_label is workload_label
     assert report.measurement_problem is measurement_problem and report.workload_label is workload_label
     assert compare.comparison_problem is comparison_problem and compare.benchmark_label is benchmark_label
-    import inspect
-
-    assert "harness.results.record import rankable" in inspect.getsource(roofline.read_ceilings)
+    assert roofline.rankable is rankable and frame.rankable is rankable
 
 
 # -- the typed record -------------------------------------------------------------------------
@@ -119,5 +117,78 @@ def test_show_refuses_a_malformed_record_in_one_line_naming_the_file(tmp_path):
 
 
 def test_the_field_list_in_docs_is_generated_from_the_record():
-    assert fields_markdown() in (ROOT / "docs" / "results.md").read_text(), (
+    from harness.results.record import parts_markdown
+
+    docs = (ROOT / "docs" / "results.md").read_text()
+    assert fields_markdown() in docs, (
         "docs/results.md's record table differs from harness.results.record.fields_markdown(); paste the new table")
+    assert parts_markdown() in docs, (
+        "docs/results.md's table of typed parts differs from harness.results.record.parts_markdown(); paste it")
+
+
+def test_every_part_of_the_record_is_typed():
+    from harness.results.record import (Energy, Interference, Memory, Parity, Plausibility, Precision, Rate,
+                                        ScenarioOutcome, Stats, TokenRates)
+
+    llm = next(Record.from_json(json.loads(p.read_text())) for p in _fixture_records()
+               if "-llm-" in p.name and "single-stream" in p.name)
+    assert isinstance(llm.stats, Stats) and isinstance(llm.throughput, Rate)
+    assert isinstance(llm.tokens, TokenRates) and isinstance(llm.tokens.decode_tokens_per_s, Rate)
+    assert llm.tokens.decode_tokens_per_s.unit == "token/s" and llm.tokens.ttft["median_s"] > 0
+    for name, part in (("parity", Parity), ("energy", Energy), ("memory", Memory), ("scenario", ScenarioOutcome),
+                       ("interference", Interference), ("plausibility", Plausibility), ("precision", Precision)):
+        assert isinstance(getattr(llm, name), part), name
+    assert llm.parity.passed is True and llm.scenario.valid is True and llm.memory.weight_bytes > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"parity": "yes"}, "parity must be a table"),
+    ({"tokens": {"decode_tokens_per_s": 3}}, "tokens.decode_tokens_per_s must be a table"),
+])
+def test_a_malformed_part_is_refused_naming_it(change, message):
+    data = {**json.loads(_fixture_records()[0].read_text()), **change}
+    with pytest.raises(RecordError, match=message):
+        Record.from_json(data, "r.json")
+
+
+#: The keys of a record that the worker reports (``Outcome.to_dict()``); the rest is derived.
+_OUTCOME_KEYS = ("status", "measurement", "failure", "reason", "unit", "work_per_step", "flops_per_step",
+                 "backend_version", "device_info", "peak_device_memory_bytes", "prepare_s", "details", "stopping",
+                 "scenario", "throughput", "parity", "energy", "memory", "utilisation", "started_at", "finished_at",
+                 "node", "interference")
+
+
+def test_every_derived_figure_comes_from_the_record_module_alone():
+    """Re-deriving a record from its identity and the raw outcome (no engine, no store) gives
+    the figures the run wrote: stats, throughput (a single-stream run's from the median),
+    token rates, warnings and precision."""
+    from harness.results.record import derive
+
+    checked = 0
+    for path in _fixture_records():
+        data = json.loads(path.read_text())
+        if data["status"] != "ok":
+            continue
+        outcome = {k: data.get(k) for k in _OUTCOME_KEYS}
+        if data["spec"]["scenario"] == "single-stream":
+            outcome["throughput"] = None  # single-stream declares no basis: the median rate is derived
+        again = derive(data["run_id"], data["key"], data["spec"], outcome).to_json()
+        for name in ("stats", "throughput", "tokens", "precision", "warnings"):
+            assert again[name] == data[name], (path.name, name)
+        checked += 1
+    assert checked >= 6
+
+
+def test_readers_take_typed_records_and_their_json_alike():
+    from harness.hardware.catalog import load_catalog
+    from harness.presentation.tables import record_cells
+
+    data = [json.loads(p.read_text()) for p in _fixture_records()]
+    typed = [Record.from_json(d) for d in data]
+    catalog = load_catalog([ROOT / "docs" / "catalog.example.toml"])
+    from_typed, from_json = rank.rank(typed, catalog), rank.rank(data, catalog)
+    assert from_typed.ranked and from_typed.excluded  # both sides of the ranking are exercised
+    assert (from_typed.ranked, from_typed.excluded) == (from_json.ranked, from_json.excluded)
+    assert [record_cells(r) for r in typed] == [record_cells(r) for r in data]
+    assert report.summary_rows(typed, None) == report.summary_rows(data, None)
+    assert [frame.record_to_row(r) for r in typed] == [frame.record_to_row(r) for r in data]

@@ -71,7 +71,7 @@ def test_served_tokens_and_timings_match_the_bare_backend(served):
 
     for bare in (bare_before, bare_after):
         assert bare.status == "ok", bare.failure or bare.reason
-    from harness.engine.generation import token_metrics
+    from harness.analysis.tokens import token_metrics
 
     def medians(outcome):
         metrics = token_metrics([list(m) for m in outcome.measurement.token_offsets_ns], 1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from harness.engine.stats import (
+from harness.analysis.stats import (
     MAX_STABLE_SPREAD,
     median_ci_ranks,
     percentile,

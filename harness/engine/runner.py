@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from harness.contract.capabilities import (DeclaresSupport, Described, EnergyMetered, FailureTolerance, ModelFacts,
-                                  RemoteIdentity, SparseActivation, capability)
+                                           RemoteIdentity, SparseActivation, capability)
 from harness.contract.errors import Unsupported
 from harness.contract.errors import FAILED, OK, STATUSES, UNAVAILABLE, UNSUPPORTED  # noqa: F401 - statuses, re-exported
 from harness.contract.interface import Availability, Prepared

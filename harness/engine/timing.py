@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from harness.contract.capabilities import StreamingStep, capability
 from harness.contract.interface import Prepared
-from harness.engine.stats import median_ci_ranks
+from harness.analysis.stats import median_ci_ranks
 
 HOST_TIMER = "time.perf_counter_ns"
 #: Hard cap on samples per benchmark (8 MB of ints), so a clock too coarse to

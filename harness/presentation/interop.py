@@ -15,7 +15,9 @@ from __future__ import annotations
 import statistics
 from typing import Any, Mapping, Sequence
 
+from harness.contract.errors import OK
 from harness.contract.options import backend_label
+from harness.results.record import Record, as_record, part_json
 
 
 def _quartiles(data: Sequence[float]) -> tuple[float, float, float]:
@@ -69,14 +71,17 @@ def _machine_info(manifest: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _name(record: Mapping[str, Any]) -> str:
-    spec = record["spec"]
+def _name(record: Record) -> str:
+    """pytest-benchmark's ``test[params]`` shape of the shared labels, so its compare lines up."""
+    spec = record.spec
     params = ",".join(f"{k}={v}" for k, v in sorted((spec.get("params") or {}).items()))
     return (f"{backend_label(spec)}/{spec['device']}::{spec['workload']}"
             f"[{params}{',' if params else ''}{spec['dtype']},b{spec['batch_size']},{spec.get('scenario', 'single-stream')}]")
 
 
-def to_pytest_benchmark(runs: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]]) -> dict[str, Any]:
+def to_pytest_benchmark(
+    runs: Sequence[tuple[Mapping[str, Any], Sequence[Record | Mapping[str, Any]]]],
+) -> dict[str, Any]:
     """One pytest-benchmark JSON document from ``[(manifest, records), ...]`` (normally one run)."""
     try:
         from importlib.metadata import version
@@ -88,23 +93,23 @@ def to_pytest_benchmark(runs: Sequence[tuple[Mapping[str, Any], Sequence[Mapping
     git = manifest.get("git") or {}
     benchmarks = []
     for _, records in runs:
-        for record in records:
-            latencies = (record.get("measurement") or {}).get("latencies_ns") or []
-            if record.get("status") != "ok" or not latencies:
+        for record in map(as_record, records):
+            latencies = (record.measurement or {}).get("latencies_ns") or []
+            if record.status != OK or not latencies:
                 continue
-            spec = record["spec"]
+            spec = record.spec
             stopping = spec.get("stopping") or {}
             name = _name(record)
             benchmarks.append({
                 "group": f"{spec['workload']} {spec.get('scenario', 'single-stream')}",
-                "name": name, "fullname": f"bakeoff/{record.get('run_id')}/{name}",
+                "name": name, "fullname": f"bakeoff/{record.run_id}/{name}",
                 "params": {**(spec.get("params") or {}), "dtype": spec["dtype"], "batch_size": spec["batch_size"]},
                 "param": f"{spec['dtype']}-b{spec['batch_size']}",
-                "extra_info": {"throughput": record.get("throughput"), "unit": record.get("unit"),
-                               "parity_passed": (record.get("parity") or {}).get("passed"),
-                               "key": record.get("key"), "host": record.get("host"),
-                               "ci_half_width": (record.get("stopping") or {}).get("achieved_ci")},
-                "options": {"disable_gc": False, "timer": (record.get("measurement") or {}).get("timer"),
+                "extra_info": {"throughput": part_json(record.throughput), "unit": record.unit,
+                               "parity_passed": record.parity.passed if record.parity is not None else None,
+                               "key": record.key, "host": record.host,
+                               "ci_half_width": (record.stopping or {}).get("achieved_ci")},
+                "options": {"disable_gc": False, "timer": (record.measurement or {}).get("timer"),
                             "min_rounds": stopping.get("min_iterations"), "max_time": stopping.get("max_duration_s"),
                             "min_time": 0.0, "precision": None, "confidence": None,
                             "warmup": bool(stopping.get("warmup"))},

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 from harness.contract.units import format_bytes, format_rate, format_seconds
 from harness.procurement.rank import Ranking
 from harness.results.record import candidate_label as label
-from harness.results.record import measurement_problem, workload_label
+from harness.results.record import Record, as_record, measurement_problem, workload_label
 from harness.results.roofline import read_ceilings, roofline_fraction
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -67,7 +67,7 @@ def _pyplot():
     return plt
 
 
-def chart_problem(record: Mapping[str, Any]) -> str | None:
+def chart_problem(record: Record | Mapping[str, Any]) -> str | None:
     """Why the record is left out of the charts, or None when it is charted.
 
     The rank's measurement checks (:func:`measurement_problem`: ok, parity, plausibility,
@@ -75,23 +75,23 @@ def chart_problem(record: Mapping[str, Any]) -> str | None:
     timing statistics, without which there is nothing to draw.
     """
     problem = measurement_problem(record)
-    if problem is None and not record.get("stats"):
+    if problem is None and as_record(record).stats is None:
         return "no timing statistics recorded"
     return problem
 
 
-def _charted(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The records the charts may show (see :func:`chart_problem`)."""
-    return [r for r in records if chart_problem(r) is None]
+def _charted(records: Sequence[Record | Mapping[str, Any]]) -> list[Record]:
+    """The records the charts may show (see :func:`chart_problem`), typed."""
+    return [as_record(r) for r in records if chart_problem(r) is None]
 
 
-def not_charted_rows(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+def not_charted_rows(records: Sequence[Record | Mapping[str, Any]]) -> list[list[Any]]:
     """[workload, candidate, run, reason] for every record the charts leave out."""
-    return [[workload_label(r), label(r), r.get("run_id"), problem]
+    return [[workload_label(r), label(r), as_record(r).run_id, problem]
             for r in records if (problem := chart_problem(r)) is not None]
 
 
-def not_charted_section(records: Sequence[Mapping[str, Any]]) -> str:
+def not_charted_section(records: Sequence[Record | Mapping[str, Any]]) -> str:
     """The records left out of the charts, each with its reason, so that a missing bar is explained."""
     rows = not_charted_rows(records)
     if not rows:
@@ -102,21 +102,21 @@ def not_charted_section(records: Sequence[Mapping[str, Any]]) -> str:
             + _table(["workload", "candidate", "run", "reason"], rows))
 
 
-def throughput_charts(records: Sequence[Mapping[str, Any]]) -> list[str]:
+def throughput_charts(records: Sequence[Record | Mapping[str, Any]]) -> list[str]:
     plt = _pyplot()
     charts = []
     by_workload: dict[str, list] = defaultdict(list)
     for record in _charted(records):
-        if record.get("throughput"):
+        if record.throughput is not None and record.throughput.value is not None:
             by_workload[workload_label(record)].append(record)
     for workload, group in sorted(by_workload.items())[:8]:
-        group.sort(key=lambda r: r["throughput"]["value"])
-        unit = group[0]["throughput"]["unit"]
-        values = [r["throughput"]["value"] for r in group]
-        low = [max(0.0, v - (r["throughput"].get("ci_low") or v)) for v, r in zip(values, group)]
-        high = [max(0.0, (r["throughput"].get("ci_high") or v) - v) for v, r in zip(values, group)]
-        dtypes = sorted({r["spec"]["dtype"] for r in group})
-        colours = [COLOURS[dtypes.index(r["spec"]["dtype"]) % len(COLOURS)] for r in group]
+        group.sort(key=lambda r: r.throughput.value)
+        unit = group[0].throughput.unit
+        values = [r.throughput.value for r in group]
+        low = [max(0.0, v - (r.throughput.ci_low or v)) for v, r in zip(values, group)]
+        high = [max(0.0, (r.throughput.ci_high or v) - v) for v, r in zip(values, group)]
+        dtypes = sorted({r.spec["dtype"] for r in group})
+        colours = [COLOURS[dtypes.index(r.spec["dtype"]) % len(COLOURS)] for r in group]
         figure, axis = plt.subplots(figsize=(8, 0.45 * len(group) + 1.4))
         axis.barh([label(r) for r in group], values, xerr=[low, high], color=colours, capsize=3)
         axis.set_xlabel(f"throughput ({unit}), bars: 95% CI")
@@ -128,14 +128,14 @@ def throughput_charts(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return charts
 
 
-def latency_charts(records: Sequence[Mapping[str, Any]]) -> list[str]:
+def latency_charts(records: Sequence[Record | Mapping[str, Any]]) -> list[str]:
     plt = _pyplot()
     charts = []
     by_workload: dict[str, list] = defaultdict(list)
     for record in _charted(records):
         by_workload[workload_label(record)].append(record)
     for workload, group in sorted(by_workload.items())[:8]:
-        samples = [[v / 1e6 for v in r["measurement"]["latencies_ns"]] for r in group]
+        samples = [[v / 1e6 for v in r.measurement["latencies_ns"]] for r in group]
         figure, axis = plt.subplots(figsize=(8, 0.45 * len(group) + 1.4))
         axis.boxplot(samples, vert=False, showfliers=False)
         axis.set_yticks(range(1, len(group) + 1), [label(r) for r in group])
@@ -170,15 +170,16 @@ def pareto_chart(ranking: Ranking | None) -> str:
     return _svg(figure)
 
 
-def roofline_chart(records: Sequence[Mapping[str, Any]]) -> str:
+def roofline_chart(records: Sequence[Record | Mapping[str, Any]]) -> str:
     ceilings = read_ceilings(records)
-    rows = [(label(r) + " " + r["spec"]["workload"], r["tokens"]["decode_bytes_per_s"] / 1e9, fraction[1] / 1e9)
+    rows = [(label(r) + " " + r.spec["workload"], r.tokens.decode_bytes_per_s / 1e9, fraction[1] / 1e9)
             for r in _charted(records) if (fraction := roofline_fraction(r, ceilings))]
     if not rows:
         return '<p class="note">No roofline: run the membw workload with an LLM workload on the same device.</p>'
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4))
-    axis.barh([r[0] for r in rows], [r[1] for r in rows], color=COLOURS[0], label="decode: bytes streamed")
+    axis.barh([name for name, _, _ in rows], [streamed for _, streamed, _ in rows], color=COLOURS[0],
+              label="decode: bytes streamed")
     for index, (_, _, ceiling) in enumerate(rows):
         axis.plot([ceiling, ceiling], [index - 0.4, index + 0.4], color=COLOURS[3], linewidth=2,
                   label="measured read bandwidth (membw)" if index == 0 else None)
@@ -197,37 +198,37 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[i
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def summary_rows(records: Sequence[Mapping[str, Any]], ranking: Ranking | None) -> list[list[Any]]:
+def summary_rows(records: Sequence[Record | Mapping[str, Any]], ranking: Ranking | None) -> list[list[Any]]:
     ranked = {(c["run_id"], c["record_key"]): c for c in (ranking.ranked if ranking else [])}
     excluded = {}
     if ranking:
         for e in ranking.excluded:
             excluded.setdefault(e["candidate"] + e["workload"], "; ".join(e["excluded_by"]))
     rows = []
-    for record in records:
-        candidate = ranked.get((record.get("run_id"), record.get("key")))
-        parity = (record.get("parity") or {}).get("passed")
-        throughput = record.get("throughput") or {}
-        stats = record.get("stats") or {}
+    for record in map(as_record, records):
+        candidate = ranked.get((record.run_id, record.key))
+        parity = record.parity.passed if record.parity is not None else None
+        throughput, stats = record.throughput, record.stats
         if candidate:
             status = f"rank {candidate['rank']}"
             cost = f"${candidate['cost']['value']:.4g} per {candidate['cost']['per']}"
         else:
             status = excluded.get(label(record) + workload_label(record)) or (
-                "not ranked (no catalog given)" if ranking is None else record.get("status"))
+                "not ranked (no catalog given)" if ranking is None else record.status)
             cost = "-"
-        interference = record.get("interference") or {}
-        if interference.get("noisy"):  # marked, not dropped: the machine was not the benchmark's own
-            status += " · noisy: " + "; ".join(interference.get("reasons") or ["other load on the host"])
+        interference = record.interference
+        if interference is not None and interference.noisy:  # marked, not dropped: not the benchmark's own machine
+            status += " · noisy: " + "; ".join(interference.reasons or ["other load on the host"])
         rows.append([workload_label(record), label(record), cost,
-                     format_rate(throughput.get("value"), throughput.get("unit")),
-                     format_seconds(stats.get("p99_s")),
+                     format_rate(throughput.value, throughput.unit) if throughput is not None else "-",
+                     format_seconds(stats.p99_s if stats is not None else None),
                      {True: "pass", False: "FAIL", None: "unchecked"}[parity], status])
     return rows
 
 
-def build_report(records: Sequence[Mapping[str, Any]], manifests: Sequence[Mapping[str, Any]],
+def build_report(records: Sequence[Record | Mapping[str, Any]], manifests: Sequence[Mapping[str, Any]],
                  ranking: Ranking | None = None, title: str = "bakeoff report") -> str:
+    records = [as_record(r) for r in records]
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>",
              # An inline empty icon, so a browser does not even ask for /favicon.ico.
              '<link rel="icon" href="data:,">',

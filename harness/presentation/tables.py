@@ -14,7 +14,7 @@ from rich.text import Text
 
 from harness.contract.options import backend_label
 from harness.contract.units import format_bytes, format_interval, format_rate, format_seconds, si_scale, sig3
-from harness.results.record import OK
+from harness.results.record import OK, Record, as_record
 
 if TYPE_CHECKING:  # a listing row, as the plugin registry reports it
     from harness.engine.plugins import BackendStatus
@@ -77,11 +77,10 @@ def _params_text(params: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
-def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
+def record_cells(record: Record | Mapping[str, Any]) -> dict[str, Any]:
     """The summary-table cells of one record, as plain strings."""
-    spec = record["spec"]
-    stats = record.get("stats") or {}
-    throughput = record.get("throughput") or {}
+    record = as_record(record)
+    spec, stats, throughput = record.spec, record.stats, record.throughput
     cells = {
         "backend": backend_label(spec),
         "device": spec["device"],
@@ -90,53 +89,55 @@ def record_cells(record: Mapping[str, Any]) -> dict[str, Any]:
         "dtype": spec["dtype"],
         "batch": str(spec["batch_size"]),
         "scenario": spec.get("scenario", "single-stream"),
-        "status": record["status"],
+        "status": record.status,
         "metric": "-",
         "median": "-",
         "p99": "-",
         "throughput": "-",
         "notes": "",
     }
-    if record["status"] == OK and stats:
-        median = stats["median_s"]
+    if record.status == OK and stats is not None:
+        median = stats.median_s
         scale, _ = _time_scale(median)
-        interval = format_interval(stats["median_ci_low_s"], stats["median_ci_high_s"], scale)
+        interval = format_interval(stats.median_ci_low_s, stats.median_ci_high_s, scale)
         cells["median"] = f"{format_seconds(median)} {interval}".strip()
-        cells["p99"] = format_seconds(stats["p99_s"])
-        if throughput:
-            tscale, _ = si_scale(throughput["value"])
-            interval = format_interval(throughput.get("ci_low"), throughput.get("ci_high"), tscale)
-            cells["throughput"] = f"{format_rate(throughput['value'], throughput['unit'])} {interval}".strip()
-        cells["notes"] = "; ".join(filter(None, [token_summary(record), *(record.get("warnings") or [])]))
-        scenario = record.get("scenario") or {}
-        if scenario:
-            cells["metric"] = format_metric(scenario.get("metric") or {})
-            if not scenario.get("valid"):
+        cells["p99"] = format_seconds(stats.p99_s)
+        if throughput is not None and throughput.value is not None:
+            tscale, _ = si_scale(throughput.value)
+            interval = format_interval(throughput.ci_low, throughput.ci_high, tscale)
+            cells["throughput"] = f"{format_rate(throughput.value, throughput.unit)} {interval}".strip()
+        cells["notes"] = "; ".join(filter(None, [token_summary(record), *record.warnings]))
+        scenario = record.scenario
+        if scenario is not None:
+            cells["metric"] = format_metric(scenario.metric or {})
+            if not scenario.valid:
                 cells["status"] = "invalid"
-        if (record.get("parity") or {}).get("passed") is False:
+        if record.parity is not None and record.parity.passed is False:
             cells["status"] = "parity-fail"
-        if (record.get("plausibility") or {}).get("verdict") == "implausible":
+        if record.plausibility is not None and record.plausibility.verdict == "implausible":
             cells["status"] = "implausible"
     else:
-        cells["notes"] = record.get("reason") or ""
+        cells["notes"] = record.reason or ""
     return cells
 
 
-def token_summary(record: Mapping[str, Any]) -> str:
+def token_summary(record: Record | Mapping[str, Any]) -> str:
     """``TTFT 136 ms [133, 148], TPOT 80 ms [78, 83], decode 12.5 token/s [12.1, 12.8]`` for LLM records."""
-    tokens = record.get("tokens") or {}
+    tokens = as_record(record).tokens
+    if tokens is None:
+        return ""
     parts = []
     for name in ("ttft", "tpot"):
-        stats = tokens.get(name)
+        stats = getattr(tokens, name)
         if stats:
             scale, _ = _time_scale(stats["median_s"])
             interval = format_interval(stats.get("median_ci_low_s"), stats.get("median_ci_high_s"), scale)
             parts.append(f"{name.upper()} {format_seconds(stats['median_s'])} {interval}".strip())
-    decode = tokens.get("decode_tokens_per_s")
-    if decode:
-        scale, _ = si_scale(decode["value"])
-        interval = format_interval(decode.get("ci_low"), decode.get("ci_high"), scale)
-        parts.append(f"decode {format_rate(decode['value'], 'token/s')} {interval}".strip())
+    decode = tokens.decode_tokens_per_s
+    if decode is not None and decode.value is not None:
+        scale, _ = si_scale(decode.value)
+        interval = format_interval(decode.ci_low, decode.ci_high, scale)
+        parts.append(f"decode {format_rate(decode.value, 'token/s')} {interval}".strip())
     return ", ".join(parts)
 
 
@@ -164,7 +165,7 @@ RESULT_COLUMNS = ("backend", "device", "workload", "params", "dtype", "batch", "
 _CELL_FOR_COLUMN = {"median [95% CI]": "median", "throughput [95% CI]": "throughput"}
 
 
-def results_table(records: Iterable[Mapping[str, Any]], title: str = "Results") -> RenderableType:
+def results_table(records: Iterable[Record | Mapping[str, Any]], title: str = "Results") -> RenderableType:
     """The summary table, with notes (warnings, failure reasons) as numbered footnotes below it.
 
     ``status`` is ``invalid`` for a measured result that fails its scenario's
@@ -173,10 +174,10 @@ def results_table(records: Iterable[Mapping[str, Any]], title: str = "Results") 
     """
     from harness.results.roofline import read_ceilings, roofline_fraction
 
-    records = list(records)
+    records = [as_record(r) for r in records]
     ceilings = read_ceilings(records)
     table = Table(title=title, title_justify="left")
-    only_single_stream = all(r["spec"].get("scenario", "single-stream") == "single-stream" for r in records)
+    only_single_stream = all(r.spec.get("scenario", "single-stream") == "single-stream" for r in records)
     columns = [c for c in RESULT_COLUMNS if not (only_single_stream and c in ("scenario", "metric"))]
     for column in columns:
         numeric = column in ("batch", "median [95% CI]", "p99", "throughput [95% CI]", "metric")

@@ -25,7 +25,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from harness.results.record import benchmark_label, comparison_problem
+from harness.results.record import Record, as_record, benchmark_label, comparison_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy
@@ -236,11 +236,12 @@ class CompareResult:
         }
 
 
-def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], threshold: float = 0.05) -> CompareResult:
+def compare(base: Sequence[Record | Mapping[str, Any]], new: Sequence[Record | Mapping[str, Any]],
+            threshold: float = 0.05) -> CompareResult:
     """Compare two runs' records (each a list of records of one run)."""
     result = CompareResult()
-    base_by_key = {r["key"]: r for r in base}
-    new_by_key = {r["key"]: r for r in new}
+    base_by_key = {r.key: r for r in map(as_record, base)}
+    new_by_key = {r.key: r for r in map(as_record, new)}
     result.only_base = sorted(benchmark_label(base_by_key[k]) for k in base_by_key.keys() - new_by_key.keys())
     result.only_new = sorted(benchmark_label(new_by_key[k]) for k in new_by_key.keys() - base_by_key.keys())
     import numpy as np
@@ -254,8 +255,8 @@ def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]],
         if problems:
             result.not_comparable.append({"benchmark": label, "reason": "; ".join(problems)})
             continue
-        a = np.asarray(old["measurement"]["latencies_ns"], dtype=float)
-        b = np.asarray(cur["measurement"]["latencies_ns"], dtype=float)
+        a = np.asarray(old.measurement["latencies_ns"], dtype=float)
+        b = np.asarray(cur.measurement["latencies_ns"], dtype=float)
         if len(a) < 2 or len(b) < 2:
             result.not_comparable.append({"benchmark": label, "reason": "fewer than 2 samples"})
             continue
@@ -265,15 +266,15 @@ def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]],
         base_median, new_median = float(np.median(a)) / 1e9, float(np.median(b)) / 1e9
         ratio = new_median / base_median
         _, p = mann_whitney_u(a, b)
-        result.comparisons.append(Comparison(key, label, old.get("run_id", ""), cur.get("run_id", ""),
+        result.comparisons.append(Comparison(key, label, old.run_id or "", cur.run_id or "",
                                              base_median, new_median, ratio, ci, p, verdict(ratio, ci, p, threshold)))
-        if old.get("fingerprint") and cur.get("fingerprint") and old["fingerprint"] != cur["fingerprint"]:
-            changed = sorted(k for k, v in (old.get("fingerprint_inputs") or {}).items()
-                             if (cur.get("fingerprint_inputs") or {}).get(k) != v)
+        if old.fingerprint and cur.fingerprint and old.fingerprint != cur.fingerprint:
+            changed = sorted(k for k, v in (old.fingerprint_inputs or {}).items()
+                             if (cur.fingerprint_inputs or {}).get(k) != v)
             result.fingerprint_warnings.append(f"{label}: environments differ ({', '.join(changed) or 'fingerprint'})")
-        noisy = [side for side, r in (("base", old), ("new", cur)) if (r.get("interference") or {}).get("noisy")]
+        noisy = [side for side, r in (("base", old), ("new", cur)) if r.interference and r.interference.noisy]
         if noisy:
-            reasons = "; ".join(f"{side}: {', '.join(r['interference'].get('reasons') or ['noisy'])}"
+            reasons = "; ".join(f"{side}: {', '.join(r.interference.reasons or ['noisy'])}"
                                 for side, r in (("base", old), ("new", cur)) if side in noisy)
             result.interference_warnings.append(
                 f"{label}: interference on the {' and '.join(noisy)} side ({reasons}); the verdict may reflect "

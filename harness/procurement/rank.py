@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 from harness.hardware.catalog import Catalog, device_count, figure
 from harness.procurement.cost import HOURS_PER_YEAR, OwnedInputs, cloud_cost, owned_cost
 from harness.procurement.policy import Policy
-from harness.results.record import candidate_label, measurement_problem, workload_label
+from harness.results.record import Record, as_record, candidate_label, measurement_problem, workload_label
 
 
 @dataclass(frozen=True)
@@ -40,36 +40,37 @@ class Ranking:
 label = candidate_label
 
 
-def _watts(record: Mapping[str, Any], entry: Mapping[str, Any]) -> tuple[float | None, bool]:
+def _watts(record: Record, entry: Mapping[str, Any]) -> tuple[float | None, bool]:
     """Measured average watts, else the catalog TDP (estimated)."""
-    measured = (record.get("energy") or {}).get("average_watts")
+    measured = record.energy.average_watts if record.energy is not None else None
     if measured:
         return float(measured), False
     tdp = figure(entry, "tdp_w")
     return (float(tdp), True) if tdp else (None, True)
 
 
-def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None, slo_p99_s: float | None,
+def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Policy | None, slo_p99_s: float | None,
              pricing: str, owned: OwnedSettings) -> tuple[dict[str, Any] | None, list[str]]:
     """(candidate, []) when rankable; (None, reasons) when excluded."""
     problem = measurement_problem(record, catalog)
     if problem is not None:
         return None, [problem]
-    p99 = (record.get("stats") or {}).get("p99_s")
+    record = as_record(record)
+    p99 = record.stats.p99_s if record.stats is not None else None
     if slo_p99_s is not None and (p99 is None or p99 > slo_p99_s):
         return None, [f"SLO: p99 {p99 * 1e3:.4g} ms > {slo_p99_s * 1e3:.4g} ms"]
-    throughput = record.get("throughput") or {}
-    if not throughput.get("value"):
+    throughput = record.throughput
+    if throughput is None or not throughput.value:
         return None, ["no throughput measured"]
-    entry = catalog.match((record.get("device_info") or {}).get("model"))
+    entry = catalog.match((record.device_info or {}).get("model"))
     reasons = policy.evaluate(entry) if policy else ([] if entry else ["device not in the catalog"])
     if reasons:
         return None, reasons
-    unit = record.get("unit") or "unit"
+    unit = record.unit or "unit"
     # A candidate of N devices (a server behind an endpoint) is priced per device: its throughput
     # and measured power are shared by N devices, each priced at the catalog's device price.
-    devices = device_count(record.get("device_info"))
-    candidate_units_per_s = float(throughput["value"])
+    devices = device_count(record.device_info)
+    candidate_units_per_s = float(throughput.value)
     units_per_s = candidate_units_per_s / devices
     watts, estimated = _watts(record, entry)
     if watts is not None and not estimated:
@@ -93,29 +94,29 @@ def evaluate(record: Mapping[str, Any], catalog: Catalog, policy: Policy | None,
         "workload": workload_label(record),
         "catalog_id": entry["id"],
         "throughput": units_per_s,
-        "throughput_unit": throughput.get("unit"),
+        "throughput_unit": throughput.unit,
         "devices_per_candidate": devices,
         "candidate_throughput": candidate_units_per_s,
         "p99_s": p99,
         "watts": watts,
         "watts_estimated": estimated,
         "cost": cost.to_dict(),
-        "record_key": record.get("key"),
-        "run_id": record.get("run_id"),
+        "record_key": record.key,
+        "run_id": record.run_id,
         # Marked, not dropped: other processes used the machine while it was measured.
-        "noisy": bool((record.get("interference") or {}).get("noisy")),
-        "noisy_reasons": list((record.get("interference") or {}).get("reasons") or []),
+        "noisy": bool(record.interference is not None and record.interference.noisy),
+        "noisy_reasons": list(record.interference.reasons or []) if record.interference is not None else [],
     }, []
 
 
-def rank(records: Sequence[Mapping[str, Any]], catalog: Catalog, policy: Policy | None = None,
+def rank(records: Sequence[Record | Mapping[str, Any]], catalog: Catalog, policy: Policy | None = None,
          slo_p99_s: float | None = None, pricing: str = "cloud", owned: OwnedSettings = OwnedSettings()) -> Ranking:
     result = Ranking()
     for record in records:
         candidate, reasons = evaluate(record, catalog, policy, slo_p99_s, pricing, owned)
         if candidate is None:
             result.excluded.append({"candidate": label(record), "workload": workload_label(record),
-                                    "excluded_by": reasons, "run_id": record.get("run_id")})
+                                    "excluded_by": reasons, "run_id": as_record(record).run_id})
         else:
             result.ranked.append(candidate)
     result.ranked.sort(key=lambda c: (c["workload"], c["cost"]["value"]))

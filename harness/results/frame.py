@@ -1,7 +1,7 @@
 """The flat results table: one pandas row per record, and its export formats.
 
-``harness.results.load(*paths)`` (re-exported by the harness.results package) flattens records from any
-mix of record files, run folders and results roots; units are in column names
+``harness.results.load(*paths)`` flattens records from any mix of record files, run
+folders and results roots into one typed-record row each; units are in column names
 (``median_s``) or a sibling column (``throughput_unit``).
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from harness.contract.options import flatten as flatten_options, options_text
-from harness.results.record import RECORD_KIND, rankable
+from harness.results.record import RECORD_KIND, Record, as_record, rankable
 from harness.results.store import DEFAULT_RESULTS_DIR, _expand, _read_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,91 +21,97 @@ if TYPE_CHECKING:  # pragma: no cover
 #: List-valued columns, stored as JSON text in formats without lists (CSV, markdown).
 LIST_COLUMNS = ("latencies_s",)
 
-def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
+def _of(part: Any, name: str) -> Any:
+    """A typed part's field, ``None`` where the record has no such part."""
+    return None if part is None else getattr(part, name)
+
+
+def record_to_row(record: Record | Mapping[str, Any]) -> dict[str, Any]:
     """Flatten one record into a DataFrame row; units are in the column names."""
-    spec = record["spec"]
-    stats = record.get("stats") or {}
-    throughput = record.get("throughput") or {}
-    failure = record.get("failure") or {}
-    device_info = record.get("device_info") or {}
-    measurement = record.get("measurement") or {}
+    typed = as_record(record)
+    spec, stats, throughput, tokens = typed.spec, typed.stats, typed.throughput, typed.tokens
+    energy, memory, scenario, parity = typed.energy, typed.memory, typed.scenario, typed.parity
+    failure = typed.failure or {}
+    device_info = typed.device_info or {}
+    measurement = typed.measurement or {}
+    metric = _of(scenario, "metric") or {}
     row: dict[str, Any] = {
-        "run_id": record.get("run_id"),
-        "host": record.get("host"),
-        "node_id": (record.get("node") or {}).get("ray_node_id"),
-        "key": record.get("key"),
+        "run_id": typed.run_id,
+        "host": typed.host,
+        "node_id": (typed.node or {}).get("ray_node_id"),
+        "key": typed.key,
         "backend": spec.get("backend"),
         "options": options_text(spec.get("options")) or None,
         "device": spec.get("device"),
         "workload": spec.get("workload"),
         "dtype": spec.get("dtype"),
         "batch_size": spec.get("batch_size"),
-        "status": record.get("status"),
+        "status": typed.status,
         "rankable": rankable(record),
-        "reason": record.get("reason"),
-        "unit": record.get("unit"),
-        "work_per_step": record.get("work_per_step"),
-        "count": stats.get("count"),
+        "reason": typed.reason,
+        "unit": typed.unit,
+        "work_per_step": typed.work_per_step,
+        "count": _of(stats, "count"),
     }
     for name in ("median", "mean", "stdev", "min", "max", "p50", "p90", "p95", "p99",
                  "median_ci_low", "median_ci_high"):
-        row[f"{name}_s"] = stats.get(f"{name}_s")
+        row[f"{name}_s"] = _of(stats, f"{name}_s")
     row.update(
-        cv=stats.get("cv"),
-        outliers=stats.get("outliers"),
-        throughput=throughput.get("value"),
-        throughput_unit=throughput.get("unit"),
-        throughput_ci_low=throughput.get("ci_low"),
-        throughput_ci_high=throughput.get("ci_high"),
-        warnings="; ".join(record.get("warnings") or []) or None,
+        cv=_of(stats, "cv"),
+        outliers=_of(stats, "outliers"),
+        throughput=_of(throughput, "value"),
+        throughput_unit=_of(throughput, "unit"),
+        throughput_ci_low=_of(throughput, "ci_low"),
+        throughput_ci_high=_of(throughput, "ci_high"),
+        warnings="; ".join(typed.warnings) or None,
         failure_cause=failure.get("cause"),
         failure_message=failure.get("message"),
         device_vendor=device_info.get("vendor"),
         device_model=device_info.get("model"),
         scenario=spec.get("scenario"),
-        valid=(record.get("scenario") or {}).get("valid"),
-        validity_reason=(record.get("scenario") or {}).get("validity_reason"),
-        metric=((record.get("scenario") or {}).get("metric") or {}).get("name"),
-        metric_value=((record.get("scenario") or {}).get("metric") or {}).get("value"),
-        metric_unit=((record.get("scenario") or {}).get("metric") or {}).get("unit"),
-        ci_target_reached=(record.get("stopping") or {}).get("target_reached"),
-        ttft_s=((record.get("tokens") or {}).get("ttft") or {}).get("median_s"),
-        tpot_s=((record.get("tokens") or {}).get("tpot") or {}).get("median_s"),
-        itl_p99_s=((record.get("tokens") or {}).get("itl") or {}).get("p99_s"),
-        e2e_s=((record.get("tokens") or {}).get("e2e") or {}).get("median_s"),
-        output_tokens_per_s=((record.get("tokens") or {}).get("output_tokens_per_s") or {}).get("value"),
-        decode_tokens_per_s=((record.get("tokens") or {}).get("decode_tokens_per_s") or {}).get("value"),
-        decode_bytes_per_s=(record.get("tokens") or {}).get("decode_bytes_per_s"),
-        energy_joules=(record.get("energy") or {}).get("joules"),
-        energy_reason=(record.get("energy") or {}).get("reason"),
-        average_watts=(record.get("energy") or {}).get("average_watts"),
-        joules_per_unit=(record.get("energy") or {}).get(f"joules_per_{record.get('unit')}"),
-        host_peak_rss_bytes=(record.get("memory") or {}).get("host_peak_rss_bytes"),
-        device_peak_bytes=(record.get("memory") or {}).get("device_peak_bytes"),
-        weight_bytes=(record.get("memory") or {}).get("weight_bytes"),
-        cpu_cores_busy=(record.get("utilisation") or {}).get("cpu_cores_busy"),
-        noisy=(record.get("interference") or {}).get("noisy"),
-        other_cpu_share=(record.get("interference") or {}).get("other_cpu_share"),
-        steal_share=(record.get("interference") or {}).get("steal_share"),
-        fingerprint=record.get("fingerprint"),
-        parity_passed=(record.get("parity") or {}).get("passed"),
-        parity_max_abs_error=(record.get("parity") or {}).get("max_abs_error"),
-        parity_max_rel_error=(record.get("parity") or {}).get("max_rel_error"),
-        parity_cosine=(record.get("parity") or {}).get("cosine"),
-        ci_half_width=(record.get("stopping") or {}).get("achieved_ci"),
+        valid=_of(scenario, "valid"),
+        validity_reason=_of(scenario, "validity_reason"),
+        metric=metric.get("name"),
+        metric_value=metric.get("value"),
+        metric_unit=metric.get("unit"),
+        ci_target_reached=(typed.stopping or {}).get("target_reached"),
+        ttft_s=(_of(tokens, "ttft") or {}).get("median_s"),
+        tpot_s=(_of(tokens, "tpot") or {}).get("median_s"),
+        itl_p99_s=(_of(tokens, "itl") or {}).get("p99_s"),
+        e2e_s=(_of(tokens, "e2e") or {}).get("median_s"),
+        output_tokens_per_s=_of(_of(tokens, "output_tokens_per_s"), "value"),
+        decode_tokens_per_s=_of(_of(tokens, "decode_tokens_per_s"), "value"),
+        decode_bytes_per_s=_of(tokens, "decode_bytes_per_s"),
+        energy_joules=_of(energy, "joules"),
+        energy_reason=_of(energy, "reason"),
+        average_watts=_of(energy, "average_watts"),
+        joules_per_unit=energy.joules_per(typed.unit) if energy is not None else None,
+        host_peak_rss_bytes=_of(memory, "host_peak_rss_bytes"),
+        device_peak_bytes=_of(memory, "device_peak_bytes"),
+        weight_bytes=_of(memory, "weight_bytes"),
+        cpu_cores_busy=(typed.utilisation or {}).get("cpu_cores_busy"),
+        noisy=_of(typed.interference, "noisy"),
+        other_cpu_share=_of(typed.interference, "other_cpu_share"),
+        steal_share=_of(typed.interference, "steal_share"),
+        fingerprint=typed.fingerprint,
+        parity_passed=_of(parity, "passed"),
+        parity_max_abs_error=_of(parity, "max_abs_error"),
+        parity_max_rel_error=_of(parity, "max_rel_error"),
+        parity_cosine=_of(parity, "cosine"),
+        ci_half_width=(typed.stopping or {}).get("achieved_ci"),
         harness_overhead_s=(measurement.get("harness_overhead_ns") or 0) / 1e9 or None,
-        backend_version=record.get("backend_version"),
-        peak_device_memory_bytes=record.get("peak_device_memory_bytes"),
-        prepare_s=record.get("prepare_s"),
+        backend_version=typed.backend_version,
+        peak_device_memory_bytes=typed.peak_device_memory_bytes,
+        prepare_s=typed.prepare_s,
         warmup=(spec.get("stopping") or {}).get("warmup"),
         threads=spec.get("threads"),
         timer=measurement.get("timer"),
-        started_at=record.get("started_at"),
-        finished_at=record.get("finished_at"),
+        started_at=typed.started_at,
+        finished_at=typed.finished_at,
         latencies_s=[v / 1e9 for v in measurement.get("latencies_ns", [])] or None,
     )
-    row["precision_native"] = (record.get("precision") or {}).get("native")
-    row["plausibility"] = (record.get("plausibility") or {}).get("verdict")
+    row["precision_native"] = _of(typed.precision, "native")
+    row["plausibility"] = _of(typed.plausibility, "verdict")
     for name, value in sorted((spec.get("params") or {}).items()):
         row[f"param.{name}"] = value
     for name, value in flatten_options(spec.get("options") or {}).items():
@@ -137,7 +143,7 @@ def load(*paths: Path | str) -> "pandas.DataFrame":
 
     from harness.results.roofline import read_ceilings, roofline_fraction
 
-    records = load_records(*paths)
+    records = [as_record(r) for r in load_records(*paths)]  # typed once, read by every figure
     ceilings = read_ceilings(records)
     rows = []
     for record in records:

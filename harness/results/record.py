@@ -1,95 +1,116 @@
 """The result record: its typed form and JSON shape (:class:`Record`, ``schema_version``
-and :func:`upgrade` of older files), one label, and one definition each of a record that
-may be ranked, charted or compared.
+and :func:`upgrade` of older files), every figure and warning derived from a benchmark's
+raw outcome (:func:`derive`), one label, and one definition each of a record that may be
+ranked, charted or compared.
 
-The record itself is written by harness/results/store.py (``build_record``) and
-documented in docs/results.md. Every reader (tables, compare, rank, report,
-roofline, export) used to name a benchmark and judge a record its own way:
-five label formats, four definitions of "usable", so the HTML report charted
-records that failed parity. They ask here instead.
+harness/results/store.py writes what :func:`derive` returns; docs/results.md's field
+table is generated from :class:`Record`. Every reader (tables, compare, rank, report,
+roofline, export) used to name a benchmark and judge a record its own way: five label
+formats, four definitions of "usable", so the HTML report charted records that failed
+parity. They ask here instead.
 
 * :func:`measurement_problem` (ranked and charted records): ran, passed
   parity, plausible, and valid for its scenario.
 * :func:`comparison_problem` (compared records): ran, passed parity,
   plausible. A scenario-invalid result (too short, SLO missed) still has a
   latency distribution worth comparing; its invalidity is shown beside it.
+
+This module is a reader's: it imports the pure analysis functions and what is known
+about hardware, never the engine that produced the record (tests/test_layers.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+import functools
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Mapping, Sequence
 
+from harness.analysis.stats import median_rate, stability_warnings, summarize
+from harness.analysis.tokens import token_metrics
 from harness.contract.errors import FAILED, OK, STATUSES, UNAVAILABLE, UNSUPPORTED  # noqa: F401 - re-exported
 from harness.contract.options import backend_label
+from harness.hardware.plausibility import assess_record
+from harness.hardware.precision import precision_of, precision_warning
 
 
+def as_record(record: "Record | Mapping[str, Any]") -> "Record":
+    """The typed record of ``record``: itself when typed already, else its JSON form read as
+    this version's (readers of files get that from harness/results/store.py, which upgrades
+    older versions on the way in). Every reader takes either."""
+    return record if isinstance(record, Record) else Record.of(record)
 
-def candidate_label(record: Mapping[str, Any]) -> str:
+
+def _spec(record: "Record | Mapping[str, Any]") -> Mapping[str, Any]:
+    return record.spec if isinstance(record, Record) else record["spec"]  # labels are hot: no parse
+
+
+def candidate_label(record: "Record | Mapping[str, Any]") -> str:
     """``torch[graph=compile]/cuda:0 bfloat16 b8``: what ran, the thing a buyer chooses between."""
-    spec = record["spec"]
+    spec = _spec(record)
     return f"{backend_label(spec)}/{spec['device']} {spec['dtype']} b{spec['batch_size']}"
 
 
-def workload_label(record: Mapping[str, Any]) -> str:
+def workload_label(record: "Record | Mapping[str, Any]") -> str:
     """``gemm size=1024 server``: what was run, with the scenario and its non-default settings."""
-    spec = record["spec"]
+    spec = _spec(record)
     params = ",".join(f"{k}={v}" for k, v in sorted((spec.get("params") or {}).items()))
     settings = ",".join(f"{k}={v}" for k, v in sorted((spec.get("scenario_options") or {}).items()))
     scenario = spec.get("scenario", "single-stream") + (f"[{settings}]" if settings else "")
     return " ".join(part for part in (spec["workload"], params, scenario) if part)
 
 
-def benchmark_label(record: Mapping[str, Any]) -> str:
+def benchmark_label(record: "Record | Mapping[str, Any]") -> str:
     """One benchmark, for lists that mix workloads: candidate, then workload."""
     return f"{candidate_label(record)} {workload_label(record)}"
 
 
-def _implausibility(record: Mapping[str, Any], catalog: Any = None, recheck: bool = True) -> str | None:
-    from harness.hardware.plausibility import assess_record
-
-    verdicts = [record.get("plausibility") or {}]
+def _implausibility(record: "Record", source: Mapping[str, Any] | None = None, catalog: Any = None,
+                    recheck: bool = True) -> str | None:
+    verdicts = [record.plausibility or Plausibility()]
     if recheck:  # a --catalog may know a device (and its peak) that the run's built-in one did not
-        verdicts.append(assess_record(record, catalog) or {})
+        source = source if source is not None else record.source if record.source is not None else record.to_json()
+        fresh = assess_record(source, catalog)
+        verdicts.append(_typed(Plausibility, fresh, "plausibility") or Plausibility())
     for verdict in verdicts:
-        if verdict.get("verdict") == "implausible":
-            return f"implausible: {verdict.get('reason')}"
+        if verdict.verdict == "implausible":
+            return f"implausible: {verdict.reason}"
     return None
 
 
-def comparison_problem(record: Mapping[str, Any]) -> str | None:
+def comparison_problem(record: "Record | Mapping[str, Any]") -> str | None:
     """Why this record's samples cannot be compared with another run's, or ``None``:
     ``failed``, ``ok (parity failed)``, ``ok (implausible)``."""
-    text = str(record.get("status"))
-    if (record.get("parity") or {}).get("passed") is False:
+    record = as_record(record)
+    text = str(record.status)
+    if record.parity is not None and record.parity.passed is False:
         text += " (parity failed)"
     if _implausibility(record, recheck=False):
         text += " (implausible)"
     return None if text == "ok" else text
 
 
-def measurement_problem(record: Mapping[str, Any], catalog: Any = None) -> str | None:
+def measurement_problem(record: "Record | Mapping[str, Any]", catalog: Any = None) -> str | None:
     """Why this record's numbers may not be ranked or charted, or ``None`` when they may.
 
     It ran (``ok``), passed parity, is not implausible (re-checked against
     ``catalog``, the built-in one when ``None``) and its scenario result is
     valid. A chart of a wrong number misleads as much as a ranking of it.
     """
-    if record.get("status") != "ok":
-        return f"status {record.get('status')}: {record.get('reason')}"
-    parity = record.get("parity") or {}
-    if parity.get("passed") is False:
-        return f"parity failed: {parity.get('reason')}"
-    implausible = _implausibility(record, catalog)
+    source = None if isinstance(record, Record) else record
+    record = as_record(record)
+    if record.status != OK:
+        return f"status {record.status}: {record.reason}"
+    if record.parity is not None and record.parity.passed is False:
+        return f"parity failed: {record.parity.reason}"
+    implausible = _implausibility(record, source, catalog)
     if implausible:
         return implausible
-    scenario = record.get("scenario") or {}
-    if scenario.get("valid") is False:
-        return f"invalid {scenario.get('name')} result: {scenario.get('validity_reason')}"
+    if record.scenario is not None and record.scenario.valid is False:
+        return f"invalid {record.scenario.name} result: {record.scenario.validity_reason}"
     return None
 
 
-def rankable(record: Mapping[str, Any]) -> bool:
+def rankable(record: "Record | Mapping[str, Any]") -> bool:
     """Whether the record's numbers may be ranked and charted (:func:`measurement_problem`)."""
     return measurement_problem(record) is None
 
@@ -110,22 +131,54 @@ def _doc(meaning: str, default: Any = None) -> Any:
     return field(default=default, metadata={"doc": meaning})
 
 
+#: Field names that are bookkeeping, not part of a record's JSON: ``extra`` holds the keys
+#: this version does not name, ``present`` the keys the JSON had (so a part writes back
+#: exactly the keys it read, a ``null`` it read included, and none it did not).
+_BOOKKEEPING = ("extra", "present", "source")
+
+
+def _is_table(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # dicts first: the ABC check is slow
+
+
+@functools.cache
+def _known(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in _BOOKKEEPING)
+
+
 def _typed(cls, data: Any, where: str):
     """A typed part from its JSON mapping (``None`` stays ``None``); unknown keys are kept."""
-    if data is None:
-        return None
-    if not isinstance(data, Mapping):
+    if data is None or isinstance(data, cls):
+        return data
+    if not _is_table(data):
         raise RecordError(f"{where} must be a table, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)} - {"extra"}
-    return cls(**{k: data.get(k) for k in known}, extra={k: v for k, v in data.items() if k not in known})
+    known = _known(cls)
+    nested = _NESTED.get(cls, {})
+    values = {k: _typed(nested[k], data.get(k), f"{where}.{k}") if k in nested else data.get(k) for k in known}
+    return cls(**values, extra={k: v for k, v in data.items() if k not in known},
+               present=frozenset(k for k in known if k in data))
 
 
 def _json(part) -> Any:
     if part is None:
         return None
-    out = {f.name: getattr(part, f.name) for f in fields(part) if f.name != "extra"}
-    out.update(part.extra)
+    out = {}
+    for name in _known(type(part)):
+        value = getattr(part, name)
+        if part.present is None and value is None or part.present is not None and name not in part.present:
+            continue
+        out[name] = _json(value) if is_dataclass(value) else value
+    out.update(part.extra or {})
     return out
+
+
+def part_json(part: Any) -> Any:
+    """A typed part's JSON mapping, exactly as the file holds it (``None`` for no part)."""
+    return _json(part)
+
+
+def _present() -> Any:
+    return field(default=None, repr=False, compare=False, metadata={"doc": "the keys the JSON had"})
 
 
 @dataclass(frozen=True)
@@ -138,11 +191,12 @@ class Rate:
     ci_high: float | None = None
     basis: str | None = None
     extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
+    present: frozenset | None = _present()
 
 
 @dataclass(frozen=True)
 class Stats:
-    """Statistics of the raw latencies, in seconds (harness/engine/stats.py)."""
+    """Statistics of the raw latencies, in seconds (harness/analysis/stats.py)."""
 
     count: int | None = None
     mean_s: float | None = None
@@ -161,6 +215,138 @@ class Stats:
     ci_method: str | None = None
     ci_level: float | None = None
     extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
+    present: frozenset | None = _present()
+
+
+@dataclass(frozen=True)
+class TokenRates:
+    """LLM workloads (docs/measurement.md, vLLM's definitions): TTFT, TPOT, ITL and E2E latency
+    statistics in seconds, and the output and decode rates derived from their medians."""
+
+    ttft: Mapping[str, Any] | None = None
+    tpot: Mapping[str, Any] | None = None
+    itl: Mapping[str, Any] | None = None
+    e2e: Mapping[str, Any] | None = None
+    output_tokens_per_s: Rate | None = None
+    decode_tokens_per_s: Rate | None = None
+    decode_bytes_per_s: float | None = None
+    extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
+    present: frozenset | None = _present()
+
+
+
+@dataclass(frozen=True)
+class Parity:
+    """The output against the workload's reference, and the verdict."""
+
+    passed: bool | None = None
+    reason: str | None = None
+    reference: str | None = None
+    reference_cached: bool | None = None
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    cosine: float | None = None
+    tolerance: Any = None
+    mismatched_ids: Any = None
+    extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
+    present: frozenset | None = _present()
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Joules over the metered span, or ``joules: None`` with the reason (docs/measurement.md)."""
+
+    joules: float | None = None
+    seconds: float | None = None
+    average_watts: float | None = None
+    estimated: bool | None = None
+    meters: Sequence[Mapping[str, Any]] | None = None
+    reason: str | None = None
+    per_unit_reason: str | None = None
+    extra: Mapping[str, Any] = _doc("``joules_per_<unit>`` and keys this version does not name", default=None)
+    present: frozenset | None = _present()
+
+    def joules_per(self, unit: str | None) -> float | None:
+        """Joules per unit of work (``joules_per_token``...), where the scenario allows one."""
+        value = (self.extra or {}).get(f"joules_per_{unit}")
+        return value if isinstance(value, (int, float)) else None
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Peak memory, each figure with its source."""
+
+    host_peak_rss_bytes: int | None = None
+    host_peak_rss_children_bytes: int | None = None
+    host_peak_rss_source: str | None = None
+    device_peak_bytes: int | None = None
+    device_peak_source: str | None = None
+    weight_bytes: int | None = None
+    weight_bytes_source: str | None = None
+    input_bytes: int | None = None
+    extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
+    present: frozenset | None = _present()
+
+
+@dataclass(frozen=True)
+class ScenarioOutcome:
+    """The scenario's metric and validity; server and plugin scenarios add their own facts in
+    ``extra`` (``target_qps``, ``achieved_qps``, ``issue_lateness``, ``wake_up``...)."""
+
+    name: str | None = None
+    metric: Mapping[str, Any] | None = None
+    valid: bool | None = None
+    validity_reason: str | None = None
+    warnings: Sequence[str] | None = None
+    extra: Mapping[str, Any] = _doc("the scenario's own facts", default=None)
+    present: frozenset | None = _present()
+
+
+@dataclass(frozen=True)
+class Interference:
+    """What else used the machine over the timed region, and the verdict."""
+
+    noisy: bool | None = None
+    reasons: Sequence[str] | None = None
+    other_cpu_share: float | None = None
+    steal_share: float | None = None
+    resolution_share: float | None = None
+    loadavg_1m: float | None = None
+    cpus: int | None = None
+    window_s: float | None = None
+    extra: Mapping[str, Any] = _doc("``cpu_mhz``, ``cpu_governor``, ``device_throttle``, ``source``...", default=None)
+    present: frozenset | None = _present()
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """Achieved against the device's physical peak: ``ok``, ``implausible`` or ``not checked``."""
+
+    verdict: str | None = None
+    reason: str | None = None
+    checks: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
+    present: frozenset | None = _present()
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Whether the dtype runs natively on the device, and why not."""
+
+    dtype: str | None = None
+    native: bool | None = None
+    reason: str | None = None
+    extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
+    present: frozenset | None = _present()
+
+
+#: Parts within parts: a part's fields that are typed parts themselves.
+_NESTED: dict[type, dict[str, type]] = {TokenRates: {"output_tokens_per_s": Rate, "decode_tokens_per_s": Rate}}
+
+#: The record's typed parts, by field name.
+PARTS = {"stats": Stats, "throughput": Rate, "tokens": TokenRates, "parity": Parity, "energy": Energy,
+         "memory": Memory, "scenario": ScenarioOutcome, "interference": Interference,
+         "plausibility": Plausibility, "precision": Precision}
 
 
 @dataclass(frozen=True)
@@ -207,26 +393,26 @@ class Record:
         "guards in force and how its memory limit is enforced); for endpoints also `request_failures` by cause, "
         "token-count source, usage counts and `output_length_mismatches`")
     stopping: Mapping[str, Any] | None = _doc("how sampling stopped: mode, target and achieved CI, whether reached")
-    scenario: Mapping[str, Any] | None = _doc(
+    scenario: ScenarioOutcome | None = _doc(
         "the scenario's metric, `valid` and `validity_reason`; server runs add `target_qps`, `achieved_qps` "
         "(invalid more than 5% below the target), `issue_lateness` (`count`, `p50_s`, `p99_s`, `max_s`), "
         "`wake_up` (the host's measured sleep overshoot and spin threshold) and `warnings`; a plugin scenario "
         "adds its own facts")
     throughput: Rate | None = _doc("`value`, `unit` (e.g. `FLOP/s`), `ci_low`, `ci_high`, `basis`")
-    parity: Mapping[str, Any] | None = _doc(
+    parity: Parity | None = _doc(
         "deviation from the reference output and the verdict `passed`; `reference_cached` says whether the "
         "reference came from the on-disk cache")
-    energy: Mapping[str, Any] | None = _doc(
+    energy: Energy | None = _doc(
         "joules, seconds, average watts, joules per unit, each meter's reading and sampling cost; `joules: null` "
         "with the `reason` when no meter the backend offers could read (docs/measurement.md)")
-    memory: Mapping[str, Any] | None = _doc("host peak RSS (VmHWM), device peak, weight and input bytes, each with its source")
+    memory: Memory | None = _doc("host peak RSS (VmHWM), device peak, weight and input bytes, each with its source")
     utilisation: Mapping[str, Any] | None = _doc("CPU cores busy during the scenario; device utilisation where a meter reports it")
     started_at: str | None = _doc("ISO-8601 UTC")
     finished_at: str | None = _doc("ISO-8601 UTC")
     node: Mapping[str, Any] | None = _doc(
         "fleet runs: the environment of the node that ran it (host facts, Ray node id, assigned accelerator ids); "
         "`null` for local runs, whose host is the manifest's")
-    interference: Mapping[str, Any] | None = _doc(
+    interference: Interference | None = _doc(
         "what else used the machine over the timed region: `other_cpu_share`, `steal_share`, `resolution_share`, "
         "`loadavg_1m`, `cpus`, `cpu_mhz` (`before`, `after`), `cpu_governor`, `device_throttle`, `window_s`, and "
         "the verdict `noisy` with its `reasons` (others > 10% of the machine, steal > 2%, or device throttling); "
@@ -234,14 +420,14 @@ class Record:
     stats: Stats | None = _doc(
         "`count`, `mean_s`, `median_s`, `stdev_s`, `min_s`, `max_s`, `p50_s`, `p90_s`, `p95_s`, `p99_s`, "
         "`median_ci_low_s`, `median_ci_high_s`, `cv`, `outliers`, `ci_method`, `ci_level`")
-    tokens: Mapping[str, Any] | None = _doc("LLM workloads: TTFT, TPOT, ITL, E2E statistics, output and decode tokens/s")
+    tokens: TokenRates | None = _doc("LLM workloads: TTFT, TPOT, ITL, E2E statistics, output and decode tokens/s")
     warnings: tuple[str, ...] = _doc(
         "stability warnings, and notes such as `bfloat16 emulated: CPU lacks avx512_bf16/amx_bf16`, "
         "`implausible: ...` and `interference: ...` (tables show them as notes)", default=())
-    precision: Mapping[str, Any] | None = _doc(
+    precision: Precision | None = _doc(
         "`dtype`, `native` (`true`, `false`, or `null` when the backend declares nothing for the device) and "
         "`reason` for a non-native dtype (docs/measurement.md)")
-    plausibility: Mapping[str, Any] | None = _doc(
+    plausibility: Plausibility | None = _doc(
         "`ok` records: `verdict` (`ok`, `implausible` or `not checked`), `reason`, and `checks` (`compute`, "
         "`bandwidth`, `memory`), each with its verdict, reason, `achieved`, `peak`, `unit` and `basis`. An "
         "`implausible` record is never ranked or compared; `null` for records that did not run")
@@ -252,37 +438,162 @@ class Record:
     fingerprint: str | None = _doc("the comparability hash of `fingerprint_inputs`")
     extra: Mapping[str, Any] = _doc("keys a newer bakeoff wrote that this one does not name (kept as they are)",
                                     default=None)
+    #: The JSON mapping this record was read from, when it was (not written back): a re-check
+    #: of plausibility reads it instead of rebuilding it.
+    source: Mapping[str, Any] | None = field(default=None, repr=False, compare=False,
+                                             metadata={"doc": "the JSON it was read from"})
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], where: str = "record") -> "Record":
-        """The typed record of a JSON mapping of this or an older version (:func:`upgrade`);
-        :class:`RecordError` naming ``where`` and the key when the shape is wrong."""
+    def check(cls, data: Mapping[str, Any], where: str = "record") -> dict[str, Any]:
+        """The JSON mapping of a record of this or an older version, upgraded (:func:`upgrade`)
+        and checked to have the record's shape without building it (reading a run folder checks
+        every file); :class:`RecordError` naming ``where`` and the key when it does not."""
         data = upgrade(data, where)
-        known = {f.name for f in fields(cls)} - {"extra"}
-        values = {k: data.get(k) for k in known if k in data}
         for key, kind in (("spec", Mapping), ("status", str), ("key", str)):
-            if not isinstance(data.get(key), kind):
+            if not (_is_table(data.get(key)) if kind is Mapping else isinstance(data.get(key), kind)):
                 raise RecordError(f"{where}: {key} must be {'a table' if kind is Mapping else 'a string'}, "
                                   f"got {data.get(key)!r}"[:200])
-        values["stats"] = _typed(Stats, data.get("stats"), f"{where}: stats")
-        values["throughput"] = _typed(Rate, data.get("throughput"), f"{where}: throughput")
+        for name, part in PARTS.items():
+            value = data.get(name)
+            if value is not None and not _is_table(value):
+                raise RecordError(f"{where}: {name} must be a table, got {type(value).__name__}")
+            for inner in _NESTED.get(part, {}) if value else ():
+                if value.get(inner) is not None and not _is_table(value[inner]):
+                    raise RecordError(f"{where}: {name}.{inner} must be a table, got {type(value[inner]).__name__}")
         warnings = data.get("warnings") or []
         if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
             raise RecordError(f"{where}: warnings must be a list of strings")
-        values["warnings"] = tuple(warnings)
-        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "record") -> "Record":
+        """The typed record of a JSON mapping of this or an older version (:meth:`check`)."""
+        return cls.of(cls.check(data, where))
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> "Record":
+        """The typed record of a JSON mapping already in this version's shape, trusted as it is
+        (no version check, no required key): what readers use for records they were handed.
+        Files are read with :meth:`from_json`."""
+        known = _known(cls)
+        values = {k: data[k] for k in known if k in data}
+        for name, part in PARTS.items():
+            if name in data:
+                values[name] = _typed(part, data[name], f"record {data.get('key')}: {name}")
+        values["warnings"] = tuple(data.get("warnings") or ())
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known}, source=data)
 
     def to_json(self) -> dict[str, Any]:
-        """The record's JSON mapping, keys in file order (what ``build_record`` writes)."""
+        """The record's JSON mapping, keys in file order (what the store writes)."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
-            out[f.name] = (_json(value) if isinstance(value, (Stats, Rate))
-                           else list(value) if f.name == "warnings" else value)
+        for name in _known(type(self)):
+            value = getattr(self, name)
+            out[name] = (_json(value) if is_dataclass(value)
+                         else list(value) if name == "warnings" else value)
         out.update(self.extra or {})
         return out
+
+
+# -- what is derived from a benchmark's raw outcome ----------------------------------------------
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or value != value or value in (float("inf"), float("-inf")) else value
+
+
+def latency_stats(latencies_ns: Sequence[int]) -> dict[str, Any]:
+    """The record's ``stats``: the raw latencies' summary in seconds (harness/analysis/stats.py)."""
+    summary = summarize(latencies_ns)
+    stats = {f"{k}_s": (_finite(v) / 1e9 if v is not None else None) for k, v in summary.to_dict().items()
+             if k not in ("count", "cv", "outliers", "ci_method", "ci_level")}
+    stats.update(count=summary.count, cv=_finite(summary.cv), outliers=summary.outliers,
+                 ci_method=summary.ci_method, ci_level=summary.ci_level)
+    return stats
+
+
+def interference_warning(interference: Mapping[str, Any] | None) -> str | None:
+    """The record warning for a noisy result, else ``None``."""
+    if not interference or not interference.get("noisy"):
+        return None
+    load = interference.get("loadavg_1m")
+    return ("interference: " + "; ".join(interference.get("reasons") or [])
+            + (f"; load average {load:.2f}" if load is not None else "")
+            + ": this machine was not the benchmark's own, so its numbers may be distorted")
+
+
+def _warnings(outcome: Mapping[str, Any], summary_warnings: list[str]) -> list[str]:
+    """Every caveat a reader needs beside the numbers, most serious first."""
+    warnings = list(summary_warnings)
+    stopping = outcome.get("stopping") or {}
+    if stopping.get("mode") == "adaptive" and not stopping.get("target_reached"):
+        achieved = stopping.get("achieved_ci")
+        warnings.append(f"CI target not reached: ±{achieved:.1%} > ±{stopping['target_ci']:.1%} "
+                        f"after {stopping['max_duration_s']:g} s" if achieved is not None else
+                        "CI target not reached: too few samples for an interval")
+    parity = outcome.get("parity") or {}
+    if parity.get("passed") is False:
+        warnings.insert(0, f"parity FAILED vs {parity.get('reference', 'reference')}: {parity.get('reason')}")
+    details = outcome.get("details") or {}
+    if details.get("output_length_mismatches"):
+        warnings.append(f"{details['output_length_mismatches']} replies were not the requested length "
+                        "(counted, not hidden)")
+    if details.get("request_failures"):
+        causes = ", ".join(f"{k}: {v}" for k, v in sorted(details["request_failures"].items()))
+        warnings.append(f"{details['requests_failed']} of {details['requests_total']} requests failed ({causes}); "
+                        "failed requests are not timed")
+    scenario = outcome.get("scenario") or {}
+    if scenario and not scenario.get("valid"):
+        warnings.append(f"invalid {scenario['name']} result: {scenario['validity_reason']}")
+    warnings.extend(scenario.get("warnings") or [])
+    interference = interference_warning(outcome.get("interference"))
+    if interference:
+        warnings.append(interference)
+    return warnings
+
+
+def derive(run_id: str, key: str, spec: Mapping[str, Any], outcome: Mapping[str, Any]) -> Record:
+    """The record of one benchmark: its identity (``spec``, ``key``), the raw outcome the
+    worker reported (``Outcome.to_dict()``) and every figure and warning derived from them.
+
+    * ``stats`` summarise the raw latencies. The throughput is the scenario's own (offline:
+      total work over busy time; server: achieved QPS; concurrent: completed work over the
+      window), or work per step over the median step latency for one that declares none.
+    * ``tokens``: TTFT, TPOT, ITL and E2E from per-token timestamps; decode bytes/s where
+      the model says how many bytes one decode step streams (the weights and KV cache).
+    * ``precision`` names a dtype the device does not run natively, and ``plausibility``
+      marks a rate or memory figure the device cannot physically produce: both are notes a
+      reader needs before trusting a number, and an implausible record is never ranked.
+    """
+    data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "kind": RECORD_KIND, "run_id": run_id, "key": key,
+                            "spec": dict(spec), **outcome, "stats": None, "tokens": None, "warnings": []}
+    measurement = outcome.get("measurement") or {}
+    latencies = measurement.get("latencies_ns") or []
+    if outcome.get("status") == OK and latencies:
+        data["stats"] = latency_stats(latencies)
+        # Server latencies include queueing by design, so their spread is not instability.
+        queueing = (outcome.get("scenario") or {}).get("name") == "server"
+        stability = [] if queueing else stability_warnings(summarize(latencies), measurement.get("timer_resolution_ns"))
+        data["warnings"] = _warnings(outcome, stability)
+        # Each scenario owns its throughput basis; one that declares none (single-stream, a
+        # plugin's) is rated by work per step over the median step latency.
+        data["throughput"] = outcome.get("throughput") or median_rate(latencies, outcome.get("work_per_step"),
+                                                                      outcome.get("unit"))
+        offsets = measurement.get("token_offsets_ns")
+        if offsets:
+            batch = spec["batch_size"]
+            data["tokens"] = token_metrics([list(marks) for marks in offsets], batch)
+            model = (outcome.get("details") or {}).get("model") or {}
+            decode = data["tokens"].get("decode_tokens_per_s")
+            if decode and model.get("bytes_per_decode_step"):
+                # Decode streams the weights and the KV cache once per step.
+                data["tokens"]["decode_bytes_per_s"] = decode["value"] / batch * model["bytes_per_decode_step"]
+    data["precision"] = precision_of(data.get("device_info"), spec["dtype"])
+    note = precision_warning(data["precision"])
+    if note and data.get("status") == OK:
+        data["warnings"].append(note)
+    data["plausibility"] = assess_record(data)
+    if (data["plausibility"] or {}).get("verdict") == "implausible":
+        data["warnings"].insert(0, f"implausible: {data['plausibility']['reason']}")
+    return Record.from_json(data, f"record {key}")
 
 
 def upgrade(data: Mapping[str, Any], where: str = "record") -> dict[str, Any]:
@@ -305,5 +616,16 @@ def upgrade(data: Mapping[str, Any], where: str = "record") -> dict[str, Any]:
 def fields_markdown() -> str:
     """docs/results.md's record table, generated from :class:`Record` (a test keeps them equal)."""
     lines = ["| key | meaning |", "|---|---|"]
-    lines += [f"| `{f.name}` | {f.metadata['doc']} |" for f in fields(Record) if f.name != "extra"]
+    lines += [f"| `{f.name}` | {f.metadata['doc']} |" for f in fields(Record) if f.name not in _BOOKKEEPING]
+    return "\n".join(lines)
+
+
+def parts_markdown() -> str:
+    """docs/results.md's table of the typed parts a reader gets from :class:`Record`."""
+    lines = ["| field | type | attributes |", "|---|---|---|"]
+    for name, part in PARTS.items():
+        attributes = ", ".join(f"`{a}`" + (f" ({_NESTED[part][a].__name__})" if a in _NESTED.get(part, {}) else "")
+                               for a in _known(part))
+        summary = " ".join((part.__doc__ or "").split()).replace("``", "`").split(". ")[0].rstrip(".")
+        lines.append(f"| `{name}` | `{part.__name__}`: {summary} | {attributes} |")
     return "\n".join(lines)

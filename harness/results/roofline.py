@@ -16,31 +16,33 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-
-def device_identity(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    return record.get("host"), (record.get("device_info") or {}).get("model")
+from harness.results.record import Record, as_record, rankable
 
 
-def read_ceilings(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str | None, str | None], float]:
+def device_identity(record: Record | Mapping[str, Any]) -> tuple[str | None, str | None]:
+    record = as_record(record)
+    return record.host, (record.device_info or {}).get("model")
+
+
+def read_ceilings(records: Iterable[Record | Mapping[str, Any]]) -> dict[tuple[str | None, str | None], float]:
     """Best measured read bandwidth (B/s) per device, from rankable ``membw`` read records."""
-    from harness.results.record import rankable
-
     ceilings: dict[tuple[str | None, str | None], float] = {}
     for record in records:
-        spec = record["spec"]
-        if spec.get("workload") != "membw" or (spec.get("params") or {}).get("mode") != "read":
+        typed = as_record(record)
+        if typed.spec.get("workload") != "membw" or (typed.spec.get("params") or {}).get("mode") != "read":
             continue
-        if not rankable(record) or not record.get("throughput"):
+        if typed.throughput is None or not typed.throughput.value or not rankable(record):
             continue
-        key = device_identity(record)
-        ceilings[key] = max(ceilings.get(key, 0.0), record["throughput"]["value"])
+        key = device_identity(typed)
+        ceilings[key] = max(ceilings.get(key, 0.0), typed.throughput.value)
     return ceilings
 
 
-def roofline_fraction(record: Mapping[str, Any], ceilings: Mapping[tuple, float]) -> tuple[float, float] | None:
+def roofline_fraction(record: Record | Mapping[str, Any], ceilings: Mapping[tuple, float]) -> tuple[float, float] | None:
     """(fraction, ceiling B/s) for an LLM record, or ``None`` without a ceiling for its device."""
-    achieved = (record.get("tokens") or {}).get("decode_bytes_per_s")
-    ceiling = ceilings.get(device_identity(record))
+    typed = as_record(record)
+    achieved = typed.tokens.decode_bytes_per_s if typed.tokens is not None else None
+    ceiling = ceilings.get(device_identity(typed))
     if not achieved or not ceiling:
         return None
     return achieved / ceiling, ceiling

@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from harness.contract.errors import ResultsError
-from harness.engine.runner import OK, Outcome, utc_now
+from harness.engine.runner import Outcome, utc_now
 from harness.engine.spec import BenchmarkSpec
-from harness.engine.stats import stability_warnings, summarize
 from harness.files.atomic import atomic_write_json
-from harness.results.record import RECORD_KIND, SCHEMA_VERSION, Record, RecordError
+from harness.results.record import RECORD_KIND, SCHEMA_VERSION, Record, RecordError, derive
 
 RUN_KIND = "bakeoff.run"
 MANIFEST_NAME = "run.json"
@@ -54,116 +53,10 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def _finite(value: float | None) -> float | None:
-    return None if value is None or value != value or value in (float("inf"), float("-inf")) else value
-
-
 def build_record(run_id: str, spec: BenchmarkSpec, outcome: Outcome) -> dict[str, Any]:
-    """Combine identity, raw measurement and derived statistics into one record.
-
-    Throughput is work per step divided by the *median* step latency, and its
-    95% interval comes from the median's order-statistic interval, so it
-    carries the same spread as the latency it derives from.
-    """
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": RECORD_KIND,
-        "run_id": run_id,
-        "key": spec.key(),
-        "spec": spec.to_dict(),
-        **outcome.to_dict(),
-        "stats": None,
-        "throughput": None,
-        "tokens": None,
-        "warnings": [],
-    }
-    measurement = outcome.measurement
-    if outcome.status == OK and measurement is not None and measurement.latencies_ns:
-        summary = summarize(measurement.latencies_ns)
-        stats = {
-            f"{k}_s": (_finite(v) / 1e9 if v is not None else None)
-            for k, v in summary.to_dict().items()
-            if k not in ("count", "cv", "outliers", "ci_method", "ci_level")
-        }
-        stats.update(
-            count=summary.count,
-            cv=_finite(summary.cv),
-            outliers=summary.outliers,
-            ci_method=summary.ci_method,
-            ci_level=summary.ci_level,
-        )
-        record["stats"] = stats
-        # Server latencies include queueing by design, so their spread is not instability.
-        queueing = (outcome.scenario or {}).get("name") == "server"
-        record["warnings"] = [] if queueing else stability_warnings(summary, measurement.timer_resolution_ns)
-        stopping = outcome.stopping or {}
-        if stopping.get("mode") == "adaptive" and not stopping.get("target_reached"):
-            achieved = stopping.get("achieved_ci")
-            record["warnings"].append(
-                f"CI target not reached: ±{achieved:.1%} > ±{stopping['target_ci']:.1%} "
-                f"after {stopping['max_duration_s']:g} s" if achieved is not None else
-                "CI target not reached: too few samples for an interval"
-            )
-        if measurement.token_offsets_ns:
-            from harness.engine.generation import token_metrics
-
-            spec_batch = spec.batch_size
-            record["tokens"] = token_metrics([list(m) for m in measurement.token_offsets_ns], spec_batch)
-            model = (outcome.details or {}).get("model") or {}
-            decode = record["tokens"].get("decode_tokens_per_s")
-            if decode and model.get("bytes_per_decode_step"):
-                # Decode streams the weights and the KV cache once per step.
-                record["tokens"]["decode_bytes_per_s"] = decode["value"] / spec_batch * model["bytes_per_decode_step"]
-        parity = outcome.parity or {}
-        if parity.get("passed") is False:
-            record["warnings"].insert(0, f"parity FAILED vs {parity.get('reference', 'reference')}: "
-                                         f"{parity.get('reason')}")
-        details = outcome.details or {}
-        if details.get("output_length_mismatches"):
-            record["warnings"].append(f"{details['output_length_mismatches']} replies were not the requested "
-                                      "length (counted, not hidden)")
-        if details.get("request_failures"):
-            causes = ", ".join(f"{k}: {v}" for k, v in sorted(details["request_failures"].items()))
-            record["warnings"].append(f"{details['requests_failed']} of {details['requests_total']} requests "
-                                      f"failed ({causes}); failed requests are not timed")
-        scenario = outcome.scenario or {}
-        if scenario and not scenario.get("valid"):
-            record["warnings"].append(f"invalid {scenario['name']} result: {scenario['validity_reason']}")
-        record["warnings"].extend(scenario.get("warnings") or [])
-        from harness.engine.telemetry.interference import warning_text
-
-        interference = warning_text(outcome.interference or {})
-        if interference:
-            record["warnings"].append(interference)
-        work = outcome.work_per_step
-        if outcome.throughput is not None:
-            record["throughput"] = outcome.throughput
-        elif work and summary.median > 0:
-            record["throughput"] = {
-                "value": work / stats["median_s"],
-                "unit": f"{outcome.unit}/s",
-                "ci_low": work / stats["median_ci_high_s"] if stats["median_ci_high_s"] else None,
-                "ci_high": work / stats["median_ci_low_s"] if stats["median_ci_low_s"] else None,
-                "basis": "work per step / median step latency",
-            }
-    _add_precision_and_plausibility(record, spec)
-    return record
-
-
-def _add_precision_and_plausibility(record: dict[str, Any], spec: BenchmarkSpec) -> None:
-    """Name a non-native dtype (harness/hardware/precision.py) and mark a rate or device-memory figure the
-    device cannot physically produce ``implausible`` (harness/hardware/plausibility.py): both are notes a
-    reader needs before trusting the number, and an implausible record is never ranked."""
-    from harness.hardware.plausibility import assess_record
-    from harness.hardware.precision import precision_of, precision_warning
-
-    record["precision"] = precision_of(record.get("device_info"), spec.dtype)
-    note = precision_warning(record["precision"])
-    if note and record.get("status") == OK:
-        record["warnings"].append(note)
-    record["plausibility"] = assess_record(record)
-    if (record["plausibility"] or {}).get("verdict") == "implausible":
-        record["warnings"].insert(0, f"implausible: {record['plausibility']['reason']}")
+    """The JSON form of one benchmark's record: identity, raw measurement, and every figure
+    derived from them (harness/results/record.py, :func:`~harness.results.record.derive`)."""
+    return derive(run_id, spec.key(), spec.to_dict(), outcome.to_dict()).to_json()
 
 
 class RunStore:
@@ -370,8 +263,8 @@ def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
         for key in ("spec", "status"):
             if key not in data:
                 raise ResultsError(f"{path}: record is missing the required key {key!r}")
-        try:
-            return Record.from_json(data, str(path)).to_json()
+        try:  # the shape is checked on the way in; the JSON (upgraded) is what readers get
+            return Record.check(data, str(path))
         except RecordError as exc:
             raise ResultsError(str(exc)) from None
     return data

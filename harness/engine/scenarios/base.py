@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.contract.interface import Prepared
-from harness.engine.stats import percentile
+from harness.analysis.stats import percentile
 from harness.engine.timing import HOST, Sampling, Stopping, Timebase, sample
 
 

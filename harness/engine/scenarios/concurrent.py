@@ -9,7 +9,7 @@ from harness.contract.capabilities import ConcurrentSteps, StreamingStep, capabi
 from harness.contract.interface import Prepared
 from harness.engine.scenarios.base import ScenarioResult, ServerSettings
 from harness.engine.scenarios.server import check_token_bounds, meets_slo
-from harness.engine.stats import percentile
+from harness.analysis.stats import percentile
 from harness.engine.timing import HOST, QueryFailed, Sampling, Stopping, Timebase
 
 # -- concurrent (closed loop) ------------------------------------------------------

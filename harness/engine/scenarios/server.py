@@ -10,7 +10,7 @@ from typing import Any, Callable
 from harness.contract.capabilities import StreamingStep, capability
 from harness.contract.interface import Prepared
 from harness.engine.scenarios.base import ScenarioResult, ServerSettings
-from harness.engine.stats import percentile
+from harness.analysis.stats import percentile
 from harness.engine.timing import HOST, QueryFailed, Sampling, Stopping, Timebase
 
 # -- server ------------------------------------------------------------------------

@@ -150,16 +150,6 @@ def assess(before: Snapshot, after: Snapshot, *, loadavg_1m: float | None = None
     return result
 
 
-def warning_text(interference: dict[str, Any]) -> str | None:
-    """The record warning for a noisy result, else ``None``."""
-    if not interference or not interference.get("noisy"):
-        return None
-    load = interference.get("loadavg_1m")
-    return ("interference: " + "; ".join(interference.get("reasons") or [])
-            + (f"; load average {load:.2f}" if load is not None else "")
-            + ": this machine was not the benchmark's own, so its numbers may be distorted")
-
-
 def loadavg_1m() -> float | None:
     try:
         return os.getloadavg()[0]

@@ -54,8 +54,9 @@ class _ProgressObserver:
         if self.quiet:
             return
         cells = record_cells(record)
-        mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]"}.get(record["status"], "[yellow]-[/]")
-        detail = cells["median"] if record["status"] == "ok" else f"{record['status']}: {cells['notes']}"
+        status = cells["status"]
+        mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]"}.get(status, "[yellow]-[/]")
+        detail = cells["median"] if status == "ok" else f"{status}: {cells['notes']}"
         self.progress.console.print(
             f"{mark} {escape(cells['backend'])}/{spec.device} {cells['workload']} {escape(cells['params'])} "
             f"{spec.dtype} b{spec.batch_size}: {detail}",

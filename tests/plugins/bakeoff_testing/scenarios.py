@@ -11,7 +11,7 @@ from harness.contract.errors import UserError
 from harness.contract.interface import Scenario
 from harness.contract.options import Option
 from harness.engine.scenarios import ScenarioResult
-from harness.engine.stats import percentile
+from harness.analysis.stats import percentile
 from harness.engine.timing import Sampling
 
 

@@ -148,3 +148,21 @@ def stability_warnings(summary: Summary, timer_resolution: float | None = None) 
     if summary.median_ci_low is None:
         warnings.append("no 95% CI: fewer than 6 samples")
     return warnings
+
+
+def median_rate(latencies_ns: Sequence[float], work_per_step: float, unit: str) -> dict | None:
+    """Throughput as work per step over the *median* step latency, with the 95% interval of
+    the median's order statistics, so the rate carries the same spread as the latency it
+    derives from. The basis of scenarios that declare none of their own (single-stream)."""
+    if not latencies_ns or not work_per_step:
+        return None
+    summary = summarize(latencies_ns)
+    if not summary.median or summary.median <= 0:
+        return None
+    return {
+        "value": work_per_step / (summary.median / 1e9),
+        "unit": f"{unit}/s",
+        "ci_low": work_per_step / (summary.median_ci_high / 1e9) if summary.median_ci_high else None,
+        "ci_high": work_per_step / (summary.median_ci_low / 1e9) if summary.median_ci_low else None,
+        "basis": "work per step / median step latency",
+    }
