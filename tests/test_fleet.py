@@ -180,6 +180,26 @@ def _processes_of(marker: str) -> list:
 
 
 @pytest.mark.slow
+def _alive(process) -> bool:
+    """Running and not a zombie; a process that ends between the two questions is not alive
+    (psutil raises for a pid that has gone, which is the event these tests wait for)."""
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _children(process) -> list:
+    import psutil
+
+    try:
+        return process.children()
+    except psutil.Error:
+        return []
+
+
 def test_a_fleet_worker_dies_when_its_driver_disappears(cluster, tmp_path):
     """kill -9 of a `bakeoff run --executor ray` driver: Ray ends the job's task worker, and the
     benchmark worker under it (and the helper it started) dies with it."""
@@ -194,11 +214,11 @@ def test_a_fleet_worker_dies_when_its_driver_disappears(cluster, tmp_path):
         assert time.monotonic() < deadline, "the benchmark worker or its helper never started"
         time.sleep(0.1)
         workers = _processes_of("harness.orchestration.worker")
-        helpers = [child for worker in workers for child in worker.children()]
+        helpers = [child for worker in workers for child in _children(worker)]
     driver.kill()
     driver.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while any(p.is_running() and p.status() != "zombie" for p in workers + helpers) and time.monotonic() < deadline:
+    while any(_alive(p) for p in workers + helpers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    survivors = [p.pid for p in workers + helpers if p.is_running() and p.status() != "zombie"]
+    survivors = [p.pid for p in workers + helpers if _alive(p)]
     assert not survivors, f"processes of the dead driver's run still alive: {survivors}"

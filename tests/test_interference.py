@@ -11,7 +11,7 @@ import pytest
 
 from harness.engine.spec import BenchmarkSpec
 from harness.engine.telemetry.interference import CpuTimes, InterferenceWatch, Snapshot, assess
-from harness.results.record import interference_warning as warning_text
+from harness.results.derive import interference_warning as warning_text
 from harness.orchestration.launchers import SubprocessLauncher
 from harness.procurement.compare import compare
 from harness.results.store import build_record

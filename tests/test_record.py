@@ -158,11 +158,11 @@ _OUTCOME_KEYS = ("status", "measurement", "failure", "reason", "unit", "work_per
                  "node", "interference")
 
 
-def test_every_derived_figure_comes_from_the_record_module_alone():
+def test_every_derived_figure_comes_from_the_derive_module_alone():
     """Re-deriving a record from its identity and the raw outcome (no engine, no store) gives
     the figures the run wrote: stats, throughput (a single-stream run's from the median),
     token rates, warnings and precision."""
-    from harness.results.record import derive
+    from harness.results.derive import derive
 
     checked = 0
     for path in _fixture_records():

@@ -34,7 +34,8 @@ from harness.contract.errors import ResultsError
 from harness.engine.runner import Outcome, utc_now
 from harness.engine.spec import BenchmarkSpec
 from harness.files.atomic import atomic_write_json
-from harness.results.record import RECORD_KIND, SCHEMA_VERSION, Record, RecordError, derive
+from harness.results.derive import derive
+from harness.results.record import RECORD_KIND, SCHEMA_VERSION, Record, RecordError
 
 RUN_KIND = "bakeoff.run"
 MANIFEST_NAME = "run.json"
