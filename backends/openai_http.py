@@ -2,13 +2,19 @@
 llama.cpp's server, MindIE's OpenAI front end, ``bakeoff serve``) like any other backend.
 
 Each benchmark step is one streamed request (SSE) for the ``llm`` workload: a
-seeded synthetic prompt of exactly ``prompt_tokens`` words and ``max_tokens =
-new_tokens`` with ``ignore_eos``. The runner timestamps every content chunk
-through ``mark()``, so TTFT, TPOT, ITL and E2E use the same definitions and the
-same clock as a bare runtime (docs/measurement.md). One chunk is one mark: a
-server that packs several tokens into a chunk shows fewer, larger gaps, and
-the record's token counts come from the server's ``usage`` where it sends one
-(``token_count_source`` says which).
+fresh synthetic prompt of ``prompt_tokens`` tokens of the served model's
+tokenizer (backends/_prompts.py says how they are counted) and ``max_tokens =
+new_tokens`` with ``ignore_eos``. Prompts are drawn from a seed that is new for
+every benchmark (recorded as ``prompt_seed``; ``-O openai-http.prompt_seed=N``
+repeats it), so no prefix cache serves them from an earlier run.
+
+The runner timestamps every streamed chunk that carries generated output
+through ``mark()``, an empty one included (a byte-level token that completes no
+character is still a token), so TTFT, TPOT, ITL and E2E use the same
+definitions and the same clock as a bare runtime (docs/measurement.md). The
+step returns the server's ``usage.completion_tokens``, so TPOT divides by
+tokens even where a server packs several into one chunk; ITL stays the gap
+between chunks, as vLLM's ``bench serve`` has it.
 
 A failed request (an HTTP 4xx/5xx, a dropped connection, a malformed SSE
 stream, a timeout) raises :class:`harness.engine.timing.QueryFailed` with its cause:
@@ -18,6 +24,7 @@ from ``max_tokens`` is counted in ``output_length_mismatches``.
 
 Only the standard library is used on this side (``http.client``), with a
 socket timeout on every request, so every request loop is bounded in time.
+Each client thread keeps one keep-alive connection, opened again after a fault.
 """
 
 from __future__ import annotations
@@ -26,10 +33,13 @@ import http.client
 import json
 import os
 import random
+import secrets
 import socket
 import threading
 import urllib.parse
 from typing import Any, Callable
+
+from backends._prompts import PromptBuilder, local_tokenizer
 
 from harness.contract.capabilities import Generative, capability
 from harness.contract.errors import Unsupported
@@ -58,6 +68,10 @@ class OpenAiHttpBackend:
                                                "llama.cpp); false for servers that reject unknown fields"),
         "include_usage": Option("bool", True, (), "ask for usage in the stream (stream_options); false for "
                                                   "servers that reject it (tokens are then counted from chunks)"),
+        "tokenizer": Option("str", None, (), "tokenizer.json (or a folder holding one) of the served model, for "
+                                             "exact prompt lengths where the server has no /tokenize"),
+        "prompt_seed": Option("int", None, (), "seed of the synthetic prompts; default: a fresh one per benchmark "
+                                               "(recorded), so no prefix cache serves a repeated prompt"),
     }
 
     def probe(self) -> Availability:
@@ -76,6 +90,9 @@ class OpenAiHttpBackend:
         parsed = urllib.parse.urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"url {url!r}: expected http://HOST:PORT or https://HOST:PORT")
+        tokenizer = options.get("tokenizer")
+        if tokenizer and not (os.path.isfile(tokenizer) or os.path.isfile(os.path.join(tokenizer, "tokenizer.json"))):
+            raise ValueError(f"tokenizer {tokenizer!r}: no such tokenizer.json (a file, or a folder holding one)")
         for key in ("request_timeout_s", "max_failed_percent"):
             if key in options and options[key] < (1 if key == "request_timeout_s" else 0):
                 raise ValueError(f"{key} = {options[key]}: must be >= {1 if key == 'request_timeout_s' else 0}")
@@ -95,9 +112,13 @@ class OpenAiHttpBackend:
             raise RuntimeError(f"{options['url']}/v1/models lists no model; pass -O openai-http.model=NAME")
         entry = next((m for m in served if m.get("id") == model), {})
         reported = entry.get("bakeoff") or {}
-        prepared = OpenAiPrepared(client, options.get("api", "completions"), model,
-                                  generative.prompt_tokens, generative.new_tokens,
-                                  seed=workload.seed, max_failed_percent=options.get("max_failed_percent", 1),
+        api = options.get("api", "completions")
+        builder, prompt_check = prompt_builder(client, model, api, options.get("tokenizer"),
+                                               generative.prompt_tokens)
+        seed = options.get("prompt_seed")
+        seed = secrets.randbits(32) if seed is None else seed
+        prepared = OpenAiPrepared(client, api, model, generative.prompt_tokens, generative.new_tokens,
+                                  builder=builder, seed=seed, max_failed_percent=options.get("max_failed_percent", 1),
                                   ignore_eos=options.get("ignore_eos", True),
                                   include_usage=options.get("include_usage", True))
         engine = options.get("engine") or reported.get("engine") or client.engine(entry.get("owned_by"))
@@ -115,9 +136,36 @@ class OpenAiHttpBackend:
                             "model": {"served_name": model, "parameters": "unknown (remote)"},
                             "engine": engine or "not reported by the server (set -O openai-http.engine=...)",
                             "server_reports": reported or None,
-                            "prompt": f"{generative.prompt_tokens} seeded synthetic words, max_tokens "
-                                      f"{generative.new_tokens}, ignore_eos"}
+                            "prompt": {"tokens_requested": generative.prompt_tokens,
+                                       "token_source": builder.source, "exact": prompt_check["exact"],
+                                       "checked_prompts": prompt_check["counts"], "prompt_seed": seed,
+                                       "distinct_prompts": len(prepared.prompts),
+                                       "max_tokens": generative.new_tokens,
+                                       "ignore_eos": options.get("ignore_eos", True)}}
         return prepared
+
+
+def prompt_builder(client: "Client", model: str, api: str, tokenizer: str | None,
+                   target: int) -> tuple[PromptBuilder, dict[str, Any]]:
+    """A prompt builder counting with the server's /tokenize, else the tokenizer file, else the
+    server's usage on probe requests; and the check of whole prompts against that count."""
+    count, source, slow = None, None, False
+    if client.tokenize(model, " the") is not None:
+        count, source = (lambda text: client.tokenize(model, text)), "the server's /tokenize"
+    elif tokenizer:
+        try:
+            count, source = local_tokenizer(tokenizer), f"tokenizer file {tokenizer}"
+        except ValueError as exc:
+            raise Unsupported(str(exc)) from None
+    else:
+        count, source, slow = (lambda text: client.usage_prompt_tokens(model, api, text),
+                               "the server's usage on probe requests (no /tokenize, no tokenizer option)", True)
+    builder = PromptBuilder(count, source, slow=slow)
+    counts = builder.verify(count, target, random.Random(0), prompts=1 if slow else 3)
+    exact = builder.exact and all(c == target for c in counts)
+    if not exact:
+        builder.source += " (an estimate: whole prompts counted " + ", ".join(map(str, counts)) + f" for {target})"
+    return builder, {"exact": exact, "counts": counts}
 
 
 class Client:
@@ -134,10 +182,69 @@ class Client:
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
+        self._local = threading.local()  # one keep-alive connection per client thread
 
     def _connection(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
         return cls(self.host, self.port, timeout=self.timeout_s)
+
+    def _kept(self) -> http.client.HTTPConnection:
+        """This thread's keep-alive connection (a new TCP connection per request would time the
+        handshake too, and exhaust ports under load)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connection()
+        return connection
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def _post_json(self, path: str, payload: dict[str, Any]) -> tuple[int, Any]:
+        connection = self._connection()
+        try:
+            connection.request("POST", path, body=json.dumps(payload), headers=self.headers)
+            response = connection.getresponse()
+            body = response.read(1 << 22)
+            try:
+                return response.status, json.loads(body)
+            except ValueError:
+                return response.status, None
+        finally:
+            connection.close()
+
+    def tokenize(self, model: str, text: str) -> int | None:
+        """Tokens of ``text`` as the server counts them (``/tokenize``: vLLM and SGLang take
+        ``prompt``, llama.cpp ``content``), or ``None`` where the server has no such endpoint."""
+        root = self.base[: -len("/v1")]
+        try:
+            status, data = self._post_json(f"{root}/tokenize", {"model": model, "prompt": text})
+            if status == 200 and isinstance(data, dict):
+                if isinstance(data.get("count"), int):
+                    return data["count"]
+                if isinstance(data.get("tokens"), list):
+                    return len(data["tokens"])
+            status, data = self._post_json(f"{root}/tokenize", {"content": text, "add_special": True})
+            if status == 200 and isinstance(data, dict) and isinstance(data.get("tokens"), list):
+                return len(data["tokens"])
+        except (OSError, http.client.HTTPException):
+            return None
+        return None
+
+    def usage_prompt_tokens(self, model: str, api: str, text: str) -> int:
+        """Prompt tokens of ``text`` from the server's usage on a one-token request (the count of
+        last resort: each call is a real request)."""
+        path = "/chat/completions" if api == "chat" else "/completions"
+        payload: dict[str, Any] = {"model": model, "max_tokens": 1, "stream": False, "temperature": 0}
+        payload.update({"messages": [{"role": "user", "content": text}]} if api == "chat" else {"prompt": text})
+        status, data = self._post_json(f"{self.base}{path}", payload)
+        usage = (data or {}).get("usage") if isinstance(data, dict) else None
+        if status != 200 or not isinstance(usage, dict) or not isinstance(usage.get("prompt_tokens"), int):
+            raise Unsupported(f"cannot count prompt tokens: {self.base}{path} answered HTTP {status} without "
+                              "usage, and the server has no /tokenize; pass -O openai-http.tokenizer=PATH")
+        return usage["prompt_tokens"]
 
     def models(self) -> list[dict[str, Any]]:
         connection = self._connection()
@@ -170,12 +277,28 @@ class Client:
             return None
         return f"{owned_by or 'server'} {version}"
 
+    def _send(self, path: str, body: str) -> http.client.HTTPResponse:
+        """POST on this thread's kept connection. A kept connection the server has closed while
+        idle fails before any byte of an answer; that request is sent once more on a fresh one
+        (it never reached the server), so an idle timeout is not counted as a failed query."""
+        for attempt in (1, 2):
+            connection = self._kept()
+            reused = getattr(connection, "bakeoff_used", False)
+            try:
+                connection.request("POST", path, body=body, headers=self.headers)
+                connection.bakeoff_used = True
+                return connection.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop()
+                if not reused or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def stream(self, path: str, payload: dict[str, Any], on_chunk: Callable[[dict[str, Any]], None]) -> None:
         """POST with ``stream: true`` and call ``on_chunk`` per SSE event; :class:`QueryFailed` on any fault."""
-        connection = self._connection()
+        ok = False
         try:
-            connection.request("POST", f"{self.base}{path}", body=json.dumps(payload), headers=self.headers)
-            response = connection.getresponse()
+            response = self._send(f"{self.base}{path}", json.dumps(payload))
             if response.status >= 400:
                 detail = response.read(300)
                 raise QueryFailed(f"http {response.status}", detail.decode(errors="replace"))
@@ -199,38 +322,43 @@ class Client:
                 on_chunk(event)
             if not finished:
                 raise QueryFailed("dropped stream", "the stream ended without data: [DONE]")
+            response.read()  # the end of the chunked body, so the connection can carry the next request
+            ok = not response.will_close
         except socket.timeout:
             raise QueryFailed("timeout", f"no complete answer within {self.timeout_s:g} s") from None
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
             raise QueryFailed("connection", f"{type(exc).__name__}: {exc}") from None
         finally:
-            connection.close()
+            if not ok:
+                self._drop()
 
 
 class OpenAiPrepared(Prepared):
-    """One streamed request per step; the runner's ``mark`` timestamps every content chunk."""
+    """One streamed request per step; the runner's ``mark`` timestamps every generated chunk."""
 
     #: Requests are independent, so concurrent load is allowed (several in flight).
     concurrent_safe = True
 
-    def __init__(self, client: Client, api: str, model: str, prompt_tokens: int, new_tokens: int, seed: int,
-                 max_failed_percent: int, ignore_eos: bool = True, include_usage: bool = True) -> None:
+    def __init__(self, client: Client, api: str, model: str, prompt_tokens: int, new_tokens: int, *,
+                 builder: PromptBuilder, seed: int, max_failed_percent: int, ignore_eos: bool = True,
+                 include_usage: bool = True) -> None:
         super().__init__()
         self.ignore_eos, self.include_usage = ignore_eos, include_usage
         self.client, self.api, self.model = client, api, model
-        self.new_tokens = new_tokens
+        self.prompt_tokens, self.new_tokens = prompt_tokens, new_tokens
         self.max_failure_rate = max_failed_percent / 100
         #: What the endpoint says stands behind it; filled in by ``prepare`` (capability RemoteIdentity).
         self.device_overrides: dict[str, Any] = {}
+        # Drawn here, not per request: nothing of ours runs inside a timed request but the client.
         rng = random.Random(seed)
-        # Distinct seeded prompts, so no server-side prefix cache turns prefill into a lookup.
-        self.prompts = [" ".join(f"w{rng.randrange(1 << 30)}" for _ in range(prompt_tokens)) for _ in range(64)]
+        self.prompts = [builder.build(prompt_tokens, rng) for _ in range(_prompt_pool_size(prompt_tokens))]
         self.sent = 0
         # Distinct values only, so the accounting after each request stays O(1) and tiny next to
         # the request it follows (it runs inside the request's timed span).
         self.usage_prompt_tokens: set[int] = set()
         self.usage_completion_tokens: set[int] = set()
         self.chunk_counts: set[int] = set()
+        self.cached_prompt_tokens = 0
         self.mismatches = 0
         self._accounting = threading.Lock()  # the concurrent scenario calls step_streaming from many threads
 
@@ -249,9 +377,23 @@ class OpenAiPrepared(Prepared):
             return "/chat/completions", {**common, "messages": [{"role": "user", "content": prompt}]}
         return "/completions", {**common, "prompt": prompt}
 
-    def step_streaming(self, mark: Callable[[], None]) -> None:
-        prompt = self.prompts[self.sent % len(self.prompts)]
-        self.sent += 1
+    def _generated(self, choice: dict[str, Any]) -> bool:
+        """Whether a streamed choice carries generated output: text (empty included: a byte-level
+        token may complete no character), or a chat delta's content or reasoning. A chat delta that
+        only announces the role, or an empty chunk that only carries the finish reason (llama.cpp's,
+        ``bakeoff serve``'s), carries no token."""
+        closing = bool(choice.get("finish_reason"))  # an empty closing chunk ends the stream, no token in it
+        if self.api == "completions":
+            return "text" in choice and not (closing and not choice["text"])
+        delta = choice.get("delta") or {}
+        if delta.get("reasoning_content") or delta.get("reasoning"):
+            return True
+        return "content" in delta and not ((delta.get("role") or closing) and not delta.get("content"))
+
+    def step_streaming(self, mark: Callable[[], None]) -> int | None:
+        with self._accounting:
+            prompt = self.prompts[self.sent % len(self.prompts)]
+            self.sent += 1
         path, payload = self._payload(prompt)
         chunks = 0
         usage: dict[str, Any] = {}
@@ -259,25 +401,29 @@ class OpenAiPrepared(Prepared):
         def on_chunk(event: dict[str, Any]) -> None:
             nonlocal chunks
             for choice in event.get("choices") or []:
-                text = choice.get("text") if self.api == "completions" else (choice.get("delta") or {}).get("content")
-                if text:
+                if self._generated(choice):
                     chunks += 1
                     mark()
             if event.get("usage"):
                 usage.update(event["usage"])
 
         self.client.stream(path, payload, on_chunk)
-        if chunks == 0:
-            raise QueryFailed("empty reply", "the stream carried no content")
-        completion = usage.get("completion_tokens", chunks)
+        completion = usage.get("completion_tokens")
+        if chunks == 0 and not completion:
+            raise QueryFailed("empty reply", "the stream carried no generated token")
+        completion = completion if isinstance(completion, int) and completion > 0 else chunks
         with self._accounting:
             self.chunk_counts.add(chunks)
             if usage:
                 self.usage_prompt_tokens.add(int(usage.get("prompt_tokens", -1)))
                 self.usage_completion_tokens.add(int(completion))
+                cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+                if isinstance(cached, int):
+                    self.cached_prompt_tokens += cached
             if completion != self.new_tokens:
                 self.mismatches += 1
             self._refresh_details()
+        return completion if usage.get("completion_tokens") else None
 
     def step(self) -> None:
         self.step_streaming(lambda: None)
@@ -287,13 +433,30 @@ class OpenAiPrepared(Prepared):
 
     def _refresh_details(self) -> None:
         """The request accounting, kept current in ``details`` (the runner reads it after the run)."""
+        counted = sorted(c for c in self.usage_prompt_tokens if c >= 0)
         self.details.update(
             requests_sent=self.sent,
             token_count_source=("server usage (stream_options.include_usage)" if self.usage_completion_tokens
-                                else "counted SSE content chunks (the server sent no usage)"),
-            usage_prompt_tokens=sorted(self.usage_prompt_tokens) or None,
+                                else "counted SSE chunks (the server sent no usage)"),
+            usage_prompt_tokens=counted or None,
             usage_completion_tokens=sorted(self.usage_completion_tokens) or None,
             content_chunks=sorted(self.chunk_counts) or None,
+            prompt_tokens=_prompt_accounting(self.prompt_tokens, counted, self.cached_prompt_tokens),
+            prompts_repeated=self.sent > len(self.prompts),
             output_length_mismatches=self.mismatches,
             max_failure_rate=self.max_failure_rate,
         )
+
+
+def _prompt_pool_size(prompt_tokens: int) -> int:
+    """Distinct prompts drawn up front: 4,096, or fewer for long prompts (about 16 MB of text)."""
+    return max(256, min(4096, 16_000_000 // (6 * max(prompt_tokens, 1))))
+
+
+def _prompt_accounting(requested: int, counted: list[int], cached: int) -> dict[str, Any]:
+    """Requested against server-counted prompt tokens: the worst deviation, and the prompt tokens
+    the server reports it served from its prefix cache."""
+    worst = max((abs(c - requested) for c in counted), default=None)
+    return {"requested": requested, "server_counted": [counted[0], counted[-1]] if counted else None,
+            "max_deviation": worst / requested if worst is not None and requested else None,
+            "cached_tokens_reported": cached}

@@ -90,9 +90,11 @@ def test_int8_refuses_a_workload_without_weights():
 def test_token_metrics_by_hand():
     # two requests, tokens at 10, 12, 15 ms and 20, 21, 22 ms from their starts
     ms = 1_000_000
-    metrics = token_metrics([[10 * ms, 12 * ms, 15 * ms], [20 * ms, 21 * ms, 22 * ms]], batch_size=1)
+    metrics = token_metrics([[10 * ms, 12 * ms, 15 * ms], [20 * ms, 21 * ms, 22 * ms]], batch_size=1,
+                            elapsed_ns=50 * ms)
     assert metrics["ttft"]["median_s"] == pytest.approx(0.015)
     assert metrics["e2e"]["median_s"] == pytest.approx(0.0185)
     assert metrics["tpot"]["median_s"] == pytest.approx((0.0025 + 0.001) / 2)  # (5/2 ms, 2/2 ms)
     assert metrics["itl"]["count"] == 4 and metrics["itl"]["median_s"] == pytest.approx(0.0015)
-    assert metrics["output_tokens_per_s"]["value"] == pytest.approx(3 / 0.0185)
+    # Aggregate: both requests' 6 tokens over the 50 ms timed span.
+    assert metrics["output_tokens_per_s"]["value"] == pytest.approx(6 / 0.05)

@@ -92,7 +92,7 @@ def test_chat_api_and_poisson_rate(served):
     chat = execute(http_spec(served, api="chat"), Registry())
     assert chat.status == "ok" and chat.details["usage_completion_tokens"] == [NEW]
     plain = execute(http_spec(served, ignore_eos=False, include_usage=False), Registry())
-    assert plain.status == "ok" and plain.details["token_count_source"].startswith("counted SSE content chunks")
+    assert plain.status == "ok" and plain.details["token_count_source"].startswith("counted SSE chunks")
     assert plain.details["content_chunks"] == [NEW] and plain.details["usage_completion_tokens"] is None
     spec = http_spec(served, scenario="server")
     from dataclasses import replace

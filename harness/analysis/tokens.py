@@ -3,21 +3,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from harness.analysis.stats import summarize
 
 
-def token_metrics(offsets_ns: list[list[int]], batch_size: int) -> dict[str, Any]:
-    """TTFT, TPOT, ITL and E2E from per-request token timestamps (ns from the request's start).
+def time_per_output_token(marks: Sequence[int], tokens: int | None = None) -> float | None:
+    """(last mark - first mark) / (tokens - 1), in the marks' unit: the decode time per token
+    after the first. ``tokens`` defaults to one per mark; ``None`` when there is no gap."""
+    count = tokens or len(marks)
+    if len(marks) < 2 or count < 2:
+        return None
+    return (marks[-1] - marks[0]) / (count - 1)
 
-    Definitions (vLLM's, docs/measurement.md): TTFT = first token; E2E = last
-    token; TPOT per request = (E2E - TTFT) / (tokens - 1); ITL = every gap
-    between consecutive tokens, pooled (TTFT is not an ITL gap).
+
+def token_metrics(offsets_ns: Sequence[Sequence[int]], batch_size: int,
+                  token_counts: Sequence[int | None] | None = None, elapsed_ns: int | None = None) -> dict[str, Any]:
+    """TTFT, TPOT, ITL and E2E from per-request mark times (ns from the request's start), and
+    the token rates.
+
+    Definitions (vLLM's, docs/measurement.md): TTFT = first mark; E2E = last mark;
+    TPOT per request = (E2E - TTFT) / (tokens - 1), tokens being the request's own count
+    (``token_counts``: a server's usage) or one per mark; ITL = every gap between
+    consecutive marks, pooled (TTFT is not an ITL gap). ``output_tokens_per_s`` is the
+    aggregate, batch x every request's tokens over the wall time of the timed span
+    (``elapsed_ns``), so under concurrent load it is the whole server's rate, not one
+    stream's; ``decode_tokens_per_s`` is one stream's (batch / median TPOT).
     """
-    ttft = [marks[0] for marks in offsets_ns]
-    e2e = [marks[-1] for marks in offsets_ns]
-    tpot = [(marks[-1] - marks[0]) / (len(marks) - 1) for marks in offsets_ns if len(marks) > 1]
+    counts = [(c if c else len(marks)) for c, marks in
+              zip(token_counts if token_counts is not None else [None] * len(offsets_ns), offsets_ns)]
+    ttft = [marks[0] for marks in offsets_ns if marks]
+    e2e = [marks[-1] for marks in offsets_ns if marks]
+    tpot = [value for marks, count in zip(offsets_ns, counts)
+            if (value := time_per_output_token(marks, count)) is not None]
     itl = [b - a for marks in offsets_ns for a, b in zip(marks, marks[1:])]
 
     def seconds(samples: list[float]) -> dict[str, Any] | None:
@@ -32,16 +50,15 @@ def token_metrics(offsets_ns: list[list[int]], batch_size: int) -> dict[str, Any
 
     metrics: dict[str, Any] = {"ttft": seconds(ttft), "tpot": seconds(tpot), "itl": seconds(itl),
                                "e2e": seconds(e2e)}
-    tokens = len(offsets_ns[0]) if offsets_ns else 0
-    e2e_stats, tpot_stats = metrics["e2e"], metrics["tpot"]
-    if e2e_stats:
+    tpot_stats = metrics["tpot"]
+    if elapsed_ns and counts:
+        seconds_total = elapsed_ns / 1e9
         metrics["output_tokens_per_s"] = {
-            "value": batch_size * tokens / e2e_stats["median_s"],
-            "ci_low": batch_size * tokens / e2e_stats["median_ci_high_s"] if e2e_stats["median_ci_high_s"] else None,
-            "ci_high": batch_size * tokens / e2e_stats["median_ci_low_s"] if e2e_stats["median_ci_low_s"] else None,
-            "unit": "token/s",
-            "basis": "batch x generated tokens / median E2E",
+            "value": batch_size * sum(counts) / seconds_total, "ci_low": None, "ci_high": None, "unit": "token/s",
+            "basis": "batch x tokens of every request / wall time of the timed span (aggregate over concurrent "
+                     "requests)",
         }
+        metrics["requests_per_s"] = len(counts) / seconds_total
     if tpot_stats:
         metrics["decode_tokens_per_s"] = {
             "value": batch_size / tpot_stats["median_s"],
@@ -50,4 +67,6 @@ def token_metrics(offsets_ns: list[list[int]], batch_size: int) -> dict[str, Any
             "unit": "token/s",
             "basis": "batch / median TPOT",
         }
+    metrics["output_tokens"] = {"total": sum(counts), "per_request_min": min(counts) if counts else None,
+                                "per_request_max": max(counts) if counts else None}
     return metrics

@@ -137,9 +137,14 @@ class StreamingStep(Protocol):
     at each call, giving TTFT, TPOT and inter-token latency. Offer it for
     generative workloads and streaming endpoints. The plain ``step()`` must
     still work.
+
+    It returns the number of tokens the step generated when it knows better
+    than its marks (a server that packs several tokens into one chunk reports
+    them in its usage), else ``None``: one mark, one token. TPOT and token rates
+    divide by tokens; inter-token latency stays the gap between marks.
     """
 
-    def step_streaming(self, mark: Callable[[], None]) -> None: ...
+    def step_streaming(self, mark: Callable[[], None]) -> int | None: ...
 
 
 @runtime_checkable

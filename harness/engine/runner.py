@@ -29,11 +29,20 @@ from harness.engine.scenarios import ScenarioResult
 from harness.engine.spec import BenchmarkSpec
 from harness.engine.telemetry.interference import InterferenceWatch
 from harness.engine.telemetry.meters import measure_energy
-from harness.engine.timing import HOST, Timebase, harness_overhead_ns, warm_up
+from harness.engine.timing import HOST, Timebase, TokenMarks, harness_overhead_ns, warm_up
 
 #: Failure causes a record can carry.
 CAUSES = ("error", "signal", "exit", "timeout", "out-of-memory", "interrupted", "lost")
 # "lost": a fleet run's Ray worker or node died under the benchmark (harness/orchestration/fleet.py).
+
+
+def _token_counts(offsets: Any) -> tuple[int | None, ...] | None:
+    """The steps' own token counts (:class:`~harness.engine.timing.TokenMarks`), or ``None``
+    when every request was counted one token per mark."""
+    if not offsets:
+        return None
+    counts = tuple(marks.tokens if isinstance(marks, TokenMarks) else None for marks in offsets)
+    return counts if any(c is not None for c in counts) else None
 
 
 def utc_now() -> str:
@@ -58,6 +67,9 @@ class Measurement:
     elapsed_ns: int | None = None
     #: Token-streaming workloads: per request, each token's ns offset from the request's start.
     token_offsets_ns: tuple[tuple[int, ...], ...] | None = None
+    #: Per request, the tokens it generated where the step counted them (a server's usage);
+    #: ``None`` for a request counted one token per mark.
+    token_counts: tuple[int | None, ...] | None = None
     #: Wall clock (Unix ns) at the first timed iteration.
     started_unix_ns: int | None = None
 
@@ -68,6 +80,10 @@ class Measurement:
             data["host_latencies_ns"] = list(self.host_latencies_ns)
         if self.token_offsets_ns is not None:
             data["token_offsets_ns"] = [list(marks) for marks in self.token_offsets_ns]
+        if self.token_counts is not None:
+            data["token_counts"] = list(self.token_counts)
+        else:
+            data.pop("token_counts")  # absent, as in records written before it existed
         return data
 
     @classmethod
@@ -84,6 +100,7 @@ class Measurement:
             token_offsets_ns=(tuple(tuple(int(v) for v in marks) for marks in data["token_offsets_ns"])
                               if data.get("token_offsets_ns") is not None else None),
             started_unix_ns=data.get("started_unix_ns"),
+            token_counts=tuple(data["token_counts"]) if data.get("token_counts") is not None else None,
         )
 
 
@@ -314,6 +331,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         started_unix_ns=sampling.started_unix_ns,
         token_offsets_ns=(tuple(tuple(marks) for marks in sampling.token_offsets_ns)
                           if sampling.token_offsets_ns is not None else None),
+        token_counts=_token_counts(sampling.token_offsets_ns),
     )
     return Outcome(
         status=OK,

@@ -190,6 +190,24 @@ class Sampling:
     failures: dict[str, int] = field(default_factory=dict)
 
 
+class TokenMarks(list):
+    """One request's mark times (ns from its start or arrival), and the number of tokens it
+    generated where the step reported one (:class:`~harness.contract.capabilities.StreamingStep`)."""
+
+    tokens: int | None = None
+
+    def token_count(self) -> int:
+        """Tokens generated: the step's own count, else one per mark."""
+        return self.tokens if self.tokens else len(self)
+
+
+def streamed(streaming: Any, mark: Any, marks: TokenMarks) -> TokenMarks:
+    """Run one streaming step into ``marks`` and keep the token count it reports."""
+    counted = streaming(mark)
+    marks.tokens = int(counted) if isinstance(counted, int) and not isinstance(counted, bool) and counted > 0 else None
+    return marks
+
+
 def warm_up(prepared: Prepared, steps: int) -> None:
     """Untimed steps before measuring (caches, lazy initialisation, autotuning). A failed query
     during warm-up (a remote backend) is neither an error nor counted: it was never measured."""
@@ -234,7 +252,7 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
     while True:
         if streaming is not None:
             # One sample is one request; ``mark`` syncs and timestamps each token.
-            marks: list[int] = []
+            marks = TokenMarks()
 
             def mark() -> None:
                 synchronize()
@@ -242,7 +260,7 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
 
             t0 = now()
             try:
-                streaming(mark)
+                streamed(streaming, mark, marks)
                 synchronize()
             except QueryFailed as error:
                 failed(error)
@@ -251,7 +269,9 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
                     break
                 continue
             latencies.append(now() - t0)
-            token_offsets.append([m - t0 for m in marks])
+            offsets = TokenMarks(m - t0 for m in marks)
+            offsets.tokens = marks.tokens
+            token_offsets.append(offsets)
         elif device_timer is None:
             t0 = now()
             step()

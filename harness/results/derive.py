@@ -56,6 +56,14 @@ def _warnings(outcome: Mapping[str, Any], summary_warnings: list[str]) -> list[s
     if details.get("output_length_mismatches"):
         warnings.append(f"{details['output_length_mismatches']} replies were not the requested length "
                         "(counted, not hidden)")
+    prompt = details.get("prompt_tokens") or {}
+    if prompt.get("max_deviation") is not None and prompt["max_deviation"] > 0.01:
+        low, high = prompt["server_counted"]
+        warnings.append(f"prompt length: {prompt['requested']} tokens asked, the server counted {low}-{high} "
+                        f"({prompt['max_deviation']:.1%} off, more than 1%)")
+    if details.get("prompts_repeated"):
+        warnings.append("prompts repeated: more requests than distinct prompts, so a prefix cache may have "
+                        "served some prompt tokens")
     if details.get("request_failures"):
         causes = ", ".join(f"{k}: {v}" for k, v in sorted(details["request_failures"].items()))
         warnings.append(f"{details['requests_failed']} of {details['requests_total']} requests failed ({causes}); "
@@ -100,7 +108,8 @@ def derive(run_id: str, key: str, spec: Mapping[str, Any], outcome: Mapping[str,
         offsets = measurement.get("token_offsets_ns")
         if offsets:
             batch = spec["batch_size"]
-            data["tokens"] = token_metrics([list(marks) for marks in offsets], batch)
+            data["tokens"] = token_metrics([list(marks) for marks in offsets], batch,
+                                           measurement.get("token_counts"), measurement.get("elapsed_ns"))
             model = (outcome.get("details") or {}).get("model") or {}
             decode = data["tokens"].get("decode_tokens_per_s")
             if decode and model.get("bytes_per_decode_step"):

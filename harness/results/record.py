@@ -218,7 +218,7 @@ class Stats:
 @dataclass(frozen=True)
 class TokenRates:
     """LLM workloads (docs/measurement.md, vLLM's definitions): TTFT, TPOT, ITL and E2E latency
-    statistics in seconds, and the output and decode rates derived from their medians."""
+    statistics in seconds, the aggregate output rate, one stream's decode rate, and requests/s."""
 
     ttft: Mapping[str, Any] | None = None
     tpot: Mapping[str, Any] | None = None
@@ -227,6 +227,8 @@ class TokenRates:
     output_tokens_per_s: Rate | None = None
     decode_tokens_per_s: Rate | None = None
     decode_bytes_per_s: float | None = None
+    requests_per_s: float | None = None
+    output_tokens: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = _doc("keys this version does not name", default=None)
     present: frozenset | None = _present()
 
@@ -364,7 +366,8 @@ class Record:
     status: str = _doc("`ok`, `failed`, `unsupported` or `unavailable`; only `ok` records carry numbers")
     measurement: Mapping[str, Any] | None = _doc(
         "`latencies_ns` (every timed iteration), `host_latencies_ns` (with a device timer), `token_offsets_ns` "
-        "(LLMs), `warmup`, `timer`, `timer_resolution_ns`, `harness_overhead_ns`, `elapsed_ns`, `started_unix_ns` "
+        "(LLMs: each request's mark times), `token_counts` (per request, the tokens a server's usage counted, "
+        "where that differs from one per mark), `warmup`, `timer`, `timer_resolution_ns`, `harness_overhead_ns`, `elapsed_ns`, `started_unix_ns` "
         "(wall clock at the first timed iteration)")
     failure: Mapping[str, Any] | None = _doc(
         "why it failed: `cause` (`error`, `signal`, `exit`, `timeout`, `out-of-memory`, `interrupted` or `lost`: a "
@@ -417,7 +420,10 @@ class Record:
     stats: Stats | None = _doc(
         "`count`, `mean_s`, `median_s`, `stdev_s`, `min_s`, `max_s`, `p50_s`, `p90_s`, `p95_s`, `p99_s`, "
         "`median_ci_low_s`, `median_ci_high_s`, `cv`, `outliers`, `ci_method`, `ci_level`")
-    tokens: TokenRates | None = _doc("LLM workloads: TTFT, TPOT, ITL, E2E statistics, output and decode tokens/s")
+    tokens: TokenRates | None = _doc(
+        "LLM workloads: TTFT, TPOT, ITL, E2E statistics; `output_tokens_per_s` (aggregate: every request's tokens "
+        "over the timed span), `decode_tokens_per_s` (one stream: batch / median TPOT), `requests_per_s`, "
+        "`output_tokens` (total, per-request min and max)")
     warnings: tuple[str, ...] = _doc(
         "stability warnings, and notes such as `bfloat16 emulated: CPU lacks avx512_bf16/amx_bf16`, "
         "`implausible: ...` and `interference: ...` (tables show them as notes)", default=())

@@ -153,6 +153,23 @@ def make_app(model: ServedModel):
     async def health(request):
         return web.json_response({"status": "ok"})
 
+    async def tokenize(request):
+        """vLLM's ``/tokenize`` (``prompt`` or chat ``messages``; ``count``, ``tokens``), which is
+        llama.cpp's too (``content``): clients count prompt tokens exactly as this server does."""
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "the request body is not JSON")
+        if not isinstance(body, dict):
+            return _error(400, "the request body must be a JSON object")
+        text = body.get("prompt", body.get("content"))
+        if text is None and isinstance(body.get("messages"), list):
+            text = " ".join(str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict))
+        if not isinstance(text, str):
+            return _error(400, "tokenize needs a prompt (or content, or messages)")
+        tokens = model.tokenizer.encode(text)
+        return web.json_response({"count": len(tokens), "max_model_len": MAX_CONTEXT, "tokens": tokens})
+
     async def completions(request, chat: bool):
         try:
             body = await request.json()
@@ -228,6 +245,7 @@ def make_app(model: ServedModel):
     app = web.Application()
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
+    app.router.add_post("/tokenize", tokenize)
     app.router.add_post("/v1/completions", lambda request: completions(request, chat=False))
     app.router.add_post("/v1/chat/completions", lambda request: completions(request, chat=True))
     return app

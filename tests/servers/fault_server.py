@@ -12,29 +12,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import threading
+
+from tests.servers.loopback import LoopbackServer
 
 
-class FaultServer:
+class FaultServer(LoopbackServer):
     def __init__(self, pattern=("ok", "500", "ok", "drop", "ok", "malformed", "ok", "stall"), tokens=4,
                  stall_s=3.0):
+        super().__init__()
         self.pattern, self.tokens, self.stall_s = pattern, tokens, stall_s
         self.counter = itertools.count()
         self.served: list[str] = []
-        self.url = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "FaultServer":
-        self._thread.start()
-        assert self._ready.wait(10), "fault server did not start"
-        return self
-
-    def _run(self) -> None:
-        from aiohttp import web
-
+    def routes(self, app, web) -> None:
         async def models(request):
             return web.json_response({"object": "list", "data": [{"id": "faulty", "object": "model"}]})
+
+        async def tokenize(request):  # whitespace words, as its usage counts them
+            body = await request.json()
+            return web.json_response({"count": len(body.get("prompt", "").split())})
 
         async def completions(request):
             body = await request.json()
@@ -63,24 +59,6 @@ class FaultServer:
             await response.write(b"data: [DONE]\n\n")
             return response
 
-        async def main():
-            app = web.Application()
-            app.router.add_get("/v1/models", models)
-            app.router.add_post("/v1/completions", completions)
-            self._runner = web.AppRunner(app)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = self._runner.addresses[0][:2]
-            self.url = f"http://{host}:{port}"
-            self._stop = asyncio.Event()
-            self._ready.set()
-            await self._stop.wait()
-            await self._runner.cleanup()
-
-        self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(main())
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        app.router.add_get("/v1/models", models)
+        app.router.add_post("/v1/completions", completions)
+        app.router.add_post("/tokenize", tokenize)

@@ -10,7 +10,7 @@ from harness.contract.interface import Prepared
 from harness.engine.scenarios.base import ScenarioResult, ServerSettings
 from harness.engine.scenarios.server import check_token_bounds, meets_slo
 from harness.analysis.stats import percentile
-from harness.engine.timing import HOST, QueryFailed, Sampling, Stopping, Timebase
+from harness.engine.timing import HOST, QueryFailed, Sampling, Stopping, Timebase, TokenMarks, streamed
 
 # -- concurrent (closed loop) ------------------------------------------------------
 
@@ -59,13 +59,13 @@ def run_concurrent_trial(prepared: Prepared, concurrency: int, settings: ServerS
 
     def client() -> None:
         while not stop.is_set() and now() < deadline:
-            marks: list[int] = []
+            marks = TokenMarks()
             sent = now()
             try:
                 if streaming is None:
                     prepared.step()
                 else:
-                    streaming(lambda: marks.append(now() - sent))
+                    streamed(streaming, lambda: marks.append(now() - sent), marks)
                 prepared.synchronize()
             except QueryFailed as error:
                 with lock:

@@ -7,11 +7,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from harness.contract.capabilities import StreamingStep, capability
+from harness.contract.capabilities import ConcurrentSteps, StreamingStep, capability
 from harness.contract.interface import Prepared
 from harness.engine.scenarios.base import ScenarioResult, ServerSettings
 from harness.analysis.stats import percentile
-from harness.engine.timing import HOST, QueryFailed, Sampling, Stopping, Timebase
+from harness.analysis.tokens import time_per_output_token
+from harness.engine.timing import HOST, QueryFailed, Sampling, Stopping, Timebase, TokenMarks, streamed
 
 # -- server ------------------------------------------------------------------------
 
@@ -61,6 +62,9 @@ class ServerTrial:
     #: Issue lateness of the queries that found the server idle: actual start minus scheduled
     #: arrival, the harness's own wake-up error (queued queries wait for the server instead).
     lateness_ns: list[int] = field(default_factory=list)
+    #: Open-loop dispatch: the most queries in flight at once, and the time-weighted mean.
+    peak_in_flight: int | None = None
+    mean_in_flight: float | None = None
 
     @property
     def achieved_qps(self) -> float | None:
@@ -83,6 +87,8 @@ class ServerTrial:
             "reason": self.reason,
             "completed": self.completed,
             "mean_wait_s": (sum(self.waits_ns) / len(self.waits_ns) / 1e9) if self.waits_ns else None,
+            **({"peak_in_flight": self.peak_in_flight, "mean_in_flight": self.mean_in_flight}
+               if self.peak_in_flight is not None else {}),
         }
 
 
@@ -119,7 +125,7 @@ def run_server_trial(
         if idle:
             timebase.sleep_until(arrival)
         if streaming is not None:  # token-streaming workloads: timestamp every token, from the arrival
-            marks: list[int] = []
+            marks = TokenMarks()
 
             def mark(marks=marks, arrival=arrival) -> None:
                 synchronize()
@@ -129,7 +135,7 @@ def run_server_trial(
             if streaming is None:
                 step()
             else:
-                streaming(mark)
+                streamed(streaming, mark, marks)
             synchronize()
         except QueryFailed as error:
             failures[error.cause] = failures.get(error.cause, 0) + 1
@@ -149,6 +155,15 @@ def run_server_trial(
             overloaded = True
             break
     elapsed = now() - base
+    return _judged(qps, settings, offsets, latencies, waits, token_offsets, failures, lateness, elapsed,
+                   violations, stopped_early, overloaded)
+
+
+def _judged(qps: float, settings: ServerSettings, offsets: list[int], latencies: list[int], waits: list[int],
+            token_offsets: list, failures: dict[str, int], lateness: list[int], elapsed: int, violations: int,
+            stopped_early: bool, overloaded: bool, **extra: Any) -> ServerTrial:
+    """A trial's verdict, the same for the FIFO server and open-loop dispatch: the SLO, the
+    minimums, the achieved rate against the target, and the TTFT/TPOT bounds."""
     if not latencies:
         raise RuntimeError(f"every query failed ({', '.join(f'{k}: {v}' for k, v in failures.items())})")
     p99 = percentile(sorted(latencies), 99) / 1e9
@@ -181,7 +196,88 @@ def run_server_trial(
         valid = valid and bounds_ok
         reason = f"{reason}; {bounds_reason}" if valid or not bounds_ok else reason
     return ServerTrial(qps, latencies, waits, offsets[len(latencies) - 1], elapsed, len(latencies),
-                       len(offsets), p99, valid, reason, token_offsets or None, failures, lateness)
+                       len(offsets), p99, valid, reason, token_offsets or None, failures, lateness, **extra)
+
+
+def run_open_loop_trial(
+    prepared: Prepared, qps: float, settings: ServerSettings, timebase: Timebase = HOST
+) -> ServerTrial:
+    """Poisson arrivals sent the moment they are due, never waiting for earlier queries: the
+    load a serving engine sees from many users, and the only one it can batch.
+
+    For backends whose queries may overlap (``ConcurrentSteps``: an endpoint). Each query
+    runs on its own client thread (at most ``max_concurrency`` in flight; beyond that a query
+    waits for a thread, and the wait counts against it, as any queueing does). Latency and
+    token marks count from the scheduled arrival, as LoadGen's; ``lateness_ns`` is every
+    query's actual send minus its arrival; ``peak_in_flight`` and ``mean_in_flight`` say how
+    much overlap the server was offered.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    offsets = poisson_arrivals_ns(qps, settings)
+    synchronize, now = prepared.synchronize, timebase.now
+    streamer = capability(prepared, StreamingStep)
+    streaming = streamer.step_streaming if streamer is not None else None
+    slo_ns = settings.latency_slo_s * 1e9
+    allowed_violations = math.ceil(0.01 * len(offsets))
+    give_up_ns = 2 * offsets[-1] + min(10 * slo_ns, 60e9)
+    lock = threading.Lock()
+    latencies, waits, token_offsets, lateness, failures = [], [], [], [], {}
+    state = {"in_flight": 0, "peak": 0, "area": 0, "since": 0, "violations": 0}
+    stop = threading.Event()
+
+    def flight(change: int, at: int) -> None:  # under the lock: time-weighted in-flight count
+        state["area"] += state["in_flight"] * (at - state["since"])
+        state["in_flight"] += change
+        state["since"] = at
+        state["peak"] = max(state["peak"], state["in_flight"])
+
+    def query(arrival: int) -> None:
+        marks = TokenMarks()
+        started = now()
+        with lock:
+            flight(+1, started)
+        try:
+            if streaming is None:
+                prepared.step()
+            else:
+                streamed(streaming, lambda: marks.append(now() - arrival), marks)
+            synchronize()
+        except QueryFailed as error:
+            with lock:
+                failures[error.cause] = failures.get(error.cause, 0) + 1
+                flight(-1, now())
+            return
+        finished = now()
+        with lock:
+            flight(-1, finished)
+            latencies.append(finished - arrival)
+            waits.append(started - arrival)
+            lateness.append(started - arrival)
+            if streaming is not None:
+                token_offsets.append(marks)
+            state["violations"] += finished - arrival > slo_ns
+            if state["violations"] > allowed_violations or finished - base > give_up_ns:
+                stop.set()
+
+    base = now()
+    state["since"] = base
+    with ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="bakeoff-client") as pool:
+        for offset in offsets:
+            if stop.is_set():
+                break
+            arrival = base + offset
+            if now() < arrival:
+                timebase.sleep_until(arrival)
+            pool.submit(query, arrival)
+    elapsed = now() - base
+    with lock:
+        flight(0, base + elapsed)
+    stopped_early = state["violations"] > allowed_violations
+    return _judged(qps, settings, offsets, latencies, waits, token_offsets, failures, lateness, elapsed,
+                   state["violations"], stopped_early, not stopped_early and elapsed > give_up_ns,
+                   peak_in_flight=state["peak"], mean_in_flight=state["area"] / elapsed if elapsed else None)
 
 
 def check_token_bounds(token_offsets: list[list[int]], settings: ServerSettings) -> tuple[bool, str] | None:
@@ -199,7 +295,7 @@ def check_token_bounds(token_offsets: list[list[int]], settings: ServerSettings)
         return False, "TTFT/TPOT bounds set, but this workload streams no tokens"
     samples = {
         "TTFT": sorted(marks[0] for marks in token_offsets),
-        "TPOT": sorted((marks[-1] - marks[0]) / (len(marks) - 1) for marks in token_offsets if len(marks) > 1),
+        "TPOT": sorted(tpot for marks in token_offsets if (tpot := time_per_output_token(marks, marks.tokens)) is not None),
     }
     problems, checks = [], []
     for name, bound in bounds:
@@ -218,9 +314,9 @@ def meets_slo(latency_ns: int, marks: list[int], settings: ServerSettings) -> bo
         return False
     if marks and settings.ttft_bound_s is not None and marks[0] > settings.ttft_bound_s * 1e9:
         return False
-    if len(marks) > 1 and settings.tpot_bound_s is not None:
-        if (marks[-1] - marks[0]) / (len(marks) - 1) > settings.tpot_bound_s * 1e9:
-            return False
+    tpot = time_per_output_token(marks, marks.tokens) if marks else None
+    if tpot is not None and settings.tpot_bound_s is not None and tpot > settings.tpot_bound_s * 1e9:
+        return False
     return True
 
 
@@ -273,15 +369,18 @@ def run_server(
     server: ServerSettings, work_per_step: float, unit: str, **_: Any,
 ) -> ScenarioResult:
     wake_up = timebase.calibrate()  # before any schedule starts: how early to stop sleeping
+    # Queries that may overlap (an endpoint) are sent when due; a local runtime serves one at a time.
+    open_loop = capability(prepared, ConcurrentSteps) is not None
+    trial = run_open_loop_trial if open_loop else run_server_trial
     if server.find_max_qps:
-        best, trials = find_max_qps(prepared, server, timebase)
+        best, trials = find_max_qps(prepared, server, timebase, trial)
         chosen = best or trials[-1]
         metric = {"name": "max_valid_qps", "value": best.qps if best else None, "unit": "queries/s"}
         valid = best is not None
         reason = (f"highest valid QPS {best.qps:.4g} within {server.search_tolerance:.0%}"
                   if best else f"no valid QPS: even {trials[0].qps:.4g} QPS fails ({trials[0].reason})")
     else:
-        chosen = run_server_trial(prepared, server.target_qps, server, timebase)
+        chosen = trial(prepared, server.target_qps, server, timebase)
         trials = [chosen]
         metric = {"name": "qps", "value": server.target_qps, "unit": "queries/s"}
         valid, reason = chosen.valid, chosen.reason
@@ -312,6 +411,9 @@ def run_server(
                     "slo": {"e2e_s": server.latency_slo_s, "ttft_s": server.ttft_bound_s,
                             "tpot_s": server.tpot_bound_s}},
         "mean_wait_s": chosen.summary()["mean_wait_s"],
+        "dispatch": ("open loop: each query sent at its arrival, overlapping earlier ones" if open_loop
+                     else "one FIFO server: a query starts when the previous one has finished"),
+        **({"peak_in_flight": chosen.peak_in_flight, "mean_in_flight": chosen.mean_in_flight} if open_loop else {}),
         # The harness's own error: start minus scheduled arrival of queries that found the server idle.
         "issue_lateness": lateness,
         "wake_up": wake_up,
