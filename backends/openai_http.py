@@ -379,16 +379,15 @@ class OpenAiPrepared(Prepared):
 
     def _generated(self, choice: dict[str, Any]) -> bool:
         """Whether a streamed choice carries generated output: text (empty included: a byte-level
-        token may complete no character), or a chat delta's content or reasoning. A chat delta that
-        only announces the role, or an empty chunk that only carries the finish reason (llama.cpp's,
-        ``bakeoff serve``'s), carries no token."""
-        closing = bool(choice.get("finish_reason"))  # an empty closing chunk ends the stream, no token in it
+        token may complete no character; vLLM's last token often arrives as ``""`` with the finish
+        reason), or a chat delta's content or reasoning, as ``vllm bench serve`` counts them. A chat
+        delta that only announces the role carries no token."""
         if self.api == "completions":
-            return "text" in choice and not (closing and not choice["text"])
+            return "text" in choice
         delta = choice.get("delta") or {}
         if delta.get("reasoning_content") or delta.get("reasoning"):
             return True
-        return "content" in delta and not ((delta.get("role") or closing) and not delta.get("content"))
+        return "content" in delta and not (delta.get("role") and not delta.get("content"))
 
     def step_streaming(self, mark: Callable[[], None]) -> int | None:
         with self._accounting:

@@ -229,11 +229,15 @@ def make_app(model: ServedModel):
                 await send({"error": {"message": f"generation failed: {item}", "type": "server_error"}})
                 break
             count += 1
+            # As vLLM: the last token's chunk carries the finish reason (generation always runs
+            # to max_tokens here), so every chunk is one token and none only closes the stream.
+            finish = "length" if count == max_tokens else None
             await send({"id": ident, "object": chunk_kind, "created": created, "model": model.name,
-                        "choices": [choice(WordTokenizer.decode_one(item), None)]})
+                        "choices": [choice(WordTokenizer.decode_one(item), finish)]})
         await worker
-        await send({"id": ident, "object": chunk_kind, "created": created, "model": model.name,
-                    "choices": [choice(None, "length")]})
+        if count < max_tokens:  # generation failed or stopped early: close the choice on its own
+            await send({"id": ident, "object": chunk_kind, "created": created, "model": model.name,
+                        "choices": [choice(None, "length")]})
         if include_usage:
             usage.update(completion_tokens=count, total_tokens=len(prompt) + count)
             await send({"id": ident, "object": chunk_kind, "created": created, "model": model.name,
