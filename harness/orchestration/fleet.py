@@ -211,7 +211,8 @@ class RayExecutor:
             node["NodeID"], soft=False)).remote(list(backends)) for node in self.nodes()]
         return self._ray.get(refs)
 
-    #: As a launcher (harness.orchestration.launchers.BatchLauncher): the sweep loop of harness/orchestration/sweep.py drives it.
+    #: As a launcher (harness.orchestration.launchers.BatchLauncher): the sweep loop of
+    #: harness/orchestration/sweep.py drives it.
     name = "ray"
 
     def launch_all(self, specs: Sequence[BenchmarkSpec], on_outcome: Callable[[BenchmarkSpec, Outcome], None],

@@ -315,7 +315,8 @@ def check_token_bounds(token_offsets: list[list[int]], settings: ServerSettings)
         return False, "TTFT/TPOT bounds set, but this workload streams no tokens"
     samples = {
         "TTFT": sorted(marks[0] for marks in token_offsets),
-        "TPOT": sorted(tpot for marks in token_offsets if (tpot := time_per_output_token(marks, marks.tokens)) is not None),
+        "TPOT": sorted(tpot for marks in token_offsets
+                       if (tpot := time_per_output_token(marks, marks.tokens)) is not None),
     }
     problems, checks = [], []
     for name, bound in bounds:

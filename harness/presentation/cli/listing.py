@@ -1,4 +1,5 @@
-"""``bakeoff backends``, ``workloads``, ``scenarios``, ``new-backend`` and ``serve``: what is installed, and the tools around it."""
+"""``bakeoff backends``, ``workloads``, ``scenarios``, ``new-backend`` and ``serve``: what is
+installed, and the tools around it."""
 
 from __future__ import annotations
 

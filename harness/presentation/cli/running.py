@@ -1,4 +1,5 @@
-"""``bakeoff run``: parse the sweep (flags, a config, or both) and show its progress; the sweep itself is harness/orchestration/sweep.py."""
+"""``bakeoff run``: parse the sweep (flags, a config, or both) and show its progress; the sweep
+itself is harness/orchestration/sweep.py."""
 
 from __future__ import annotations
 
