@@ -63,7 +63,8 @@ def run(
     Empty ``backends`` or ``workloads`` mean every available one; empty
     ``batch_sizes`` mean 1 (1, 8, 32 for ``offline``). ``stopping`` is a
     :class:`harness.engine.timing.Stopping` and ``server`` a
-    :class:`harness.engine.scenarios.ServerSettings`. ``backend_options`` are ``-O``'s
+    :class:`harness.engine.scenarios.ServerSettings`, or a list of them: one benchmark per load
+    point, as repeated ``--qps`` or ``--concurrency`` give. ``backend_options`` are ``-O``'s
     (``{"torch": {"graph": "compile"}}``, a list sweeps) and ``scenario_options``
     ``--scenario-option``'s (``{"burst": {"size": 8}}``). With ``config`` (a sweep TOML),
     the other arguments are ignored. ``executor="ray"`` (with ``ray_address``,
@@ -93,7 +94,8 @@ def run(
             batch_sizes=tuple(batch_sizes),
             scenarios=tuple(scenarios),
             stopping=stopping or Stopping(),
-            server=server or ServerSettings(),
+            server=(server[0] if isinstance(server, (list, tuple)) and server else server) or ServerSettings(),
+            server_points=tuple(server) if isinstance(server, (list, tuple)) and len(server) > 1 else (),
             threads=threads,
             timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
             memory_limit_bytes=memory_limit_bytes,

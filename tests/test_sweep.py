@@ -161,3 +161,61 @@ def test_one_sweep_loop_serves_a_batch_launcher_like_the_fleet(test_plugins, tmp
     assert fleet.given == ["gemm"]  # llm was declared unsupported: never sent
     assert {r["spec"]["workload"]: r["status"] for r in records} == {"gemm": "ok", "llm": "unsupported"}
     assert read_manifest(store.path)["status"] == "complete"
+
+
+# -- load points: one benchmark per --concurrency / --qps value (issue 18, item 7) -------------
+
+def _points_of(run_dir):
+    from harness.results.store import read_records
+
+    return sorted((r["spec"]["scenario"], r["spec"]["server"]["concurrency"] if r["spec"]["scenario"] == "concurrent"
+                   else None) for r in read_records(run_dir))
+
+
+@pytest.mark.slow
+def test_repeated_concurrency_gives_one_benchmark_per_point_from_cli_toml_and_api(tmp_path, test_plugins):
+    import json
+
+    from click.testing import CliRunner
+
+    import harness
+    from harness.engine.scenarios import ServerSettings
+    from harness.orchestration.config import load_config
+    from harness.orchestration.sweep import plan
+    from harness.presentation.cli import cli
+
+    common = ["-b", "null", "-w", "noop", "--launcher", "inline", "--iterations", "3", "--min-queries", "10",
+              "--json", "-q"]
+    result = CliRunner().invoke(cli, ["run", *common, "-s", "concurrent", "-s", "server", "--concurrency", "1",
+                                      "--concurrency", "2", "--concurrency", "4", "--qps", "50",
+                                      "--out", str(tmp_path / "cli")], prog_name="bakeoff")
+    assert result.exit_code == 0, result.output
+    by_cli = _points_of(json.loads(result.output)["run_dir"])
+    # The concurrent scenario is told apart by its concurrency; the server scenario is not, so it runs once.
+    assert by_cli == [("concurrent", 1), ("concurrent", 2), ("concurrent", 4), ("server", None)]
+
+    config = tmp_path / "points.toml"
+    config.write_text('schema_version = 1\n[sweep]\nbackends = ["null"]\nworkloads = ["noop"]\n'
+                      'scenarios = ["concurrent", "server"]\n[server]\nconcurrency = [1, 2, 4]\ntarget_qps = 50.0\n')
+    request = load_config(config)
+    assert [point.concurrency for point in request.server_points] == [1, 2, 4]
+    specs = plan(request).specs
+    assert sorted((s.scenario, s.server.concurrency if s.scenario == "concurrent" else None) for s in specs) == by_cli
+
+    api_dir = harness.run(["null"], ["noop"], scenarios=["concurrent"], launcher="inline",
+                          server=[ServerSettings(concurrency=c, target_qps=50.0, min_queries=10) for c in (1, 8)],
+                          out=tmp_path / "api")
+    assert _points_of(api_dir) == [("concurrent", 1), ("concurrent", 8)]
+
+
+def test_a_concurrency_list_in_a_config_is_checked_item_by_item(tmp_path):
+    from harness.contract.errors import UserError
+    from harness.orchestration.config import load_config
+
+    config = tmp_path / "bad.toml"
+    config.write_text('schema_version = 1\n[server]\nconcurrency = [1, 0]\n')
+    with pytest.raises(UserError, match=r"\[server\] concurrency = 0: must be >= 1"):
+        load_config(config)
+    config.write_text('schema_version = 1\n[server]\nconcurrency = []\n')
+    with pytest.raises(UserError, match="must be an integer or a list of integers"):
+        load_config(config)

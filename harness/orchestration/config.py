@@ -9,7 +9,7 @@ value and what is allowed. The format is documented in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +28,9 @@ CONFIG_SCHEMA_VERSION = 1
 class Field:
     """One allowed key: its expected kind and a range check with a readable rule."""
 
-    kind: str  # "int", "number", "bool", "str", "list[str]", "list[int]", "size"
+    #: "int", "number", "bool", "str", "list[str]", "list[int]", "size", or "X|list[X]": a value
+    #: or a non-empty list of them (a list sweeps it: one benchmark per value)
+    kind: str
     check: Callable[[Any], bool] | None = None
     rule: str = ""
     #: The largest value allowed (a documented cap); ``None``: no cap.
@@ -64,7 +66,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "target_ci": Field("number", lambda v: 0 < v < 1, "between 0 and 1 (0.02 means 2%)"),
     },
     "server": {
-        "target_qps": Field("number", *GREATER_THAN_ZERO),
+        "target_qps": Field("number|list[number]", *GREATER_THAN_ZERO),
         "latency_slo_ms": Field("number", *GREATER_THAN_ZERO),
         "min_queries": Field("int", *POSITIVE, maximum=MAX_QUERIES),
         "min_duration_s": Field("number", *NON_NEGATIVE),
@@ -72,7 +74,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "seed": Field("int", *NON_NEGATIVE, maximum=MAX_SEED),
         "ttft_bound_ms": Field("number", *GREATER_THAN_ZERO),
         "tpot_bound_ms": Field("number", *GREATER_THAN_ZERO),
-        "concurrency": Field("int", *POSITIVE, maximum=MAX_CONCURRENCY),
+        "concurrency": Field("int|list[int]", *POSITIVE, maximum=MAX_CONCURRENCY),
         "find_max_concurrency": Field("bool"),
     },
 }
@@ -80,6 +82,10 @@ TOP_LEVEL = {"schema_version", "sweep", "stopping", "server", "workload", "backe
 
 
 def _type_ok(kind: str, value: Any) -> bool:
+    if "|" in kind:
+        single = kind.split("|")[0]
+        return _type_ok(single, value) or (isinstance(value, list) and bool(value)
+                                            and all(_type_ok(single, v) for v in value))
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "number":
@@ -99,7 +105,9 @@ def _type_ok(kind: str, value: Any) -> bool:
 
 _KIND_WORDS = {"int": "an integer", "number": "a number", "bool": "true or false", "str": "a string",
                "list[str]": "a list of strings", "list[int]": "a list of integers",
-               "size": "a size such as \"4GiB\" or a byte count"}
+               "size": "a size such as \"4GiB\" or a byte count",
+               "number|list[number]": "a number or a list of numbers",
+               "int|list[int]": "an integer or a list of integers"}
 
 
 def _validate_section(path: Path, section: str, table: Any) -> dict[str, Any]:
@@ -119,7 +127,7 @@ def _validate_section(path: Path, section: str, table: Any) -> dict[str, Any]:
                 value = parse_bytes(value)
             except ValueError as exc:
                 raise UserError(f"{where}: {exc}") from None
-        items = value if spec.kind.startswith("list") else [value]
+        items = value if isinstance(value, list) else [value]
         if spec.check is not None:
             for item in items:
                 if not spec.check(item):
@@ -169,8 +177,11 @@ def load_config(path: Path | str) -> SweepRequest:
         stopping = stopping.with_fixed_iterations(iterations)
         if "min_duration_s" in stopping_values:
             stopping = Stopping(**{**stopping.to_dict(), "min_duration_s": stopping_values["min_duration_s"]})
+    # A list of rates or of concurrencies sweeps it: one load point per value (their product).
+    qps_points = _as_list(server_values.get("target_qps"))
+    concurrency_points = _as_list(server_values.get("concurrency", ServerSettings.concurrency))
     server = ServerSettings(
-        target_qps=server_values.get("target_qps"),
+        target_qps=qps_points[0],
         latency_slo_s=server_values.get("latency_slo_ms", ServerSettings.latency_slo_s * 1e3) / 1e3,
         min_queries=server_values.get("min_queries", ServerSettings.min_queries),
         min_duration_s=server_values.get("min_duration_s", ServerSettings.min_duration_s),
@@ -178,9 +189,11 @@ def load_config(path: Path | str) -> SweepRequest:
         seed=server_values.get("seed", 0),
         ttft_bound_s=server_values["ttft_bound_ms"] / 1e3 if "ttft_bound_ms" in server_values else None,
         tpot_bound_s=server_values["tpot_bound_ms"] / 1e3 if "tpot_bound_ms" in server_values else None,
-        concurrency=server_values.get("concurrency", ServerSettings.concurrency),
+        concurrency=concurrency_points[0],
         find_max_concurrency=server_values.get("find_max_concurrency", False),
     )
+    points = (tuple(replace(server, target_qps=q, concurrency=c) for q in qps_points for c in concurrency_points)
+              if len(qps_points) > 1 or len(concurrency_points) > 1 else ())
     defaults = SweepRequest()
     return SweepRequest(
         backends=tuple(sweep.get("backends", ())),
@@ -192,12 +205,17 @@ def load_config(path: Path | str) -> SweepRequest:
         scenarios=tuple(sweep.get("scenarios", defaults.scenarios)),
         stopping=stopping,
         server=server,
+        server_points=points,
         threads=sweep.get("threads"),
         timeout_s=sweep.get("timeout_s", defaults.timeout_s),
         memory_limit_bytes=sweep.get("memory_limit"),
         backend_options=backend_tables,
         scenario_options=scenario_tables,
     )
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
 
 
 def _check_names(path: Path | str, request: SweepRequest, registry) -> None:

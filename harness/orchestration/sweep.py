@@ -52,6 +52,10 @@ class SweepRequest:
     scenarios: tuple[str, ...] = (SINGLE_STREAM,)
     stopping: Stopping = field(default_factory=Stopping)
     server: ServerSettings = field(default_factory=ServerSettings)
+    #: Load points: one benchmark per point for every scenario that takes server settings
+    #: (``--concurrency 1 4 16`` or ``--qps 2 4``: a sweep from one user to saturation). Empty:
+    #: ``server`` alone. A point a scenario's identity does not distinguish runs once.
+    server_points: tuple[ServerSettings, ...] = ()
     #: Threads per benchmark; ``None`` means every usable core.
     threads: int | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -62,6 +66,10 @@ class SweepRequest:
     #: Per-scenario settings (``{"burst": {"size": 8}}``), checked against each scenario's
     #: ``SETTINGS``. See harness.contract.interface.Scenario.
     scenario_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def loads(self) -> tuple[ServerSettings, ...]:
+        """The server settings each server-driven scenario runs at: the points, else ``server``."""
+        return self.server_points or (self.server,)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -74,6 +82,7 @@ class SweepRequest:
             "scenarios": list(self.scenarios),
             "stopping": self.stopping.to_dict(),
             "server": self.server.to_dict(),
+            "server_points": [point.to_dict() for point in self.server_points],
             "threads": self.threads,
             "timeout_s": self.timeout_s,
             "memory_limit_bytes": self.memory_limit_bytes,
@@ -127,7 +136,8 @@ def scenario_settings(request: SweepRequest, registry: Registry) -> dict[str, tu
             raise UserError(f"scenario {name!r} cannot be used: {exc}") from None
         values = options_module.validate(name, scenario.SETTINGS, request.scenario_options.get(name, {}),
                                          noun="scenario setting")
-        scenario.check(values, request.server)
+        for point in request.loads():
+            scenario.check(values, point)
         settings[name] = (scenario, values)
     return settings
 
@@ -144,13 +154,13 @@ def _check_request(request: SweepRequest,
             raise UserError(f"batch size {size!r} must be an integer >= 1")
         if size > MAX_BATCH_SIZE:
             raise UserError(f"batch size {size!r} must be <= {MAX_BATCH_SIZE}")
-    stopping, server = request.stopping, request.server
+    stopping = request.stopping
     checks = [
         ("warmup", stopping.warmup, 0),
         ("min_iterations", stopping.min_iterations, 1),
         ("min_duration_s", stopping.min_duration_s, 0),
         ("max_duration_s", stopping.max_duration_s, 0),
-        ("min_queries", server.min_queries, 1),
+        *(("min_queries", point.min_queries, 1) for point in request.loads()),
     ]
     if stopping.iterations is not None:
         checks.append(("iterations", stopping.iterations, 1))
@@ -368,7 +378,7 @@ def plan(request: SweepRequest, registry: Registry | None = None,
             batch_size=batch_size,
             scenario=scenario,
             stopping=request.stopping,
-            server=request.server if scenarios[scenario][0].uses_server_settings else None,
+            server=load if scenarios[scenario][0].uses_server_settings else None,
             scenario_options=scenarios[scenario][1],
             threads=threads,
             timeout_s=request.timeout_s,
@@ -380,10 +390,14 @@ def plan(request: SweepRequest, registry: Registry | None = None,
         for workload in workload_names
         for values in resolved[workload]
         for scenario in request.scenarios
+        for load in (request.loads() if scenarios[scenario][0].uses_server_settings else (request.server,))
         for dtype in request.dtypes
         for batch_size in batch_sizes(scenario)
         if (workload, values, dtype, batch_size) not in oversized
     ]
+    # A load point a scenario's identity does not tell apart (a --qps point of the concurrent
+    # scenario) would run the same benchmark twice: once is enough.
+    specs = list({spec.key(): spec for spec in specs}.values())
     return Plan(specs=specs, notes=notes, devices=device_facts)
 
 

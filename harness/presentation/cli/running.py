@@ -149,13 +149,13 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
 
     server = request.server
     if given("qps"):
-        server = replace(server, target_qps=options["qps"])
+        server = replace(server, target_qps=options["qps"][0])
     if given("latency_slo_ms"):
         server = replace(server, latency_slo_s=options["latency_slo_ms"] / 1e3)
     if given("find_max_qps"):
         server = replace(server, find_max_qps=options["find_max_qps"])
     if given("concurrency"):
-        server = replace(server, concurrency=options["concurrency"])
+        server = replace(server, concurrency=options["concurrency"][0])
     if given("find_max_concurrency"):
         server = replace(server, find_max_concurrency=options["find_max_concurrency"])
     if given("min_queries"):
@@ -165,7 +165,21 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
     if given("tpot_bound_ms"):
         server = replace(server, tpot_bound_s=options["tpot_bound_ms"] / 1e3)
     changes["server"] = server
+    # Repeated --qps or --concurrency: one benchmark per point (their product where both repeat).
+    # Single flags set every point a config file listed, as they set its one server setting.
+    qps = options["qps"] if given("qps") else (server.target_qps,)
+    concurrency = options["concurrency"] if given("concurrency") else (server.concurrency,)
+    if len(qps) > 1 or len(concurrency) > 1:
+        changes["server_points"] = tuple(replace(server, target_qps=q, concurrency=c) for q in qps for c in concurrency)
+    elif request.server_points:
+        flagged = {name: getattr(server, name) for name, flag in _FLAG_FIELDS.items() if given(flag)}
+        changes["server_points"] = tuple(replace(point, **flagged) for point in request.server_points)
     return replace(request, **changes)
+
+
+#: ServerSettings fields and the flags that set them, for carrying flags onto a config's points.
+_FLAG_FIELDS = {"target_qps": "qps", "concurrency": "concurrency", "latency_slo_s": "latency_slo_ms",
+                "min_queries": "min_queries", "ttft_bound_s": "ttft_bound_ms", "tpot_bound_s": "tpot_bound_ms"}
 
 
 SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items", "backend_option_items",
@@ -219,13 +233,15 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--min-duration", type=click.FloatRange(min=0), default=1.0, metavar="SECONDS", help="Default: 1.")
 @click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
               help="Stop sampling here even if the CI target is not reached. Default: 10.")
-@click.option("--qps", type=click.FloatRange(min=0, min_open=True), default=None, metavar="QPS",
-              help="Server scenario: target queries per second (Poisson arrivals).")
+@click.option("--qps", type=click.FloatRange(min=0, min_open=True), multiple=True, metavar="QPS",
+              help="Server scenario: target queries per second (Poisson arrivals). Repeat it for one "
+                   "benchmark per rate.")
 @click.option("--latency-slo-ms", type=click.FloatRange(min=0, min_open=True), default=100.0, metavar="MS",
               help="Server scenario: p99 latency bound. Default: 100.")
 @click.option("--find-max-qps", is_flag=True, help="Server scenario: search the highest QPS that meets the SLO.")
-@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=4, metavar="N",
-              help="Concurrent scenario: clients in the closed loop. Default: 4.")
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), multiple=True, metavar="N",
+              help="Concurrent scenario: clients in the closed loop. Default: 4. Repeat it (1, 2, 4, ...) for "
+                   "one benchmark per point, from one user to saturation.")
 @click.option("--find-max-concurrency", is_flag=True,
               help="Concurrent scenario: double the clients from 1 until the SLO fails; report the highest valid.")
 @click.option("--min-queries", type=click.IntRange(1, MAX_QUERIES), default=1000, metavar="N",
