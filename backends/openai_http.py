@@ -191,13 +191,12 @@ class Client:
     def _kept(self) -> http.client.HTTPConnection:
         """This thread's keep-alive connection (a new TCP connection per request would time the
         handshake too, and exhaust ports under load)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._connection()
-        return connection
+        if self._local.__dict__.get("connection") is None:
+            self._local.connection, self._local.used = self._connection(), False
+        return self._local.connection
 
     def _drop(self) -> None:
-        connection = getattr(self._local, "connection", None)
+        connection = self._local.__dict__.get("connection")
         if connection is not None:
             connection.close()
             self._local.connection = None
@@ -283,10 +282,10 @@ class Client:
         (it never reached the server), so an idle timeout is not counted as a failed query."""
         for attempt in (1, 2):
             connection = self._kept()
-            reused = getattr(connection, "bakeoff_used", False)
+            reused = self._local.used
             try:
                 connection.request("POST", path, body=body, headers=self.headers)
-                connection.bakeoff_used = True
+                self._local.used = True
                 return connection.getresponse()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self._drop()
@@ -421,7 +420,6 @@ class OpenAiPrepared(Prepared):
                     self.cached_prompt_tokens += cached
             if completion != self.new_tokens:
                 self.mismatches += 1
-            self._refresh_details()
         return completion if usage.get("completion_tokens") else None
 
     def step(self) -> None:
@@ -430,10 +428,22 @@ class OpenAiPrepared(Prepared):
     def outputs(self):
         return None  # a remote server's outputs are not compared with the local reference
 
-    def _refresh_details(self) -> None:
-        """The request accounting, kept current in ``details`` (the runner reads it after the run)."""
+    @property
+    def details(self) -> dict[str, Any]:
+        """What the backend did, with the request accounting as of now. Built when read (the
+        runner reads it after the run), so a request pays only for counting itself, inside its
+        timed span."""
+        with self._accounting:
+            self._details.update(self._accounting_facts())
+        return self._details
+
+    @details.setter
+    def details(self, value: dict[str, Any]) -> None:
+        self._details = value
+
+    def _accounting_facts(self) -> dict[str, Any]:
         counted = sorted(c for c in self.usage_prompt_tokens if c >= 0)
-        self.details.update(
+        return dict(
             requests_sent=self.sent,
             token_count_source=("server usage (stream_options.include_usage)" if self.usage_completion_tokens
                                 else "counted SSE chunks (the server sent no usage)"),

@@ -85,6 +85,8 @@ def run(
 
         session = orchestration.start(load_config(config), out=out, launcher=launcher, fleet=fleet, config=config)
     else:
+        # One ServerSettings, or a list of them: one benchmark per load point.
+        loads = tuple(server) if isinstance(server, (list, tuple)) and server else (server or ServerSettings(),)
         request = SweepRequest(
             backends=tuple(backends),
             devices=tuple(devices),
@@ -94,8 +96,8 @@ def run(
             batch_sizes=tuple(batch_sizes),
             scenarios=tuple(scenarios),
             stopping=stopping or Stopping(),
-            server=(server[0] if isinstance(server, (list, tuple)) and server else server) or ServerSettings(),
-            server_points=tuple(server) if isinstance(server, (list, tuple)) and len(server) > 1 else (),
+            server=loads[0],
+            server_points=loads if len(loads) > 1 else (),
             threads=threads,
             timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
             memory_limit_bytes=memory_limit_bytes,

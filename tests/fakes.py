@@ -21,7 +21,7 @@ class FakeTimebase:
         self.reads += 1
         return self.t
 
-    def sleep_until(self, deadline_ns: int) -> None:
+    def sleep_until(self, deadline_ns: int, *, spin: bool = True) -> None:
         self.t = max(self.t, deadline_ns + self.oversleep_ns)
 
     #: Planted wake-up lateness: every sleep overshoots its deadline by this much.

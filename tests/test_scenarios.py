@@ -255,9 +255,9 @@ def test_the_server_scenario_calibrates_its_wake_up_before_the_schedule_starts()
             events.append("calibrate")
             return {"spin_threshold_ns": 123}
 
-        def sleep_until(self, deadline_ns):
+        def sleep_until(self, deadline_ns, *, spin=True):
             events.append("sleep")
-            super().sleep_until(deadline_ns)
+            super().sleep_until(deadline_ns, spin=spin)
 
     clock = RecordingClock()
     settings = ServerSettings(target_qps=100, latency_slo_s=1.0, min_queries=20, min_duration_s=0)

@@ -35,7 +35,9 @@ class Timebase(Protocol):
 
     def now(self) -> int: ...
 
-    def sleep_until(self, deadline_ns: int) -> None: ...
+    def sleep_until(self, deadline_ns: int, *, spin: bool = True) -> None:
+        """Wait for ``deadline_ns``; ``spin=False`` only sleeps (late by the OS's wake-up, but
+        leaving the CPU and the interpreter to other threads)."""
 
     def calibrate(self) -> dict[str, Any]:
         """Measure whatever ``sleep_until`` needs to wake on time; called before a timed
@@ -67,8 +69,8 @@ class HostTimebase:
     def now(self) -> int:
         return time.perf_counter_ns()
 
-    def sleep_until(self, deadline_ns: int) -> None:
-        spin_ns = self.spin_ns
+    def sleep_until(self, deadline_ns: int, *, spin: bool = True) -> None:
+        spin_ns = self.spin_ns if spin else 0
         while True:
             remaining = deadline_ns - time.perf_counter_ns()
             if remaining <= 0:

@@ -173,20 +173,20 @@ def run_server_trial(
             overloaded = True
             break
     elapsed = now() - base
-    return _judged(qps, settings, offsets, latencies, waits, token_offsets, failures, lateness, elapsed,
-                   violations, stopped_early, overloaded, completed_at_ns=completed_at)
+    return _judged(qps, settings, offsets, latencies, waits, token_offsets, failures, lateness, completed_at,
+                   elapsed, violations, stopped_early, overloaded)
 
 
 def _judged(qps: float, settings: ServerSettings, offsets: list[int], latencies: list[int], waits: list[int],
-            token_offsets: list, failures: dict[str, int], lateness: list[int], elapsed: int, violations: int,
-            stopped_early: bool, overloaded: bool, **extra: Any) -> ServerTrial:
+            token_offsets: list, failures: dict[str, int], lateness: list[int], completed_at: list[int],
+            elapsed: int, violations: int, stopped_early: bool, overloaded: bool, **in_flight: Any) -> ServerTrial:
     """A trial's verdict, the same for the FIFO server and open-loop dispatch: the SLO, the
     minimums, the achieved rate against the target, and the TTFT/TPOT bounds."""
     if not latencies:
         raise RuntimeError(f"every query failed ({', '.join(f'{k}: {v}' for k, v in failures.items())})")
     p99 = percentile(sorted(latencies), 99) / 1e9
     scheduled_s = offsets[len(latencies) - 1] / 1e9
-    achieved = achieved_rate(extra.get("completed_at_ns", []), len(latencies), elapsed) or 0.0
+    achieved = achieved_rate(completed_at, len(latencies), elapsed) or 0.0
     if stopped_early:
         valid, reason = False, (
             f"p99 latency above SLO {settings.latency_slo_s * 1e3:.4g} ms: {violations} of "
@@ -214,7 +214,8 @@ def _judged(qps: float, settings: ServerSettings, offsets: list[int], latencies:
         valid = valid and bounds_ok
         reason = f"{reason}; {bounds_reason}" if valid or not bounds_ok else reason
     return ServerTrial(qps, latencies, waits, offsets[len(latencies) - 1], elapsed, len(latencies),
-                       len(offsets), p99, valid, reason, token_offsets or None, failures, lateness, **extra)
+                       len(offsets), p99, valid, reason, token_offsets or None, failures, lateness,
+                       completed_at_ns=completed_at, **in_flight)
 
 
 def run_open_loop_trial(
@@ -228,7 +229,8 @@ def run_open_loop_trial(
     waits for a thread, and the wait counts against it, as any queueing does). Latency and
     token marks count from the scheduled arrival, as LoadGen's; ``lateness_ns`` is every
     query's actual send minus its arrival; ``peak_in_flight`` and ``mean_in_flight`` say how
-    much overlap the server was offered.
+    much overlap the server was offered. The dispatcher spins to an arrival only while nothing
+    is in flight, so it never competes with a client thread reading its stream.
     """
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -288,16 +290,17 @@ def run_open_loop_trial(
                 break
             arrival = base + offset
             if now() < arrival:
-                timebase.sleep_until(arrival)
+                # No spin while queries are in flight: it would hold the interpreter their client
+                # threads need to read chunks. The later wake-up is recorded as lateness.
+                timebase.sleep_until(arrival, spin=state["in_flight"] == 0)
             pool.submit(query, arrival)
     elapsed = now() - base
     with lock:
         flight(0, base + elapsed)
     stopped_early = state["violations"] > allowed_violations
-    return _judged(qps, settings, offsets, latencies, waits, token_offsets, failures, lateness, elapsed,
-                   state["violations"], stopped_early, not stopped_early and elapsed > give_up_ns,
-                   peak_in_flight=state["peak"], mean_in_flight=state["area"] / elapsed if elapsed else None,
-                   completed_at_ns=completed_at)
+    return _judged(qps, settings, offsets, latencies, waits, token_offsets, failures, lateness, completed_at,
+                   elapsed, state["violations"], stopped_early, not stopped_early and elapsed > give_up_ns,
+                   peak_in_flight=state["peak"], mean_in_flight=state["area"] / elapsed if elapsed else None)
 
 
 def check_token_bounds(token_offsets: list[list[int]], settings: ServerSettings) -> tuple[bool, str] | None:
