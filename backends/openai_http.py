@@ -44,6 +44,7 @@ from backends._prompts import PromptBuilder, local_tokenizer
 from harness.contract.capabilities import Generative, capability
 from harness.contract.errors import Unsupported
 from harness.contract.interface import Availability, DeviceInfo, Prepared
+from harness.contract.load import SERVING_LOAD_DEFAULTS
 from harness.contract.options import Option
 from harness.engine.timing import QueryFailed
 
@@ -53,6 +54,8 @@ class OpenAiHttpBackend:
     #: A bake-off that names no backends skips this one: it needs an endpoint.
     default_sweep = False
     required_options = ("url",)
+    #: Its steps are LLM requests that take seconds: SLOs, query counts and durations to fit.
+    load_defaults = SERVING_LOAD_DEFAULTS
     OPTIONS = {
         "url": Option("str", None, (), "the server's base URL, e.g. http://10.0.0.5:8000 (…/v1 is added)"),
         "api": Option("str", "completions", ("completions", "chat"), "/v1/completions or /v1/chat/completions"),

@@ -64,7 +64,9 @@ def run(
     ``batch_sizes`` mean 1 (1, 8, 32 for ``offline``). ``stopping`` is a
     :class:`harness.engine.timing.Stopping` and ``server`` a
     :class:`harness.engine.scenarios.ServerSettings`, or a list of them: one benchmark per load
-    point, as repeated ``--qps`` or ``--concurrency`` give. ``backend_options`` are ``-O``'s
+    point, as repeated ``--qps`` or ``--concurrency`` give; a field left at its general default
+    takes the backend's load defaults where it declares them (an endpoint's serving profile,
+    docs/serving.md). ``backend_options`` are ``-O``'s
     (``{"torch": {"graph": "compile"}}``, a list sweeps) and ``scenario_options``
     ``--scenario-option``'s (``{"burst": {"size": 8}}``). With ``config`` (a sweep TOML),
     the other arguments are ignored. ``executor="ray"`` (with ``ray_address``,

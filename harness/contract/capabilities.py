@@ -126,6 +126,22 @@ class DeviceMemoryReporting(Protocol):
     def reports_device_memory(self, device: str) -> bool: ...
 
 
+@runtime_checkable
+class LoadDefaults(Protocol):
+    """Scenario defaults that fit this backend's request latencies, used where the user set none.
+
+    ``load_defaults`` maps dotted field names of the run's stopping rule
+    (``stopping.max_duration_s``, ``stopping.min_iterations``) and load settings
+    (``server.latency_slo_s``, ``server.min_queries``, ``server.ttft_bound_s``, ...) to
+    values. The general defaults (a 100 ms SLO, 1,000 queries, 10 s) are made for kernels
+    that take microseconds; a serving endpoint's requests take seconds, so under them every
+    run is invalid. A value the user gave (flag, config key, argument) always wins.
+    ``harness.contract.load.SERVING_LOAD_DEFAULTS`` is the profile for LLM endpoints.
+    """
+
+    load_defaults: Mapping[str, Any]
+
+
 # -- prepared-object capabilities -------------------------------------------------------------------
 
 @runtime_checkable
@@ -316,7 +332,7 @@ def _protocol_members(protocol: type) -> set[str]:
 CAPABILITIES: tuple[Capability, ...] = (
     Capability(DeclaresOptions, BACKEND), Capability(ChecksOptions, BACKEND), Capability(RequiresOptions, BACKEND),
     Capability(SweepMembership, BACKEND), Capability(RayPlacement, BACKEND), Capability(DeclaresSupport, BACKEND),
-    Capability(DeviceMemoryReporting, BACKEND),
+    Capability(DeviceMemoryReporting, BACKEND), Capability(LoadDefaults, BACKEND),
     Capability(StreamingStep, PREPARED), Capability(ConcurrentSteps, PREPARED), Capability(RemoteIdentity, PREPARED),
     Capability(FailureTolerance, PREPARED), Capability(Generation, PREPARED), Capability(EnergyMetered, PREPARED),
     Capability(Described, WORKLOAD), Capability(ModelFacts, WORKLOAD), Capability(SparseActivation, WORKLOAD),

@@ -171,6 +171,10 @@ def load_config(path: Path | str) -> SweepRequest:
     if not isinstance(scenario_tables, dict) or not all(isinstance(t, dict) for t in scenario_tables.values()):
         raise UserError(f"{path}: [scenario] must hold tables of settings such as [scenario.burst]")
 
+    # Every key given counts as the user's, so a backend's load defaults do not replace it.
+    server_names = {"latency_slo_ms": "latency_slo_s", "ttft_bound_ms": "ttft_bound_s", "tpot_bound_ms": "tpot_bound_s"}
+    explicit = frozenset({f"stopping.{key}" for key in stopping_values}
+                         | {f"server.{server_names.get(key, key)}" for key in server_values})
     iterations = stopping_values.pop("iterations", None)
     stopping = Stopping(**stopping_values)
     if iterations is not None:
@@ -211,6 +215,7 @@ def load_config(path: Path | str) -> SweepRequest:
         memory_limit_bytes=sweep.get("memory_limit"),
         backend_options=backend_tables,
         scenario_options=scenario_tables,
+        explicit=explicit,
     )
 
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
 from harness.contract import options as options_module
-from harness.contract.capabilities import ChecksOptions, DeclaresOptions, RequiresOptions, SweepMembership, capability
+from harness.contract.capabilities import (ChecksOptions, DeclaresOptions, LoadDefaults, RequiresOptions,
+                                          SweepMembership, capability)
 from harness.contract.errors import UserError
 from harness.contract.interface import KNOWN_DTYPES, Workload
 from harness.contract.limits import MAX_BATCH_SIZE
+from harness.contract.load import load_default_problem
 from harness.engine.plugins import Registry
 from harness.engine.scenarios import SINGLE_STREAM, ServerSettings
 from harness.engine.spec import DEFAULT_TIMEOUT_S, BenchmarkSpec
@@ -66,6 +68,11 @@ class SweepRequest:
     #: Per-scenario settings (``{"burst": {"size": 8}}``), checked against each scenario's
     #: ``SETTINGS``. See harness.contract.interface.Scenario.
     scenario_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Dotted names (``server.latency_slo_s``, ``stopping.max_duration_s``) of the settings
+    #: the user gave, even where the value equals the general default (a flag or config key):
+    #: a backend's load defaults (capability ``LoadDefaults``) never replace them. A value
+    #: that differs from the general default counts as given without being named here.
+    explicit: frozenset[str] = frozenset()
 
     def loads(self) -> tuple[ServerSettings, ...]:
         """The server settings each server-driven scenario runs at: the points, else ``server``."""
@@ -88,6 +95,7 @@ class SweepRequest:
             "memory_limit_bytes": self.memory_limit_bytes,
             "backend_options": {k: dict(v) for k, v in self.backend_options.items()},
             "scenario_options": {k: dict(v) for k, v in self.scenario_options.items()},
+            "explicit": sorted(self.explicit),
         }
 
 
@@ -222,6 +230,49 @@ def oversize_reason(workload: Workload, batch_size: int, dtype: str, limit_bytes
     return (f"workload {workload.name!r} ({params}) at batch size {batch_size} in {dtype} needs at least "
             f"{format_bytes(needed)} for its inputs, outputs and weights, more than {limit_name} "
             f"({format_bytes(limit_bytes)})")
+
+
+_LOAD_SECTIONS = {"stopping": Stopping, "server": ServerSettings}
+
+
+def with_load_defaults(stopping: Stopping, server: ServerSettings | None, defaults: Mapping[str, Any],
+                       explicit: frozenset[str] = frozenset()) -> tuple[Stopping, ServerSettings | None]:
+    """``stopping`` and ``server`` with a backend's load defaults in every field the user did
+    not set: neither named in ``explicit`` nor changed from the general default."""
+    from dataclasses import fields, replace
+
+    current = {"stopping": stopping, "server": server}
+    changes: dict[str, dict[str, Any]] = {"stopping": {}, "server": {}}
+    for key, value in defaults.items():
+        section, _, name = key.partition(".")
+        settings = current[section]
+        if settings is None or key in explicit:
+            continue
+        general = {f.name: f.default for f in fields(_LOAD_SECTIONS[section])}[name]
+        if getattr(settings, name) == general:
+            changes[section][name] = value
+    stopping = replace(stopping, **changes["stopping"])
+    if changes["stopping"].get("max_duration_s", stopping.max_duration_s) < stopping.min_duration_s:
+        stopping = replace(stopping, max_duration_s=stopping.min_duration_s)
+    return stopping, (replace(server, **changes["server"]) if server is not None else None)
+
+
+def backend_load_defaults(registry: Registry, backend: str) -> tuple[Mapping[str, Any], str | None]:
+    """The load defaults ``backend`` declares ({} without the capability), and why they are
+    ignored when they are malformed (``None`` when they are not)."""
+    try:
+        declared = capability(registry.backend(backend), LoadDefaults)
+    except Exception:  # noqa: BLE001 - a backend that cannot load fails in its worker, with the cause
+        return {}, None
+    if declared is None:
+        return {}, None
+    from dataclasses import fields
+
+    problem = load_default_problem(declared.load_defaults,
+                                   {name: {f.name for f in fields(kind)} for name, kind in _LOAD_SECTIONS.items()})
+    if problem is not None:
+        return {}, f"backend {backend!r}: {problem}; its load defaults are ignored"
+    return declared.load_defaults, None
 
 
 def _in_default_sweep(registry: Registry, name: str) -> bool:
@@ -368,6 +419,17 @@ def plan(request: SweepRequest, registry: Registry | None = None,
                     notes.append(f"skipped: {reason}")
                     oversized.append((instance.name, instance.values, dtype, size))
 
+    # A backend whose steps are serving requests declares defaults that fit their latencies.
+    load_defaults: dict[str, Mapping[str, Any]] = {}
+    for backend in dict.fromkeys(name for name, _ in targets):
+        load_defaults[backend], problem = backend_load_defaults(registry, backend)
+        if problem:
+            notes.append(problem)
+
+    def settings_for(backend: str, scenario: str, load: ServerSettings) -> tuple[Stopping, ServerSettings | None]:
+        server = load if scenarios[scenario][0].uses_server_settings else None
+        return with_load_defaults(request.stopping, server, load_defaults[backend], request.explicit)
+
     specs = [
         BenchmarkSpec.create(
             backend=backend,
@@ -377,8 +439,8 @@ def plan(request: SweepRequest, registry: Registry | None = None,
             dtype=dtype,
             batch_size=batch_size,
             scenario=scenario,
-            stopping=request.stopping,
-            server=load if scenarios[scenario][0].uses_server_settings else None,
+            stopping=settings_for(backend, scenario, load)[0],
+            server=settings_for(backend, scenario, load)[1],
             scenario_options=scenarios[scenario][1],
             threads=threads,
             timeout_s=request.timeout_s,

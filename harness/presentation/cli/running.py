@@ -165,6 +165,7 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
     if given("tpot_bound_ms"):
         server = replace(server, tpot_bound_s=options["tpot_bound_ms"] / 1e3)
     changes["server"] = server
+    changes["explicit"] = request.explicit | {name for flag, name in _EXPLICIT_FLAGS.items() if given(flag)}
     # Repeated --qps or --concurrency: one benchmark per point (their product where both repeat).
     # Single flags set every point a config file listed, as they set its one server setting.
     qps = options["qps"] if given("qps") else (server.target_qps,)
@@ -181,6 +182,13 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
 _FLAG_FIELDS = {"target_qps": "qps", "concurrency": "concurrency", "latency_slo_s": "latency_slo_ms",
                 "min_queries": "min_queries", "ttft_bound_s": "ttft_bound_ms", "tpot_bound_s": "tpot_bound_ms"}
 
+
+#: Flags and the settings they set: a given flag is the user's, whatever a backend's load defaults say.
+_EXPLICIT_FLAGS = {"warmup": "stopping.warmup", "iterations": "stopping.iterations",
+                   "min_iterations": "stopping.min_iterations", "min_duration": "stopping.min_duration_s",
+                   "max_duration": "stopping.max_duration_s", "target_ci": "stopping.target_ci",
+                   "latency_slo_ms": "server.latency_slo_s", "min_queries": "server.min_queries",
+                   "ttft_bound_ms": "server.ttft_bound_s", "tpot_bound_ms": "server.tpot_bound_s"}
 
 SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items", "backend_option_items",
                  "scenario_option_items",
@@ -232,12 +240,12 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--min-iterations", type=click.IntRange(1, MAX_STEPS), default=10, metavar="N", help="Default: 10.")
 @click.option("--min-duration", type=click.FloatRange(min=0), default=1.0, metavar="SECONDS", help="Default: 1.")
 @click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
-              help="Stop sampling here even if the CI target is not reached. Default: 10.")
+              help="Stop sampling here even if the CI target is not reached. Default: 10 (60 for endpoints).")
 @click.option("--qps", type=click.FloatRange(min=0, min_open=True), multiple=True, metavar="QPS",
               help="Server scenario: target queries per second (Poisson arrivals). Repeat it for one "
                    "benchmark per rate.")
 @click.option("--latency-slo-ms", type=click.FloatRange(min=0, min_open=True), default=100.0, metavar="MS",
-              help="Server scenario: p99 latency bound. Default: 100.")
+              help="Server and concurrent scenarios: p99 latency bound. Default: 100 (60000 for endpoints).")
 @click.option("--find-max-qps", is_flag=True, help="Server scenario: search the highest QPS that meets the SLO.")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), multiple=True, metavar="N",
               help="Concurrent scenario: clients in the closed loop. Default: 4. Repeat it (1, 2, 4, ...) for "
@@ -245,11 +253,13 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--find-max-concurrency", is_flag=True,
               help="Concurrent scenario: double the clients from 1 until the SLO fails; report the highest valid.")
 @click.option("--min-queries", type=click.IntRange(1, MAX_QUERIES), default=1000, metavar="N",
-              help="Server scenario: minimum query count. Default: 1000.")
+              help="Server and concurrent scenarios: minimum query count. Default: 1000 (50 for endpoints).")
 @click.option("--ttft-bound-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
-              help="Server scenario, LLM workloads: p99 time-to-first-token bound.")
+              help="Server and concurrent scenarios, LLM workloads: p99 time-to-first-token bound. Default: none "
+                   "(2000 for endpoints).")
 @click.option("--tpot-bound-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
-              help="Server scenario, LLM workloads: p99 time-per-output-token bound.")
+              help="Server and concurrent scenarios, LLM workloads: p99 time-per-output-token bound. Default: none "
+                   "(100 for endpoints).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, metavar="N",
               help="Threads per benchmark. Default: every usable core.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=600.0,
@@ -287,6 +297,12 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
     a failed record with its cause, and the sweep goes on. Ctrl-C stops
     cleanly; --resume finishes the run later.
 
+    Serving endpoints (openai-http, or any backend declaring load defaults)
+    get defaults that fit LLM requests wherever a flag or config key does not
+    say otherwise: p99 TTFT 2 s and TPOT 100 ms (MLPerf's llama3.1-8b Server
+    bounds), a 60 s p99 latency bound, at least 50 queries over 10 s, and at
+    most 60 s per benchmark. Records carry the settings each benchmark ran.
+
     \b
     Examples:
       bakeoff run                                       # default bake-off
@@ -295,6 +311,7 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
       bakeoff run -b onnxruntime -w mlp -s server --find-max-qps --latency-slo-ms 5
       bakeoff run -w llm --preset qwen2.5-0.5b -b torch --dtype bfloat16
       bakeoff run --model my.onnx --input input_ids:1x128:int64 --input attention_mask:1x128:int64
+      bakeoff run -b openai-http -O openai-http.url=http://10.0.0.5:8000 -w llm -s concurrent --concurrency 1 --concurrency 8
       bakeoff run --config docs/sweep.example.toml
       bakeoff run --resume 20261130-101500-ab12
       bakeoff run --executor ray --ray-address head:6379 -w llm --ray-resource torch/npu:0=ascend910b
