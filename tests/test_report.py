@@ -158,7 +158,7 @@ def test_charts_leave_out_untrusted_records_and_the_report_lists_them_with_the_r
     assert not [text for text in labels if "liar" in text or "short" in text]
 
     text = build_report(everything, [read_manifest(report_run)])
-    section = text[text.index("<h2>Not charted</h2>"):text.index("<h2>Cost versus latency</h2>")]
+    section = text[text.index("<h2>Not charted</h2>"):text.index("<h2>Throughput versus interactivity</h2>")]
     rows = {row.split("</td>")[1].removeprefix("<td>"): row for row in section.split("<tr>")[2:]}
     assert set(rows) == {"torch/liar float32 b1", "torch/short float32 b1"}
     assert "parity failed: max_rel_error 0.5 &gt; 0.001 &lt;b&gt;" in rows["torch/liar float32 b1"]  # escaped
@@ -168,5 +168,5 @@ def test_charts_leave_out_untrusted_records_and_the_report_lists_them_with_the_r
 
 def test_a_report_with_only_trusted_records_says_every_record_is_charted(report_run):
     text = build_report(read_records(report_run), [read_manifest(report_run)])
-    section = text[text.index("<h2>Not charted</h2>"):text.index("<h2>Cost versus latency</h2>")]
+    section = text[text.index("<h2>Not charted</h2>"):text.index("<h2>Throughput versus interactivity</h2>")]
     assert "Every record is charted" in section and "<table" not in section

@@ -7,8 +7,9 @@ Every string that comes from a run, a catalog or a plugin goes through
 executed.
 
 Contents: a summary ranking (cost per 1M tokens, throughput, p99, parity and
-policy status), the records left out of the charts with the reason, a
-cost-versus-latency Pareto chart, throughput by backend and dtype, latency
+policy status), the records left out of the charts with the reason, the LLM
+load points as throughput per device against interactivity (the serving
+frontier), a cost-versus-latency Pareto chart, throughput by backend and dtype, latency
 distributions from the raw samples, the decode roofline, and the environment
 of every run.
 
@@ -26,6 +27,7 @@ from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
 from harness.contract.units import format_bytes, format_rate, format_seconds
+from harness.procurement.frontier import OperatingPoint, operating_points, pareto_frontier
 from harness.procurement.rank import Ranking
 from harness.results.record import candidate_label as label
 from harness.results.record import Record, as_record, measurement_problem, workload_label
@@ -137,7 +139,7 @@ def latency_charts(records: Sequence[Record | Mapping[str, Any]]) -> list[str]:
     for workload, group in sorted(by_workload.items())[:8]:
         samples = [[v / 1e6 for v in r.measurement["latencies_ns"]] for r in group]
         figure, axis = plt.subplots(figsize=(8, 0.45 * len(group) + 1.4))
-        axis.boxplot(samples, vert=False, showfliers=False)
+        axis.boxplot(samples, orientation="horizontal", showfliers=False)
         axis.set_yticks(range(1, len(group) + 1), [label(r) for r in group])
         axis.set_xlabel("latency per step (ms); box: quartiles, whiskers: 1.5 IQR")
         axis.set_title(f"Latency distribution: {workload}")
@@ -170,6 +172,75 @@ def pareto_chart(ranking: Ranking | None) -> str:
     return _svg(figure)
 
 
+def _point_costs(ranking: Ranking | None) -> dict[tuple, dict[str, Any]]:
+    """Cost of every priced load point (ranked or an alternative), by (run id, record key)."""
+    if ranking is None:
+        return {}
+    return {(c["run_id"], c["record_key"]): c["cost"] for c in [*ranking.ranked, *ranking.alternatives]}
+
+
+def frontier_rows(points: Sequence[OperatingPoint], ranking: Ranking | None) -> list[list[Any]]:
+    """[candidate, load, tokens/s/device, tokens/s/user, p99 TTFT, p99 TPOT, cost, frontier] for
+    the load points of one workload."""
+    costs = _point_costs(ranking)
+    on_frontier = {id(p) for p in pareto_frontier(points)}
+    rows = []
+    for point in sorted(points, key=lambda p: (p.candidate, -p.user_tokens_per_s)):
+        cost = costs.get((point.run_id, point.record_key))
+        rows.append([point.candidate, point.load or "-", format_rate(point.tokens_per_s_per_device, "token/s"),
+                     format_rate(point.user_tokens_per_s, "token/s"), format_seconds(point.ttft_p99_s),
+                     format_seconds(point.tpot_p99_s), f"${cost['value']:.4g} per {cost['per']}" if cost else "-",
+                     "yes" if id(point) in on_frontier else ""])
+    return rows
+
+
+def _frontier_chart(workload: str, points: Sequence[OperatingPoint], ranking: Ranking | None) -> str:
+    plt = _pyplot()
+    costs = _point_costs(ranking)
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for index, candidate in enumerate(sorted({p.candidate for p in points})):
+        mine = sorted((p for p in points if p.candidate == candidate), key=lambda p: p.user_tokens_per_s)
+        colour = COLOURS[index % len(COLOURS)]
+        axis.plot([p.user_tokens_per_s for p in mine], [p.tokens_per_s_per_device for p in mine], "o-",
+                  color=colour, label=candidate[:70])
+        for p in mine:
+            cost = costs.get((p.run_id, p.record_key))
+            text = (p.load or "") + (f"\n${cost['value']:.3g}/{cost['per']}" if cost else "")
+            axis.annotate(text, (p.user_tokens_per_s, p.tokens_per_s_per_device), textcoords="offset points",
+                          xytext=(5, 4), fontsize=7, color=colour)
+    frontier = pareto_frontier(points)
+    axis.plot([p.user_tokens_per_s for p in frontier], [p.tokens_per_s_per_device for p in frontier], "k--",
+              linewidth=1, label="Pareto frontier")
+    axis.set_xlabel("interactivity: output tokens/s per user (1 / median TPOT)")
+    axis.set_ylabel("output tokens/s per device")
+    axis.set_title(f"Throughput versus interactivity: {workload}"[:100], fontsize=10)
+    # Room above and right of the highest and rightmost points for their labels.
+    axis.set_xlim(0, max(p.user_tokens_per_s for p in points) * 1.25)
+    axis.set_ylim(0, max(p.tokens_per_s_per_device for p in points) * 1.2)
+    axis.legend(fontsize=8, loc="lower left")
+    return _svg(figure)
+
+
+def frontier_section(records: Sequence[Record | Mapping[str, Any]], ranking: Ranking | None) -> list[str]:
+    """Per workload: output tokens/s per device against tokens/s per user, one line per
+    candidate through its load points, the Pareto frontier dashed, the cost per 1M tokens at
+    each priced point; and the points as a table."""
+    points = operating_points(_charted(records))
+    if not points:
+        return ['<p class="note">No throughput-versus-interactivity chart: it needs LLM records with per-token '
+                "timing (the llm workload; sweep load points with repeated --concurrency or --qps).</p>"]
+    parts = ['<p class="note">Each LLM load point: output tokens per second per device (what the hardware '
+             "earns) against tokens per second each user sees (1 / median TPOT). More load moves a candidate "
+             "down and to the left along its line; a point is on the frontier when no other beats it on both. "
+             "Costs are per 1M output tokens at the point.</p>"]
+    for workload in sorted({p.workload for p in points})[:8]:
+        group = [p for p in points if p.workload == workload]
+        parts += [f"<h3>{esc(workload)}</h3>", _frontier_chart(workload, group, ranking),
+                  _table(["candidate", "load point", "per device", "per user", "p99 TTFT", "p99 TPOT", "cost",
+                          "frontier"], frontier_rows(group, ranking), numeric={2, 3, 4, 5, 6})]
+    return parts
+
+
 def roofline_chart(records: Sequence[Record | Mapping[str, Any]]) -> str:
     ceilings = read_ceilings(records)
     rows = [(label(r) + " " + r.spec["workload"], r.tokens.decode_bytes_per_s / 1e9, fraction[1] / 1e9)
@@ -200,6 +271,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[i
 
 def summary_rows(records: Sequence[Record | Mapping[str, Any]], ranking: Ranking | None) -> list[list[Any]]:
     ranked = {(c["run_id"], c["record_key"]): c for c in (ranking.ranked if ranking else [])}
+    alternatives = {(c["run_id"], c["record_key"]): c for c in (ranking.alternatives if ranking else [])}
     excluded = {}
     if ranking:
         for e in ranking.excluded:
@@ -207,11 +279,15 @@ def summary_rows(records: Sequence[Record | Mapping[str, Any]], ranking: Ranking
     rows = []
     for record in map(as_record, records):
         candidate = ranked.get((record.run_id, record.key))
+        alternative = alternatives.get((record.run_id, record.key))
         parity = record.parity.passed if record.parity is not None else None
         throughput, stats = record.throughput, record.stats
         if candidate:
-            status = f"rank {candidate['rank']}"
+            status = f"rank {candidate['rank']}" + (f" at {candidate['load']}" if candidate["load"] else "")
             cost = f"${candidate['cost']['value']:.4g} per {candidate['cost']['per']}"
+        elif alternative:
+            status = f"qualifies; ranked at its cheaper point {alternative['ranked_load']}"
+            cost = f"${alternative['cost']['value']:.4g} per {alternative['cost']['per']}"
         else:
             status = excluded.get(label(record) + workload_label(record)) or (
                 "not ranked (no catalog given)" if ranking is None else record.status)
@@ -240,6 +316,7 @@ def build_report(records: Sequence[Record | Mapping[str, Any]], manifests: Seque
              _table(["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"],
                     summary_rows(records, ranking), numeric={2, 3, 4}),
              "<h2>Not charted</h2>", not_charted_section(records),
+             "<h2>Throughput versus interactivity</h2>", *frontier_section(records, ranking),
              "<h2>Cost versus latency</h2>", pareto_chart(ranking),
              "<h2>Throughput by backend and dtype</h2>", *throughput_charts(records),
              "<h2>Latency distributions</h2>", *latency_charts(records),

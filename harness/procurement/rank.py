@@ -7,6 +7,13 @@ the p99 SLO, match a catalog entry, pass the policy and have a price.
 Everything else is listed as excluded with the check or rule that excluded
 it. Ranking is by cost per 1M tokens (per 1k units for other workloads)
 within each workload, cheapest first.
+
+A sweep of load points (``--concurrency 1 2 4 8``) measures one candidate several
+times. Each candidate is ranked once, at its cheapest point that qualifies: that meets
+the p99 SLOs (E2E, and TTFT and TPOT where given) and gives every user at least
+``min_user_tokens_per_s`` (``1 / median TPOT``, harness/procurement/frontier.py). Its
+other qualifying points are kept as ``alternatives``, with their costs, for the report's
+frontier; ``bakeoff plan`` sizes the fleet at the ranked point.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ from typing import Any, Mapping, Sequence
 
 from harness.hardware.catalog import Catalog, device_count, figure
 from harness.procurement.cost import HOURS_PER_YEAR, OwnedInputs, cloud_cost, owned_cost
+from harness.procurement.frontier import user_tokens_per_s
 from harness.procurement.policy import Policy
-from harness.results.record import Record, as_record, candidate_label, measurement_problem, workload_label
+from harness.results.record import (Record, as_record, candidate_label, load_label, measurement_problem,
+                                    workload_label)
 
 
 @dataclass(frozen=True)
@@ -30,10 +39,22 @@ class OwnedSettings:
     hosting_usd_per_year: float = 0.0
 
 
+@dataclass(frozen=True)
+class ServingTargets:
+    """What a buyer's users need: p99 TTFT and TPOT bounds and a least per-user token rate
+    (tokens/s per user, ``1 / median TPOT``). ``None``: not asked."""
+
+    ttft_p99_s: float | None = None
+    tpot_p99_s: float | None = None
+    min_user_tokens_per_s: float | None = None
+
+
 @dataclass
 class Ranking:
     ranked: list[dict[str, Any]] = field(default_factory=list)
     excluded: list[dict[str, Any]] = field(default_factory=list)
+    #: Qualifying load points of a ranked candidate that cost more than its ranked point.
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
 
 
 #: The candidate label of every table (harness/results/record.py), under its old name here.
@@ -49,8 +70,31 @@ def _watts(record: Record, entry: Mapping[str, Any]) -> tuple[float | None, bool
     return (float(tdp), True) if tdp else (None, True)
 
 
+def _serving_problem(record: Record, targets: ServingTargets) -> str | None:
+    """Why the record misses the buyer's serving targets, or None."""
+    tokens = record.tokens
+    for name, bound, stats in (("TTFT", targets.ttft_p99_s, tokens.ttft if tokens else None),
+                               ("TPOT", targets.tpot_p99_s, tokens.tpot if tokens else None)):
+        if bound is None:
+            continue
+        p99 = (stats or {}).get("p99_s")
+        if p99 is None:
+            return f"SLO: no {name} measured (p99 {name} <= {bound * 1e3:.4g} ms asked)"
+        if p99 > bound:
+            return f"SLO: p99 {name} {p99 * 1e3:.4g} ms > {bound * 1e3:.4g} ms"
+    if targets.min_user_tokens_per_s is not None:
+        per_user = user_tokens_per_s(record)
+        if per_user is None:
+            return "no per-user token rate (no TPOT measured)"
+        if per_user < targets.min_user_tokens_per_s:
+            return (f"interactivity: {per_user:.4g} token/s per user < {targets.min_user_tokens_per_s:g} "
+                    "(--min-user-tokens-per-s)")
+    return None
+
+
 def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Policy | None, slo_p99_s: float | None,
-             pricing: str, owned: OwnedSettings) -> tuple[dict[str, Any] | None, list[str]]:
+             pricing: str, owned: OwnedSettings,
+             targets: ServingTargets = ServingTargets()) -> tuple[dict[str, Any] | None, list[str]]:
     """(candidate, []) when rankable; (None, reasons) when excluded."""
     problem = measurement_problem(record, catalog)
     if problem is not None:
@@ -59,6 +103,9 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
     p99 = record.stats.p99_s if record.stats is not None else None
     if slo_p99_s is not None and (p99 is None or p99 > slo_p99_s):
         return None, [f"SLO: p99 {p99 * 1e3:.4g} ms > {slo_p99_s * 1e3:.4g} ms"]
+    problem = _serving_problem(record, targets)
+    if problem is not None:
+        return None, [problem]
     throughput = record.throughput
     if throughput is None or not throughput.value:
         return None, ["no throughput measured"]
@@ -89,9 +136,15 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
         cost = owned_cost(units_per_s, unit, OwnedInputs(purchase, owned.years, owned.utilisation, watts,
                                                          estimated, owned.usd_per_kwh, owned.pue,
                                                          owned.hosting_usd_per_year))
+    tokens = record.tokens
     return {
         "candidate": label(record),
-        "workload": workload_label(record),
+        # Without its load point: the points of one sweep compete for one place (rank()).
+        "workload": workload_label(record, load=False),
+        "load": load_label(record),
+        "user_tokens_per_s": user_tokens_per_s(record),
+        "ttft_p99_s": (tokens.ttft or {}).get("p99_s") if tokens is not None else None,
+        "tpot_p99_s": (tokens.tpot or {}).get("p99_s") if tokens is not None else None,
         "catalog_id": entry["id"],
         "throughput": units_per_s,
         "throughput_unit": throughput.unit,
@@ -110,14 +163,26 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
 
 
 def rank(records: Sequence[Record | Mapping[str, Any]], catalog: Catalog, policy: Policy | None = None,
-         slo_p99_s: float | None = None, pricing: str = "cloud", owned: OwnedSettings = OwnedSettings()) -> Ranking:
+         slo_p99_s: float | None = None, pricing: str = "cloud", owned: OwnedSettings = OwnedSettings(),
+         targets: ServingTargets = ServingTargets()) -> Ranking:
     result = Ranking()
+    qualifying = []
     for record in records:
-        candidate, reasons = evaluate(record, catalog, policy, slo_p99_s, pricing, owned)
+        candidate, reasons = evaluate(record, catalog, policy, slo_p99_s, pricing, owned, targets)
         if candidate is None:
             result.excluded.append({"candidate": label(record), "workload": workload_label(record),
                                     "excluded_by": reasons, "run_id": as_record(record).run_id})
         else:
+            qualifying.append(candidate)
+    # One place per candidate: its cheapest qualifying load point of a run's sweep.
+    qualifying.sort(key=lambda c: c["cost"]["value"])
+    chosen: dict[tuple, dict[str, Any]] = {}
+    for candidate in qualifying:
+        key = (candidate["workload"], candidate["candidate"], candidate["catalog_id"], candidate["run_id"])
+        if key in chosen:
+            result.alternatives.append({**candidate, "ranked_load": chosen[key]["load"]})
+        else:
+            chosen[key] = candidate
             result.ranked.append(candidate)
     result.ranked.sort(key=lambda c: (c["workload"], c["cost"]["value"]))
     for position, candidate in enumerate(result.ranked):
@@ -136,7 +201,8 @@ def plan_fleet(ranking: Ranking, target_units_per_s: float, owned: OwnedSettings
         yearly = (devices * hourly * HOURS_PER_YEAR if model == "cloud"
                   else devices * hourly * HOURS_PER_YEAR * owned.utilisation)
         plans.append({
-            **{k: candidate[k] for k in ("candidate", "workload", "catalog_id", "throughput", "throughput_unit")},
+            **{k: candidate[k] for k in ("candidate", "workload", "load", "user_tokens_per_s", "catalog_id",
+                                         "throughput", "throughput_unit")},
             "devices": devices,
             "pricing": model,
             "yearly_cost_usd": yearly,

@@ -47,12 +47,30 @@ def candidate_label(record: "Record | Mapping[str, Any]") -> str:
     return f"{backend_label(spec)}/{spec['device']} {spec['dtype']} b{spec['batch_size']}"
 
 
-def workload_label(record: "Record | Mapping[str, Any]") -> str:
-    """``gemm size=1024 server``: what was run, with the scenario and its non-default settings."""
+def load_label(record: "Record | Mapping[str, Any]") -> str:
+    """``concurrency=4``, ``qps=2.5``: the load point of a benchmark of the concurrent or server
+    scenario (one of a sweep from one user to saturation), else ``""``."""
+    spec = _spec(record)
+    server = spec.get("server") or {}
+    scenario = spec.get("scenario")
+    if scenario == "concurrent":
+        return "max concurrency" if server.get("find_max_concurrency") else f"concurrency={server.get('concurrency')}"
+    if scenario == "server":
+        qps = server.get("target_qps")
+        return "max qps" if server.get("find_max_qps") or qps is None else f"qps={qps:g}"
+    return ""
+
+
+def workload_label(record: "Record | Mapping[str, Any]", load: bool = True) -> str:
+    """``gemm size=1024 server[qps=300]``: what was run, with the scenario, its non-default
+    settings and its load point; ``load=False`` leaves the load point out, so that the points of
+    one sweep share a label (the frontier, and the rank's choice of a point)."""
     spec = _spec(record)
     params = ",".join(f"{k}={v}" for k, v in sorted((spec.get("params") or {}).items()))
-    settings = ",".join(f"{k}={v}" for k, v in sorted((spec.get("scenario_options") or {}).items()))
-    scenario = spec.get("scenario", "single-stream") + (f"[{settings}]" if settings else "")
+    settings = [f"{k}={v}" for k, v in sorted((spec.get("scenario_options") or {}).items())]
+    point = load_label(record) if load else ""
+    settings += [point] if point else []
+    scenario = spec.get("scenario", "single-stream") + (f"[{','.join(settings)}]" if settings else "")
     return " ".join(part for part in (spec["workload"], params, scenario) if part)
 
 

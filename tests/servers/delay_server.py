@@ -6,7 +6,10 @@ client's reading is checked against the server's own timing, not only against th
 
 Each streamed reply waits ``ttft_s``, then sends ``max_tokens`` one-token chunks ``itl_s``
 apart, then usage. With both at zero it is a no-op server: what a client reads from it is
-the client's own capacity. ``/tokenize`` counts whitespace words. Run it as its own process
+the client's own capacity. ``itl_per_stream_s`` lengthens every gap by that much for each
+other request in flight, as a batching engine's decode step slows with its batch: more load
+gives more tokens/s in all and fewer to each user (the frontier's trade-off).
+``/tokenize`` counts whitespace words. Run it as its own process
 (``python -m tests.servers.delay_server --ttft-ms 50 --itl-ms 10``; it prints its URL), so
 the client measured does not share an interpreter with it.
 """
@@ -23,9 +26,10 @@ from tests.servers.loopback import LoopbackServer
 
 
 class DelayServer(LoopbackServer):
-    def __init__(self, ttft_s: float = 0.0, itl_s: float = 0.0) -> None:
+    def __init__(self, ttft_s: float = 0.0, itl_s: float = 0.0, itl_per_stream_s: float = 0.0) -> None:
         super().__init__()
-        self.ttft_s, self.itl_s = ttft_s, itl_s
+        self.ttft_s, self.itl_s, self.itl_per_stream_s = ttft_s, itl_s, itl_per_stream_s
+        self.in_flight = 0
         #: What the server itself took: request received to first chunk written, and between chunks.
         self.ttft_ns: list[int] = []
         self.gaps_ns: list[int] = []
@@ -53,16 +57,11 @@ class DelayServer(LoopbackServer):
             if self.ttft_s:
                 await asyncio.sleep(self.ttft_s)
             last = None
-            for i in range(count):
-                if i and self.itl_s:
-                    await asyncio.sleep(self.itl_s)
-                await response.write(b'data: {"choices": [{"index": 0, "text": " t", "finish_reason": null}]}\n\n')
-                written = time.perf_counter_ns()
-                if last is None:
-                    self.ttft_ns.append(written - received)
-                else:
-                    self.gaps_ns.append(written - last)
-                last = written
+            self.in_flight += 1
+            try:
+                await self._stream(response, count, received, last)
+            finally:
+                self.in_flight -= 1
             usage = {"prompt_tokens": len(body["prompt"].split()), "completion_tokens": count}
             await response.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
             return response
@@ -72,13 +71,27 @@ class DelayServer(LoopbackServer):
         app.router.add_post("/tokenize", tokenize)
         app.router.add_get("/stats", stats)
 
+    async def _stream(self, response, count: int, received: int, last: int | None) -> None:
+        for i in range(count):
+            gap = self.itl_s + self.itl_per_stream_s * (self.in_flight - 1)
+            if i and gap:
+                await asyncio.sleep(gap)
+            await response.write(b'data: {"choices": [{"index": 0, "text": " t", "finish_reason": null}]}\n\n')
+            written = time.perf_counter_ns()
+            if last is None:
+                self.ttft_ns.append(written - received)
+            else:
+                self.gaps_ns.append(written - last)
+            last = written
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ttft-ms", type=float, default=0.0)
     parser.add_argument("--itl-ms", type=float, default=0.0)
+    parser.add_argument("--itl-per-stream-ms", type=float, default=0.0)
     args = parser.parse_args()
-    server = DelayServer(args.ttft_ms / 1e3, args.itl_ms / 1e3).start()
+    server = DelayServer(args.ttft_ms / 1e3, args.itl_ms / 1e3, args.itl_per_stream_ms / 1e3).start()
     print(f"listening on {server.url}", flush=True)
     sys.stdin.read()  # until the parent closes our stdin
     server.stop()

@@ -19,6 +19,14 @@ def _procurement_options(command):
                      help="Your catalog file(s) layered over the built-in one (prices, internal hardware)."),
         click.option("--slo-p99-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
                      help="Exclude candidates whose p99 latency exceeds this."),
+        click.option("--slo-ttft-p99-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
+                     help="LLM serving: exclude load points whose p99 time to first token exceeds this."),
+        click.option("--slo-tpot-p99-ms", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MS",
+                     help="LLM serving: exclude load points whose p99 time per output token exceeds this."),
+        click.option("--min-user-tokens-per-s", type=click.FloatRange(min=0, min_open=True), default=None,
+                     metavar="N", help="LLM serving: exclude load points where a user gets fewer output tokens/s "
+                                       "than this (1 / median TPOT). Each candidate is ranked at its cheapest "
+                                       "point that qualifies."),
         click.option("--pricing", type=click.Choice(["cloud", "owned"]), default="cloud", show_default=True),
         click.option("--years", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
                      help="Owned: amortisation period."),
@@ -34,19 +42,21 @@ def _procurement_options(command):
     return command
 
 
-def _ranking(runs, results_dir, policy_path, catalog_paths, slo_p99_ms, pricing, years, utilisation,
-             usd_per_kwh, pue, hosting_usd_per_year):
+def _ranking(runs, results_dir, policy_path, catalog_paths, slo_p99_ms, slo_ttft_p99_ms, slo_tpot_p99_ms,
+             min_user_tokens_per_s, pricing, years, utilisation, usd_per_kwh, pue, hosting_usd_per_year):
     from harness.hardware.catalog import load_catalog
     from harness.procurement.policy import load_policy
-    from harness.procurement.rank import OwnedSettings, rank
+    from harness.procurement.rank import OwnedSettings, ServingTargets, rank
     from harness.results.frame import load_records
     from harness.results.store import resolve_run
 
     records = load_records(*[resolve_run(run, results_dir) for run in runs])
     owned = OwnedSettings(years, utilisation, usd_per_kwh, pue, hosting_usd_per_year)
     policy = load_policy(policy_path) if policy_path else None
+    targets = ServingTargets(slo_ttft_p99_ms / 1e3 if slo_ttft_p99_ms is not None else None,
+                             slo_tpot_p99_ms / 1e3 if slo_tpot_p99_ms is not None else None, min_user_tokens_per_s)
     result = rank(records, load_catalog(catalog_paths), policy,
-                  slo_p99_ms / 1e3 if slo_p99_ms is not None else None, pricing, owned)
+                  slo_p99_ms / 1e3 if slo_p99_ms is not None else None, pricing, owned, targets)
     return result, owned, policy
 
 
@@ -57,13 +67,16 @@ def rank_command(runs, as_json, **options) -> None:
 
     A candidate must have run, pass parity, be valid for its scenario, meet the
     p99 SLO, match a catalog entry, pass the policy and have a price. Excluded
-    candidates are listed with the check or rule that excluded them.
+    candidates are listed with the check or rule that excluded them. A sweep
+    of load points (--concurrency 1 4 16) ranks each candidate once, at its
+    cheapest point that meets the SLOs and --min-user-tokens-per-s.
 
     \b
     Examples:
       bakeoff rank latest --catalog my-prices.toml
       bakeoff rank latest --catalog my-prices.toml --policy docs/policies/exclude-us-designed.toml
       bakeoff rank run1 run2 --pricing owned --utilisation 0.5 --slo-p99-ms 50
+      bakeoff rank latest --min-user-tokens-per-s 20 --slo-ttft-p99-ms 2000 --catalog my-prices.toml
     """
     from rich.table import Table
     from rich.text import Text
@@ -72,20 +85,28 @@ def rank_command(runs, as_json, **options) -> None:
 
     result, _, policy = _ranking(runs, **options)
     if as_json:
-        _echo_json({"ranked": result.ranked, "excluded": result.excluded})
+        _echo_json({"ranked": result.ranked, "excluded": result.excluded, "alternatives": result.alternatives})
         return
     title = f"Ranking ({options['pricing']} pricing" + (f", policy {policy.name!r}" if policy else "") + ")"
     table = Table(title=title, title_justify="left")
-    for column in ("rank", "workload", "candidate", "catalog", "cost", "throughput per device", "p99"):
-        table.add_column(column, justify="left" if column in ("workload", "candidate", "catalog") else "right")
+    serving = any(c["load"] or c["user_tokens_per_s"] for c in result.ranked)
+    columns = ["rank", "workload", "candidate", "catalog", "cost", "throughput per device", "p99"]
+    columns += ["load point", "per user"] if serving else []
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("workload", "candidate", "catalog", "load point")
+                         else "right")
     for c in result.ranked:
         cost = c["cost"]
-        table.add_row(str(c["rank"]), Text(c["workload"]),
-                      Text(c["candidate"] + (" (noisy: interference)" if c.get("noisy") else "")), c["catalog_id"],
-                      f"${cost['value']:.4g} per {cost['per']}" + (" (estimated energy)" if cost["estimated"] else ""),
-                      format_rate(c["throughput"], c["throughput_unit"])
-                      + (f" (x{c['devices_per_candidate']} devices)" if c.get("devices_per_candidate", 1) > 1 else ""),
-                      format_seconds(c["p99_s"]))
+        row = [str(c["rank"]), Text(c["workload"]),
+               Text(c["candidate"] + (" (noisy: interference)" if c.get("noisy") else "")), c["catalog_id"],
+               f"${cost['value']:.4g} per {cost['per']}" + (" (estimated energy)" if cost["estimated"] else ""),
+               format_rate(c["throughput"], c["throughput_unit"])
+               + (f" (x{c['devices_per_candidate']} devices)" if c.get("devices_per_candidate", 1) > 1 else ""),
+               format_seconds(c["p99_s"])]
+        if serving:
+            row += [Text(c["load"] or "-"), format_rate(c["user_tokens_per_s"], "token/s")
+                    if c["user_tokens_per_s"] else "-"]
+        table.add_row(*row)
     console = _console()
     console.print(table)
     for c in result.ranked:
@@ -109,7 +130,9 @@ def rank_command(runs, as_json, **options) -> None:
 def plan_command(runs, as_json, target, **options) -> None:
     """Size a fleet: devices needed per candidate for a target rate, yearly cost and power.
 
-    Uses each rankable candidate's measured throughput at the SLO.
+    Uses each rankable candidate's measured throughput at the SLO: for a sweep
+    of load points, at the cheapest point that meets the SLOs and
+    --min-user-tokens-per-s.
 
     \b
     Example:
@@ -127,12 +150,13 @@ def plan_command(runs, as_json, target, **options) -> None:
         _echo_json({"target_per_s": target, "plans": plans, "excluded": result.excluded})
         return
     table = Table(title=f"Fleet plan for {target:g}/s", title_justify="left")
-    for column in ("workload", "candidate", "per device", "devices", "yearly cost", "power"):
+    for column in ("workload", "candidate", "load point", "per device", "devices", "yearly cost", "power"):
         table.add_column(column, justify="right" if column in ("per device", "devices", "yearly cost", "power")
                          else "left")
     for p in plans:
         power = "-" if p["power_w"] is None else f"{p['power_w'] / 1000:.3g} kW" + (" (est.)" if p["power_estimated"] else "")
-        table.add_row(Text(p["workload"]), Text(p["candidate"]), format_rate(p["throughput"], p["throughput_unit"]),
+        table.add_row(Text(p["workload"]), Text(p["candidate"]), Text(p["load"] or "-"),
+                      format_rate(p["throughput"], p["throughput_unit"]),
                       str(p["devices"]), f"${p['yearly_cost_usd']:,.0f} ({p['pricing']})", power)
     _console().print(table)
     if result.excluded:

@@ -160,12 +160,15 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
         server = replace(server, find_max_concurrency=options["find_max_concurrency"])
     if given("min_queries"):
         server = replace(server, min_queries=options["min_queries"])
+    if given("min_duration"):  # one minimum duration, as LoadGen has: sampling's and the load's
+        server = replace(server, min_duration_s=options["min_duration"])
     if given("ttft_bound_ms"):
         server = replace(server, ttft_bound_s=options["ttft_bound_ms"] / 1e3)
     if given("tpot_bound_ms"):
         server = replace(server, tpot_bound_s=options["tpot_bound_ms"] / 1e3)
     changes["server"] = server
-    changes["explicit"] = request.explicit | {name for flag, name in _EXPLICIT_FLAGS.items() if given(flag)}
+    changes["explicit"] = (request.explicit | {name for flag, name in _EXPLICIT_FLAGS.items() if given(flag)}
+                           | ({"stopping.min_duration_s", "server.min_duration_s"} if given("min_duration") else set()))
     # Repeated --qps or --concurrency: one benchmark per point (their product where both repeat).
     # Single flags set every point a config file listed, as they set its one server setting.
     qps = options["qps"] if given("qps") else (server.target_qps,)
@@ -180,12 +183,13 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
 
 #: ServerSettings fields and the flags that set them, for carrying flags onto a config's points.
 _FLAG_FIELDS = {"target_qps": "qps", "concurrency": "concurrency", "latency_slo_s": "latency_slo_ms",
-                "min_queries": "min_queries", "ttft_bound_s": "ttft_bound_ms", "tpot_bound_s": "tpot_bound_ms"}
+                "min_queries": "min_queries", "min_duration_s": "min_duration", "ttft_bound_s": "ttft_bound_ms",
+                "tpot_bound_s": "tpot_bound_ms"}
 
 
 #: Flags and the settings they set: a given flag is the user's, whatever a backend's load defaults say.
 _EXPLICIT_FLAGS = {"warmup": "stopping.warmup", "iterations": "stopping.iterations",
-                   "min_iterations": "stopping.min_iterations", "min_duration": "stopping.min_duration_s",
+                   "min_iterations": "stopping.min_iterations",
                    "max_duration": "stopping.max_duration_s", "target_ci": "stopping.target_ci",
                    "latency_slo_ms": "server.latency_slo_s", "min_queries": "server.min_queries",
                    "ttft_bound_ms": "server.ttft_bound_s", "tpot_bound_ms": "server.tpot_bound_s"}
@@ -238,7 +242,9 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--target-ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.02,
               metavar="FRACTION", help="Adaptive stopping: median's 95%-CI half-width target. Default: 0.02.")
 @click.option("--min-iterations", type=click.IntRange(1, MAX_STEPS), default=10, metavar="N", help="Default: 10.")
-@click.option("--min-duration", type=click.FloatRange(min=0), default=1.0, metavar="SECONDS", help="Default: 1.")
+@click.option("--min-duration", type=click.FloatRange(min=0), default=1.0, metavar="SECONDS",
+              help="Least time to sample, and to offer load in the server and concurrent scenarios. "
+                   "Default: 1 (load: 5; 10 for endpoints).")
 @click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
               help="Stop sampling here even if the CI target is not reached. Default: 10 (60 for endpoints).")
 @click.option("--qps", type=click.FloatRange(min=0, min_open=True), multiple=True, metavar="QPS",
