@@ -195,3 +195,16 @@ def test_readers_take_typed_records_and_their_json_alike():
     assert [record_cells(r) for r in typed] == [record_cells(r) for r in data]
     assert report.summary_rows(typed, None) == report.summary_rows(data, None)
     assert [frame.record_to_row(r) for r in typed] == [frame.record_to_row(r) for r in data]
+
+
+def test_every_record_has_requests_per_s_from_its_tokens_or_its_timed_queries():
+    from harness.results.record import Record
+
+    base = {"run_id": "r", "key": "k", "status": "ok",
+            "spec": {"backend": "b", "device": "cpu", "workload": "gemm", "dtype": "float32", "batch_size": 1}}
+    plain = Record.of({**base, "measurement": {"latencies_ns": [1_000_000] * 40, "elapsed_ns": 2_000_000_000}})
+    assert plain.requests_per_s == 20.0  # 40 queries in 2 s
+    llm = Record.of({**base, "measurement": {"latencies_ns": [1] * 40, "elapsed_ns": 2_000_000_000},
+                     "tokens": {"requests_per_s": 7.5}})
+    assert llm.requests_per_s == 7.5  # the token scenario's own count wins
+    assert Record.of({**base, "status": "failed"}).requests_per_s is None

@@ -79,7 +79,7 @@ def record_to_row(record: Record | Mapping[str, Any]) -> dict[str, Any]:
         ttft_p99_s=(_of(tokens, "ttft") or {}).get("p99_s"),
         tpot_s=(_of(tokens, "tpot") or {}).get("median_s"),
         tpot_p99_s=(_of(tokens, "tpot") or {}).get("p99_s"),
-        requests_per_s=_of(tokens, "requests_per_s"),
+        requests_per_s=typed.requests_per_s,
         itl_p99_s=(_of(tokens, "itl") or {}).get("p99_s"),
         e2e_s=(_of(tokens, "e2e") or {}).get("median_s"),
         output_tokens_per_s=_of(_of(tokens, "output_tokens_per_s"), "value"),

@@ -464,6 +464,17 @@ class Record:
     source: Mapping[str, Any] | None = field(default=None, repr=False, compare=False,
                                              metadata={"doc": "the JSON it was read from"})
 
+    @property
+    def requests_per_s(self) -> float | None:
+        """Completed requests (queries) per second over the timed span: an LLM record's
+        ``tokens.requests_per_s``, else the timed queries over the measured elapsed time (a
+        query being one step of ``batch_size`` samples). ``None`` when nothing was timed."""
+        if self.tokens is not None and self.tokens.requests_per_s is not None:
+            return self.tokens.requests_per_s
+        measurement = self.measurement or {}
+        latencies, elapsed = measurement.get("latencies_ns") or [], measurement.get("elapsed_ns")
+        return len(latencies) / (elapsed / 1e9) if latencies and elapsed else None
+
     @classmethod
     def check(cls, data: Mapping[str, Any], where: str = "record") -> dict[str, Any]:
         """The JSON mapping of a record of this or an older version, upgraded (:func:`upgrade`)
