@@ -133,10 +133,8 @@ class OpenAiHttpBackend:
             "count": device_count({"model": label}) if label else None,
             "runtime_version": engine,
         }.items() if v}
-        # "model" describes what ran; a remote model's size is unknown here, so the local preset's
-        # parameter counts (and a decode roofline from them) must not be attached to it.
         prepared.details = {"url": options["url"], "api": options.get("api", "completions"),
-                            "model": {"served_name": model, "parameters": "unknown (remote)"},
+                            "model": served_model(model, entry, reported),
                             "engine": engine or "not reported by the server (set -O openai-http.engine=...)",
                             "server_reports": reported or None,
                             "prompt": {"tokens_requested": generative.prompt_tokens,
@@ -146,6 +144,17 @@ class OpenAiHttpBackend:
                                        "max_tokens": generative.new_tokens,
                                        "ignore_eos": options.get("ignore_eos", True)}}
         return prepared
+
+
+def served_model(name: str, entry: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
+    """What the server says of the model it serves: its ``/v1/models`` entry (vLLM adds
+    ``root`` and ``max_model_len``) and what ``bakeoff serve`` reports under ``bakeoff``. A
+    figure it does not report is ``unknown``, never the local preset's: the ``llm`` workload's
+    shape describes a model built here, not the one behind the endpoint, so its parameter
+    count (and a decode roofline from it) must not be attached to the record."""
+    unknown = "unknown (not reported by the server)"
+    return {"served_name": name, "root": entry.get("root"), "max_model_len": entry.get("max_model_len"),
+            "dtype": reported.get("dtype") or unknown, "parameters": reported.get("parameters") or unknown}
 
 
 def prompt_builder(client: "Client", model: str, api: str, tokenizer: str | None,

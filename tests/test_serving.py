@@ -68,6 +68,10 @@ def test_served_tokens_and_timings_match_the_bare_backend(served):
     assert details["usage_prompt_tokens"] == [PROMPT] and details["usage_completion_tokens"] == [NEW]
     assert details["content_chunks"] == [NEW] and details["output_length_mismatches"] == 0
     assert details["server_reports"]["backend"] == "torch" and details["engine"] == "bakeoff serve"
+    # What the server reports of its model, never the local preset's size attached to a remote model.
+    assert details["model"]["dtype"] == "float32"
+    assert details["model"]["parameters"] == bare_before.details["model"]["parameters"]
+    assert over_http.memory["weight_bytes"] is None and "remote" in over_http.memory["weight_bytes_source"]
 
     for bare in (bare_before, bare_after):
         assert bare.status == "ok", bare.failure or bare.reason

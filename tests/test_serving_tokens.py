@@ -57,6 +57,10 @@ def test_prompt_tokens_are_the_servers_tokens_counted_by_its_tokenize(server_fac
     outcome = execute(spec(server.url), Registry())
     _check_exact(outcome, server)
     assert outcome.details["prompt"]["token_source"] == "the server's /tokenize"
+    # A server that reports nothing of its model leaves it unknown, not the local preset's.
+    model = outcome.details["model"]
+    assert model["served_name"] == "counted" and model["dtype"].startswith("unknown")
+    assert model["parameters"].startswith("unknown") and outcome.memory["weight_bytes"] is None
 
 
 def test_a_tokenizer_file_counts_where_the_server_has_no_tokenize(server_factory, tmp_path):

@@ -304,7 +304,9 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         "device_peak_bytes": peak,
         "device_peak_source": details.get("device_memory_source", "runtime allocator statistics")
         if peak is not None else "the runtime does not report device memory",
-        **weight_bytes_of(workload, spec.dtype),
+        # A remote endpoint's weights are the server's, not those of the workload's local shape.
+        **(weight_bytes_of(workload, spec.dtype) if remote is None else
+           {"weight_bytes": None, "weight_bytes_source": "unknown: the model runs behind a remote endpoint"}),
         **input_bytes_of(workload, spec, peak),
     }
     described = capability(workload, Described)

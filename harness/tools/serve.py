@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from harness.contract.capabilities import Generation, capability
+from harness.contract.capabilities import Generation, ModelFacts, capability
 from harness.contract.errors import Unsupported, UserError
 
 WORD_TOKEN = re.compile(r"^t(\d+)$")
@@ -93,8 +93,10 @@ class ServedModel:
         self.generator = generator
         self.tokenizer = WordTokenizer(self.workload.vocab_size)
         self.name = f"bakeoff-llm-{preset}"
+        facts = capability(self.workload, ModelFacts)
         self.identity = {"backend": backend_name, "backend_version": availability.version, "device": device,
                          "dtype": dtype, "preset": preset, "engine": "bakeoff serve",
+                         "parameters": facts.parameter_count() if facts is not None else None,
                          "batching": "none (one request at a time)"}
         self.lock = threading.Lock()
 
