@@ -76,6 +76,9 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "tpot_bound_ms": Field("number", *GREATER_THAN_ZERO),
         "concurrency": Field("int|list[int]", *POSITIVE, maximum=MAX_CONCURRENCY),
         "find_max_concurrency": Field("bool"),
+        "arrival": Field("str", lambda v: v in ("poisson", "gamma", "constant"), "poisson, gamma or constant"),
+        "burstiness": Field("number", *GREATER_THAN_ZERO),
+        "ramp_up_s": Field("number", *NON_NEGATIVE),
     },
 }
 TOP_LEVEL = {"schema_version", "sweep", "stopping", "server", "workload", "backend", "scenario"}
@@ -195,6 +198,9 @@ def load_config(path: Path | str) -> SweepRequest:
         tpot_bound_s=server_values["tpot_bound_ms"] / 1e3 if "tpot_bound_ms" in server_values else None,
         concurrency=concurrency_points[0],
         find_max_concurrency=server_values.get("find_max_concurrency", False),
+        arrival=server_values.get("arrival", ServerSettings.arrival),
+        burstiness=server_values.get("burstiness", ServerSettings.burstiness),
+        ramp_up_s=server_values.get("ramp_up_s", ServerSettings.ramp_up_s),
     )
     points = (tuple(replace(server, target_qps=q, concurrency=c) for q in qps_points for c in concurrency_points)
               if len(qps_points) > 1 or len(concurrency_points) > 1 else ())

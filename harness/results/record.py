@@ -57,7 +57,13 @@ def load_label(record: "Record | Mapping[str, Any]") -> str:
         return "max concurrency" if server.get("find_max_concurrency") else f"concurrency={server.get('concurrency')}"
     if scenario == "server":
         qps = server.get("target_qps")
-        return "max qps" if server.get("find_max_qps") or qps is None else f"qps={qps:g}"
+        point = "max qps" if server.get("find_max_qps") or qps is None else f"qps={qps:g}"
+        arrival = server.get("arrival", "poisson")
+        if arrival == "gamma":
+            point += f" gamma({server.get('burstiness', 1.0):g})"
+        elif arrival != "poisson":
+            point += f" {arrival}"
+        return point + (f" ramp={server['ramp_up_s']:g}s" if server.get("ramp_up_s") else "")
     return ""
 
 

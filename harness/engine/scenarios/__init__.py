@@ -6,7 +6,8 @@
   batch back to back. Metric: throughput (work / busy time). Sweep
   ``--batch-size`` to find the best batch.
 * ``server``: queries arrive as a Poisson process at a target QPS from a
-  seeded generator, and wait in a FIFO queue while the device is busy.
+  seeded generator (or gamma with a burstiness factor, or at a constant rate,
+  optionally after a linear ramp-up), and wait in a FIFO queue while the device is busy.
   Latency is completion minus *arrival*, so queueing delay counts. The run is
   valid when p99 latency is within the SLO and the minimum duration (to the
   last *scheduled* query, as LoadGen measures it) and query count are met.
@@ -26,15 +27,15 @@ Each is a :class:`harness.contract.interface.Scenario` registered under the
 entry-point group ``bakeoff.scenarios``, as a plugin's scenario is.
 """
 
-from harness.engine.scenarios.base import (CONCURRENT, OFFLINE, SERVER, SINGLE_STREAM, ScenarioResult, ServerSettings,
+from harness.engine.scenarios.base import (ARRIVALS, CONCURRENT, OFFLINE, SERVER, SINGLE_STREAM, ScenarioResult, ServerSettings,
                                     run_offline, run_single_stream)
 from harness.engine.scenarios.builtin import Concurrent, Offline, Server, SingleStream
 from harness.engine.scenarios.concurrent import ConcurrentTrial, run_concurrent, run_concurrent_trial
 from harness.engine.scenarios.server import (MAX_LATENESS_SHARE, MAX_RATE_SHORTFALL, ServerTrial, check_token_bounds,
-                                      estimate_service_s, find_max_qps, poisson_arrivals_ns, run_server,
+                                      arrivals_ns, estimate_service_s, find_max_qps, poisson_arrivals_ns, run_server,
                                       run_server_trial)
 
-__all__ = ["CONCURRENT", "OFFLINE", "SERVER", "SINGLE_STREAM", "Concurrent", "ConcurrentTrial", "MAX_LATENESS_SHARE",
+__all__ = ["ARRIVALS", "CONCURRENT", "arrivals_ns", "OFFLINE", "SERVER", "SINGLE_STREAM", "Concurrent", "ConcurrentTrial", "MAX_LATENESS_SHARE",
            "MAX_RATE_SHORTFALL", "Offline", "ScenarioResult", "Server", "ServerSettings", "ServerTrial",
            "SingleStream", "check_token_bounds", "estimate_service_s", "find_max_qps", "poisson_arrivals_ns",
            "run_concurrent", "run_concurrent_trial", "run_offline", "run_server", "run_server_trial",

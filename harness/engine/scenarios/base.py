@@ -11,6 +11,9 @@ from harness.analysis.stats import percentile
 from harness.engine.timing import HOST, Sampling, Stopping, Timebase, sample
 
 
+#: The arrival processes of the server scenario.
+ARRIVALS = ("poisson", "gamma", "constant")
+
 #: The built-in scenarios' names. Others come from plugins (``bakeoff scenarios`` lists all).
 SINGLE_STREAM, OFFLINE, SERVER, CONCURRENT = "single-stream", "offline", "server", "concurrent"
 
@@ -34,6 +37,13 @@ class ServerSettings:
     concurrency: int = 4
     find_max_concurrency: bool = False
     max_concurrency: int = 256
+    #: Server scenario: the arrival process (``poisson``, ``gamma`` or ``constant``) and, for
+    #: gamma, its shape: ``burstiness`` below 1 clumps arrivals, above 1 evens them out, 1 is
+    #: Poisson (``vllm bench serve --burstiness``'s definition).
+    arrival: str = "poisson"
+    burstiness: float = 1.0
+    #: Seconds over which the rate rises linearly from zero to the target before holding it.
+    ramp_up_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.contract.interface import Scenario
-from harness.engine.scenarios.base import (CONCURRENT, OFFLINE, SERVER, SINGLE_STREAM, ScenarioResult, ServerSettings,
+from harness.engine.scenarios.base import (ARRIVALS, CONCURRENT, OFFLINE, SERVER, SINGLE_STREAM, ScenarioResult, ServerSettings,
                                     run_offline, run_single_stream)
 from harness.engine.scenarios.concurrent import run_concurrent
 from harness.engine.scenarios.server import run_server
@@ -54,12 +54,25 @@ class Server(Scenario):
         _check_slo(server)
         if not server.find_max_qps and (server.target_qps is None or server.target_qps <= 0):
             raise UserError("the server scenario needs a target QPS > 0 (--qps) or --find-max-qps")
+        if server.arrival not in ARRIVALS:
+            raise UserError(f"arrival {server.arrival!r}: allowed {', '.join(ARRIVALS)}")
+        if not server.burstiness > 0:
+            raise UserError(f"burstiness {server.burstiness} must be > 0 (1 is Poisson, below 1 burstier)")
+        if server.arrival != "gamma" and server.burstiness != 1.0:
+            raise UserError(f"burstiness {server.burstiness} shapes gamma arrivals; add --arrival gamma")
+        if not server.ramp_up_s >= 0:
+            raise UserError(f"ramp_up_s {server.ramp_up_s} must be >= 0")
 
     def identity(self, settings, server: ServerSettings | None) -> dict[str, Any]:
         if server is None:
             return {}
+        # The arrival process joins the identity only where it is not the default Poisson, so the
+        # keys of benchmarks recorded before it could be chosen stay what they were.
+        arrival = {name: getattr(server, name) for name, default in
+                   (("arrival", "poisson"), ("burstiness", 1.0), ("ramp_up_s", 0.0))
+                   if getattr(server, name) != default}
         return {"server": {"target_qps": None if server.find_max_qps else server.target_qps,
-                           "latency_slo_s": server.latency_slo_s, "find_max_qps": server.find_max_qps}}
+                           "latency_slo_s": server.latency_slo_s, "find_max_qps": server.find_max_qps, **arrival}}
 
     def run(self, prepared, stopping, timebase, *, settings, server, work_per_step, unit) -> ScenarioResult:
         return run_server(prepared, stopping, timebase, server=server, work_per_step=work_per_step, unit=unit)

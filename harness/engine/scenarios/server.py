@@ -17,24 +17,60 @@ from harness.engine.timing import HOST, QueryFailed, Sampling, Stopping, Timebas
 # -- server ------------------------------------------------------------------------
 
 
-def poisson_arrivals_ns(qps: float, settings: ServerSettings) -> list[int]:
-    """Arrival offsets (ns from the start) of a seeded Poisson process at ``qps``.
+def arrivals_ns(qps: float, settings: ServerSettings) -> list[int]:
+    """Arrival offsets (ns from the start) of the seeded arrival process at ``qps``.
 
-    ``max(min_queries, ceil(qps * min_duration_s))`` arrivals, their exponential
-    gaps scaled so that the last one falls at exactly ``n / qps``: a Poisson
-    process conditioned on its count, so the schedule asks for exactly the
-    target rate. (Unscaled, a short run's realised rate strays from the target
-    by about 1/sqrt(n): 30% for a dozen LLM requests; then neither "the server
-    kept up" nor "it fell behind" could be read from the achieved rate.)
+    ``max(min_queries, ceil(qps * min_duration_s))`` arrivals. Gaps are exponential
+    (``poisson``), gamma with shape ``burstiness`` and mean ``1 / qps`` (``gamma``; shape 1
+    is Poisson, below 1 burstier: vllm bench's ``--burstiness``), or exactly ``1 / qps``
+    (``constant``). Random gaps are scaled so that the last arrival falls at exactly
+    ``n / qps``: the process conditioned on its count, so the schedule asks for exactly the
+    target rate. (Unscaled, a short run's realised rate strays from the target by about
+    1/sqrt(n): 30% for a dozen LLM requests; then neither "the server kept up" nor "it fell
+    behind" could be read from the achieved rate.)
+
+    With ``ramp_up_s``, time is warped so that the expected rate rises linearly from zero
+    to ``qps`` over that span, then holds: an arrival due at ``s`` in the stationary schedule
+    comes at ``sqrt(2 R s)`` while ``s < R / 2``, else at ``s + R / 2``.
     """
     rng = random.Random(settings.seed)
     count = max(settings.min_queries, math.ceil(qps * settings.min_duration_s), 1)
-    offsets, t = [], 0.0
-    for _ in range(count):
-        t += rng.expovariate(qps)
-        offsets.append(t)
-    scale = count / qps / t * 1e9
-    return [int(offset * scale) for offset in offsets]
+    if settings.arrival == "constant":
+        offsets = [(i + 1) / qps for i in range(count)]
+    else:
+        if settings.arrival == "gamma":
+            shape = settings.burstiness
+            gaps = [rng.gammavariate(shape, 1.0 / (qps * shape)) for _ in range(count)]
+        else:  # expovariate, as before gamma existed: a seed gives the schedule it always gave
+            gaps = [rng.expovariate(qps) for _ in range(count)]
+        total = sum(gaps)
+        offsets, t = [], 0.0
+        for gap in gaps:
+            t += gap
+            offsets.append(t * (count / qps) / total)
+    ramp = settings.ramp_up_s
+    if ramp > 0:
+        offsets = [math.sqrt(2 * ramp * s) if s < ramp / 2 else s + ramp / 2 for s in offsets]
+    return [int(offset * 1e9) for offset in offsets]
+
+
+def describe_arrivals(settings: ServerSettings) -> str:
+    """``Poisson``, ``gamma (burstiness 0.5)``, ``constant-rate``; with `` and a 10 s ramp-up``."""
+    kind = {"poisson": "Poisson", "constant": "constant-rate"}.get(settings.arrival,
+                                                                   f"gamma (burstiness {settings.burstiness:g})")
+    return kind + (f" and a {settings.ramp_up_s:g} s ramp-up" if settings.ramp_up_s > 0 else "")
+
+
+def poisson_arrivals_ns(qps: float, settings: ServerSettings) -> list[int]:
+    """The arrival schedule of :func:`arrivals_ns` (its historical name: Poisson is the default)."""
+    return arrivals_ns(qps, settings)
+
+
+def scheduled_rate(offsets_ns: list[int]) -> float:
+    """Arrivals per second between the first and the last arrival of a schedule."""
+    if len(offsets_ns) < 2 or offsets_ns[-1] <= offsets_ns[0]:
+        return len(offsets_ns) / (offsets_ns[-1] / 1e9) if offsets_ns and offsets_ns[-1] else 0.0
+    return (len(offsets_ns) - 1) / ((offsets_ns[-1] - offsets_ns[0]) / 1e9)
 
 
 #: A server run whose completed-query rate falls more than this far below its target is invalid.
@@ -121,7 +157,7 @@ def run_server_trial(
     the host) and records it: ``lateness_ns`` of every query that found the
     server idle.
     """
-    offsets = poisson_arrivals_ns(qps, settings)
+    offsets = arrivals_ns(qps, settings)
     step, synchronize, now = prepared.step, prepared.synchronize, timebase.now
     # Early stop: once more than 1% of the planned queries have missed the SLO,
     # p99 cannot meet it, so the run is certainly invalid (this keeps the
@@ -187,6 +223,9 @@ def _judged(qps: float, settings: ServerSettings, offsets: list[int], latencies:
     p99 = percentile(sorted(latencies), 99) / 1e9
     scheduled_s = offsets[len(latencies) - 1] / 1e9
     achieved = achieved_rate(completed_at, len(latencies), elapsed) or 0.0
+    # A ramp asks for less than the target while it rises: the schedule's own mean rate is the bar.
+    target = scheduled_rate(offsets) if settings.ramp_up_s > 0 else qps
+    ramped = f" (the mean of a {settings.ramp_up_s:g} s ramp to {qps:.4g})" if settings.ramp_up_s > 0 else ""
     if stopped_early:
         valid, reason = False, (
             f"p99 latency above SLO {settings.latency_slo_s * 1e3:.4g} ms: {violations} of "
@@ -198,15 +237,17 @@ def _judged(qps: float, settings: ServerSettings, offsets: list[int], latencies:
         valid, reason = False, f"p99 latency {p99 * 1e3:.4g} ms > SLO {settings.latency_slo_s * 1e3:.4g} ms"
     elif scheduled_s < settings.min_duration_s or len(latencies) < settings.min_queries:
         valid, reason = False, "minimum duration or query count not met"
-    elif achieved < (1 - MAX_RATE_SHORTFALL) * qps:
+    elif achieved < (1 - MAX_RATE_SHORTFALL) * target:
         valid, reason = False, (
-            f"fell behind: {achieved:.4g} queries/s completed, {1 - achieved / qps:.0%} below the target "
-            f"{qps:.4g} (more than {MAX_RATE_SHORTFALL:.0%}); {len(latencies)} queries in {elapsed / 1e9:.3g} s"
+            f"fell behind: {achieved:.4g} queries/s completed, {1 - achieved / target:.0%} below the target "
+            f"{target:.4g}{ramped} (more than {MAX_RATE_SHORTFALL:.0%}); {len(latencies)} queries in "
+            f"{elapsed / 1e9:.3g} s"
         )
     else:
         valid, reason = True, (
             f"p99 latency {p99 * 1e3:.4g} ms <= SLO {settings.latency_slo_s * 1e3:.4g} ms "
-            f"over {len(latencies)} queries, {scheduled_s:.3g} s; {achieved:.4g} of {qps:.4g} queries/s completed"
+            f"over {len(latencies)} queries, {scheduled_s:.3g} s; {achieved:.4g} of {target:.4g}{ramped} queries/s "
+            "completed"
         )
     token_bounds = check_token_bounds(token_offsets, settings)
     if token_bounds is not None and not stopped_early and not overloaded:
@@ -235,7 +276,7 @@ def run_open_loop_trial(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    offsets = poisson_arrivals_ns(qps, settings)
+    offsets = arrivals_ns(qps, settings)
     synchronize, now = prepared.synchronize, timebase.now
     streamer = capability(prepared, StreamingStep)
     streaming = streamer.step_streaming if streamer is not None else None
@@ -411,7 +452,7 @@ def run_server(
     sampling = Sampling(
         latencies_ns=chosen.latencies_ns, host_latencies_ns=None, timer=timebase.name,
         timer_resolution_ns=timebase.resolution_ns, elapsed_ns=chosen.elapsed_ns,
-        stop_reason=f"{chosen.completed} Poisson arrivals at {chosen.qps:.4g} QPS served",
+        stop_reason=f"{chosen.completed} arrivals ({describe_arrivals(server)}) at {chosen.qps:.4g} QPS served",
         target_reached=None, achieved_ci=None, token_offsets_ns=chosen.token_offsets_ns,
         failures=dict(chosen.failures),
     )
@@ -428,6 +469,7 @@ def run_server(
     good = sum(meets_slo(latency, marks, server) for latency, marks in zip(chosen.latencies_ns, offsets))
     extra = {
         "target_qps": chosen.qps,
+        "arrivals": describe_arrivals(server),
         "achieved_qps": achieved_qps,
         # Queries that met every SLO (latency from arrival; TTFT/TPOT bounds where tokens stream).
         "goodput": {"requests_per_s": good / (chosen.elapsed_ns / 1e9) if chosen.elapsed_ns else None,

@@ -160,6 +160,9 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
         server = replace(server, find_max_concurrency=options["find_max_concurrency"])
     if given("min_queries"):
         server = replace(server, min_queries=options["min_queries"])
+    for option in ("arrival", "burstiness", "ramp_up_s"):
+        if given(option):
+            server = replace(server, **{option: options[option]})
     if given("min_duration"):  # one minimum duration, as LoadGen has: sampling's and the load's
         server = replace(server, min_duration_s=options["min_duration"])
     if given("ttft_bound_ms"):
@@ -184,7 +187,8 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
 #: ServerSettings fields and the flags that set them, for carrying flags onto a config's points.
 _FLAG_FIELDS = {"target_qps": "qps", "concurrency": "concurrency", "latency_slo_s": "latency_slo_ms",
                 "min_queries": "min_queries", "min_duration_s": "min_duration", "ttft_bound_s": "ttft_bound_ms",
-                "tpot_bound_s": "tpot_bound_ms"}
+                "tpot_bound_s": "tpot_bound_ms", "arrival": "arrival", "burstiness": "burstiness",
+                "ramp_up_s": "ramp_up_s"}
 
 
 #: Flags and the settings they set: a given flag is the user's, whatever a backend's load defaults say.
@@ -199,8 +203,8 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
                  "preset", "model",
                  "model_factory", "model_inputs", "dtypes", "batch_sizes",
                  "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
-                 "target_ci", "qps", "latency_slo_ms", "find_max_qps", "concurrency", "find_max_concurrency", "min_queries", "ttft_bound_ms",
-                 "tpot_bound_ms", "threads",
+                 "target_ci", "qps", "arrival", "burstiness", "ramp_up_s", "latency_slo_ms", "find_max_qps",
+                 "concurrency", "find_max_concurrency", "min_queries", "ttft_bound_ms", "tpot_bound_ms", "threads",
                  "timeout_s", "memory_limit", "config")
 
 
@@ -250,6 +254,13 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--qps", type=click.FloatRange(min=0, min_open=True), multiple=True, metavar="QPS",
               help="Server scenario: target queries per second (Poisson arrivals). Repeat it for one "
                    "benchmark per rate.")
+@click.option("--arrival", type=click.Choice(["poisson", "gamma", "constant"]), default="poisson",
+              help="Server scenario: the arrival process. Default: poisson.")
+@click.option("--burstiness", type=click.FloatRange(min=0, min_open=True), default=1.0, metavar="SHAPE",
+              help="Server scenario, --arrival gamma: the gamma shape; below 1 burstier, 1 is Poisson "
+                   "(vllm bench serve's --burstiness). Default: 1.")
+@click.option("--ramp-up", "ramp_up_s", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+              help="Server scenario: raise the rate linearly from zero to --qps over this long, then hold it.")
 @click.option("--latency-slo-ms", type=click.FloatRange(min=0, min_open=True), default=100.0, metavar="MS",
               help="Server and concurrent scenarios: p99 latency bound. Default: 100 (60000 for endpoints).")
 @click.option("--find-max-qps", is_flag=True, help="Server scenario: search the highest QPS that meets the SLO.")

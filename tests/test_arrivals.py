@@ -1,0 +1,89 @@
+"""The server scenario's arrival processes: Poisson (unchanged for a seed), gamma with a
+burstiness factor, constant rate, and a linear ramp-up; each asks for exactly its rate."""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+
+import pytest
+
+from harness.engine.scenarios import ServerSettings, arrivals_ns
+
+
+def _gaps(offsets):
+    return [b - a for a, b in zip([0, *offsets], offsets)]
+
+
+def _cv(values):
+    return statistics.pstdev(values) / statistics.fmean(values)
+
+
+def test_poisson_is_the_schedule_a_seed_always_gave():
+    settings = ServerSettings(min_queries=500, min_duration_s=0, seed=11)
+    rng, t, raw = random.Random(11), 0.0, []
+    for _ in range(500):
+        t += rng.expovariate(50.0)
+        raw.append(t)
+    expected = [offset * (500 / 50.0) / t * 1e9 for offset in raw]
+    assert arrivals_ns(50.0, settings) == pytest.approx(expected, abs=2)
+
+
+@pytest.mark.parametrize("arrival, burstiness, low, high", [
+    ("poisson", 1.0, 0.9, 1.1),   # exponential gaps: CV 1
+    ("gamma", 0.25, 1.8, 2.2),    # shape k: CV 1/sqrt(k) = 2
+    ("gamma", 4.0, 0.45, 0.55),   # CV 0.5
+    ("constant", 1.0, 0.0, 1e-6),
+])
+def test_every_process_asks_for_exactly_the_rate_with_its_own_burstiness(arrival, burstiness, low, high):
+    settings = ServerSettings(min_queries=4000, min_duration_s=0, seed=3, arrival=arrival, burstiness=burstiness)
+    offsets = arrivals_ns(100.0, settings)
+    assert len(offsets) == 4000
+    assert offsets[-1] == pytest.approx(40e9, rel=1e-9)  # n / qps: exactly the target rate
+    assert low <= _cv(_gaps(offsets)) <= high
+
+
+def test_a_ramp_rises_linearly_then_holds_the_rate():
+    settings = ServerSettings(min_queries=300, min_duration_s=0, arrival="constant", ramp_up_s=10.0)
+    offsets = [o / 1e9 for o in arrivals_ns(10.0, settings)]
+    # The expected count by time t under the ramp is 10 t^2 / 20 for t < 10 s: 5 by 1 s... 50 by 10 s.
+    assert sum(o <= 10.0 + 1e-9 for o in offsets) == 50
+    assert sum(o <= 5.0 + 1e-9 for o in offsets) == 12  # 10 * 25 / 20 = 12.5
+    after = _gaps(offsets)[60:]
+    assert max(after) == pytest.approx(0.1) and min(after) == pytest.approx(0.1)  # then 10/s held
+    assert offsets[-1] == pytest.approx(300 / 10.0 + 5.0)  # the ramp costs R/2 seconds
+
+
+@pytest.mark.slow
+def test_gamma_arrivals_with_a_ramp_from_the_cli_are_recorded_and_judged_against_the_schedule(tmp_path,
+                                                                                              test_plugins):
+    from click.testing import CliRunner
+
+    from harness.presentation.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", "-b", "null", "-w", "noop", "-s", "server", "--qps", "200",
+                                      "--arrival", "gamma", "--burstiness", "0.5", "--ramp-up", "0.5",
+                                      "--min-queries", "300", "--min-duration", "0", "--launcher", "inline",
+                                      "--json", "-q", "--out", str(tmp_path)], prog_name="bakeoff")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)["records"][0]
+    assert record["spec"]["server"]["arrival"] == "gamma" and record["spec"]["server"]["ramp_up_s"] == 0.5
+    assert record["scenario"]["arrivals"] == "gamma (burstiness 0.5) and a 0.5 s ramp-up"
+    # The ramp asks for less than 200/s while it rises; the bar is the schedule's own mean rate.
+    assert record["scenario"]["valid"], record["scenario"]["validity_reason"]
+    assert "ramp to 200" in record["scenario"]["validity_reason"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--burstiness", "0.5"], "shapes gamma arrivals; add --arrival gamma"),
+    (["--arrival", "uniform"], "Invalid value for '--arrival'"),
+])
+def test_bad_arrival_settings_are_one_line_exit_2(args, message, tmp_path, test_plugins):
+    from click.testing import CliRunner
+
+    from harness.presentation.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", "-b", "null", "-w", "noop", "-s", "server", "--qps", "10", *args,
+                                      "--out", str(tmp_path)], prog_name="bakeoff")
+    assert result.exit_code == 2 and message in result.output, result.output
