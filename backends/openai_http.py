@@ -46,6 +46,7 @@ from harness.contract.errors import Unsupported
 from harness.contract.interface import Availability, DeviceInfo, Prepared
 from harness.contract.load import SERVING_LOAD_DEFAULTS
 from harness.contract.options import Option
+from harness.engine.mix import RequestMix, parse_mix, trace_mismatch
 from harness.engine.timing import QueryFailed
 
 
@@ -75,6 +76,9 @@ class OpenAiHttpBackend:
                                              "exact prompt lengths where the server has no /tokenize"),
         "prompt_seed": Option("int", None, (), "seed of the synthetic prompts; default: a fresh one per benchmark "
                                                "(recorded), so no prefix cache serves a repeated prompt"),
+        "request_mix": Option("str", "fixed", (), "request lengths: fixed, uniform:R (range ratio), normal:CV, "
+                                                  "lognormal:CV, or trace:FILE (CSV/JSONL of input_tokens, "
+                                                  "output_tokens); means are the workload's lengths"),
     }
 
     def probe(self) -> Availability:
@@ -96,6 +100,7 @@ class OpenAiHttpBackend:
         tokenizer = options.get("tokenizer")
         if tokenizer and not (os.path.isfile(tokenizer) or os.path.isfile(os.path.join(tokenizer, "tokenizer.json"))):
             raise ValueError(f"tokenizer {tokenizer!r}: no such tokenizer.json (a file, or a folder holding one)")
+        parse_mix(options.get("request_mix", "fixed"))  # a bad mix or trace file: one line before anything runs
         for key in ("request_timeout_s", "max_failed_percent"):
             if key in options and options[key] < (1 if key == "request_timeout_s" else 0):
                 raise ValueError(f"{key} = {options[key]}: must be >= {1 if key == 'request_timeout_s' else 0}")
@@ -120,8 +125,13 @@ class OpenAiHttpBackend:
                                                generative.prompt_tokens)
         seed = options.get("prompt_seed")
         seed = secrets.randbits(32) if seed is None else seed
+        mix = parse_mix(options.get("request_mix", "fixed"))
+        if mix.kind == "trace" and (mismatch := trace_mismatch(mix.trace, generative.prompt_tokens,
+                                                                 generative.new_tokens)):
+            raise Unsupported(mismatch)
         prepared = OpenAiPrepared(client, api, model, generative.prompt_tokens, generative.new_tokens,
-                                  builder=builder, seed=seed, max_failed_percent=options.get("max_failed_percent", 1),
+                                  builder=builder, seed=seed, mix=mix,
+                                  max_failed_percent=options.get("max_failed_percent", 1),
                                   ignore_eos=options.get("ignore_eos", True),
                                   include_usage=options.get("include_usage", True))
         engine = options.get("engine") or reported.get("engine") or client.engine(entry.get("owned_by"))
@@ -140,7 +150,8 @@ class OpenAiHttpBackend:
                             "prompt": {"tokens_requested": generative.prompt_tokens,
                                        "token_source": builder.source, "exact": prompt_check["exact"],
                                        "checked_prompts": prompt_check["counts"], "prompt_seed": seed,
-                                       "distinct_prompts": len(prepared.prompts),
+                                       "distinct_prompts": len(prepared.requests),
+                                       "mix": mix.describe(), "lengths": prepared.length_summary(),
                                        "max_tokens": generative.new_tokens,
                                        "ignore_eos": options.get("ignore_eos", True)}}
         return prepared
@@ -352,7 +363,7 @@ class OpenAiPrepared(Prepared):
 
     def __init__(self, client: Client, api: str, model: str, prompt_tokens: int, new_tokens: int, *,
                  builder: PromptBuilder, seed: int, max_failed_percent: int, ignore_eos: bool = True,
-                 include_usage: bool = True) -> None:
+                 include_usage: bool = True, mix: RequestMix = RequestMix()) -> None:
         super().__init__()
         self.ignore_eos, self.include_usage = ignore_eos, include_usage
         self.client, self.api, self.model = client, api, model
@@ -361,8 +372,14 @@ class OpenAiPrepared(Prepared):
         #: What the endpoint says stands behind it; filled in by ``prepare`` (capability RemoteIdentity).
         self.device_overrides: dict[str, Any] = {}
         # Drawn here, not per request: nothing of ours runs inside a timed request but the client.
+        # Each request is (prompt, its token count, max_tokens), its lengths from the mix.
         rng = random.Random(seed)
-        self.prompts = [builder.build(prompt_tokens, rng) for _ in range(_prompt_pool_size(prompt_tokens))]
+        pool = _prompt_pool_size(prompt_tokens)
+        if mix.kind == "trace":
+            pool = min(pool, len(mix.trace))
+        self.requests = [(builder.build(inputs, rng), inputs, outputs)
+                         for inputs, outputs in mix.lengths(prompt_tokens, new_tokens, pool, rng)]
+        self.worst_prompt_deviation: float | None = None
         self.sent = 0
         # Distinct values only, so the accounting after each request stays O(1) and tiny next to
         # the request it follows (it runs inside the request's timed span).
@@ -377,8 +394,16 @@ class OpenAiPrepared(Prepared):
         """None: the work runs on the server, and this host's power is not the candidate's."""
         return []
 
-    def _payload(self, prompt: str) -> tuple[str, dict[str, Any]]:
-        common: dict[str, Any] = {"model": self.model, "max_tokens": self.new_tokens, "stream": True,
+    def length_summary(self) -> dict[str, Any]:
+        """Min, mean and max of the drawn input and output lengths (tokens)."""
+        def spread(values: list[int]) -> dict[str, float]:
+            return {"min": min(values), "mean": sum(values) / len(values), "max": max(values)}
+
+        return {"input_tokens": spread([r[1] for r in self.requests]),
+                "output_tokens": spread([r[2] for r in self.requests])}
+
+    def _payload(self, prompt: str, max_tokens: int) -> tuple[str, dict[str, Any]]:
+        common: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "stream": True,
                                   "temperature": 0}
         if self.ignore_eos:
             common["ignore_eos"] = True
@@ -402,9 +427,9 @@ class OpenAiPrepared(Prepared):
 
     def step_streaming(self, mark: Callable[[], None]) -> int | None:
         with self._accounting:
-            prompt = self.prompts[self.sent % len(self.prompts)]
+            prompt, prompt_tokens, max_tokens = self.requests[self.sent % len(self.requests)]
             self.sent += 1
-        path, payload = self._payload(prompt)
+        path, payload = self._payload(prompt, max_tokens)
         chunks = 0
         usage: dict[str, Any] = {}
 
@@ -425,12 +450,17 @@ class OpenAiPrepared(Prepared):
         with self._accounting:
             self.chunk_counts.add(chunks)
             if usage:
-                self.usage_prompt_tokens.add(int(usage.get("prompt_tokens", -1)))
+                counted = int(usage.get("prompt_tokens", -1))
+                self.usage_prompt_tokens.add(counted)
                 self.usage_completion_tokens.add(int(completion))
+                if counted >= 0:
+                    deviation = abs(counted - prompt_tokens) / prompt_tokens
+                    if self.worst_prompt_deviation is None or deviation > self.worst_prompt_deviation:
+                        self.worst_prompt_deviation = deviation
                 cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
                 if isinstance(cached, int):
                     self.cached_prompt_tokens += cached
-            if completion != self.new_tokens:
+            if completion != max_tokens:
                 self.mismatches += 1
         return completion if usage.get("completion_tokens") else None
 
@@ -462,8 +492,9 @@ class OpenAiPrepared(Prepared):
             usage_prompt_tokens=counted or None,
             usage_completion_tokens=sorted(self.usage_completion_tokens) or None,
             content_chunks=sorted(self.chunk_counts) or None,
-            prompt_tokens=_prompt_accounting(self.prompt_tokens, counted, self.cached_prompt_tokens),
-            prompts_repeated=self.sent > len(self.prompts),
+            prompt_tokens=_prompt_accounting(self.prompt_tokens, counted, self.cached_prompt_tokens,
+                                             self.worst_prompt_deviation),
+            prompts_repeated=self.sent > len(self.requests),
             output_length_mismatches=self.mismatches,
             max_failure_rate=self.max_failure_rate,
         )
@@ -474,10 +505,9 @@ def _prompt_pool_size(prompt_tokens: int) -> int:
     return max(256, min(4096, 16_000_000 // (6 * max(prompt_tokens, 1))))
 
 
-def _prompt_accounting(requested: int, counted: list[int], cached: int) -> dict[str, Any]:
-    """Requested against server-counted prompt tokens: the worst deviation, and the prompt tokens
-    the server reports it served from its prefix cache."""
-    worst = max((abs(c - requested) for c in counted), default=None)
+def _prompt_accounting(requested: int, counted: list[int], cached: int, worst: float | None) -> dict[str, Any]:
+    """Requested (the mean, for a mix) against server-counted prompt tokens: the range the server
+    counted, the worst deviation of one request from its own requested length, and the prompt
+    tokens the server reports it served from its prefix cache."""
     return {"requested": requested, "server_counted": [counted[0], counted[-1]] if counted else None,
-            "max_deviation": worst / requested if worst is not None and requested else None,
-            "cached_tokens_reported": cached}
+            "max_deviation": worst, "cached_tokens_reported": cached}
