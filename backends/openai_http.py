@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 from backends._prompts import PromptBuilder, local_tokenizer
 
-from harness.contract.capabilities import Generative, capability
+from harness.contract.capabilities import Generative, StreamedReply, capability
 from harness.contract.errors import Unsupported
 from harness.contract.interface import Availability, DeviceInfo, Prepared
 from harness.contract.load import SERVING_LOAD_DEFAULTS
@@ -432,13 +432,20 @@ class OpenAiPrepared(Prepared):
         path, payload = self._payload(prompt, max_tokens)
         chunks = 0
         usage: dict[str, Any] = {}
+        reasoned, first_answer = False, None
 
         def on_chunk(event: dict[str, Any]) -> None:
-            nonlocal chunks
+            nonlocal chunks, reasoned, first_answer
             for choice in event.get("choices") or []:
                 if self._generated(choice):
-                    chunks += 1
                     mark()
+                    if self.api == "chat":
+                        delta = choice.get("delta") or {}
+                        if delta.get("reasoning_content") or delta.get("reasoning"):
+                            reasoned = True
+                        elif reasoned and first_answer is None and delta.get("content"):
+                            first_answer = chunks  # this mark: the first answer token after reasoning
+                    chunks += 1
             if event.get("usage"):
                 usage.update(event["usage"])
 
@@ -462,7 +469,10 @@ class OpenAiPrepared(Prepared):
                     self.cached_prompt_tokens += cached
             if completion != max_tokens:
                 self.mismatches += 1
-        return completion if usage.get("completion_tokens") else None
+        counted = completion if usage.get("completion_tokens") else None
+        if reasoned:  # a reasoning model: TTFT is the first token of any kind, TTFA the first answer's
+            return StreamedReply(counted, first_answer if first_answer is not None else chunks - 1)
+        return counted
 
     def step(self) -> None:
         self.step_streaming(lambda: None)

@@ -197,3 +197,19 @@ def test_poisson_load_on_an_endpoint_is_open_loop_and_overlaps(server_factory):
     assert min(ttft) > 0  # from the scheduled arrival
     print(f"\nopen loop at 150 requests/s: achieved {facts['achieved_qps']:.1f}, peak in flight "
           f"{facts['peak_in_flight']}, mean {facts['mean_in_flight']:.2f}, valid {facts['valid']}")
+
+
+def test_a_reasoning_model_records_ttft_at_its_first_thought_and_ttfa_at_its_first_answer(server_factory):
+    from harness.results.derive import derive
+
+    server = server_factory(reasoning=8)
+    outcome = execute(spec(server.url, api="chat"), Registry())
+    assert outcome.status == "ok", outcome.failure or outcome.reason
+    assert outcome.measurement.answer_marks == (8,) * 6  # the ninth streamed token is the first answer's
+    chat = spec(server.url, api="chat")
+    record = derive("r", chat.key(), chat.to_dict(), outcome.to_dict())
+    ttft, ttfa = record.tokens.ttft["median_s"], record.tokens.ttfa["median_s"]
+    assert ttfa > ttft + 0.006  # eight reasoning tokens, 1 ms apart, come between them
+    # Without reasoning no answer mark is recorded and TTFA is not reported.
+    plain = execute(spec(server_factory().url, api="chat"), Registry())
+    assert plain.measurement.answer_marks is None

@@ -18,7 +18,8 @@ def time_per_output_token(marks: Sequence[int], tokens: int | None = None) -> fl
 
 
 def token_metrics(offsets_ns: Sequence[Sequence[int]], batch_size: int,
-                  token_counts: Sequence[int | None] | None = None, elapsed_ns: int | None = None) -> dict[str, Any]:
+                  token_counts: Sequence[int | None] | None = None, elapsed_ns: int | None = None,
+                  answer_marks: Sequence[int | None] | None = None) -> dict[str, Any]:
     """TTFT, TPOT, ITL and E2E from per-request mark times (ns from the request's start), and
     the token rates.
 
@@ -29,6 +30,10 @@ def token_metrics(offsets_ns: Sequence[Sequence[int]], batch_size: int,
     aggregate, batch x every request's tokens over the wall time of the timed span
     (``elapsed_ns``), so under concurrent load it is the whole server's rate, not one
     stream's; ``decode_tokens_per_s`` is one stream's (batch / median TPOT).
+
+    For a reasoning model (``answer_marks``: per request the mark of the first answer token,
+    ``None`` for the first mark) ``ttfa`` is the time to the first answer token, AIPerf's
+    "TTFO"; TTFT stays the first token of any kind, reasoning included.
     """
     counts = [(c if c else len(marks)) for c, marks in
               zip(token_counts if token_counts is not None else [None] * len(offsets_ns), offsets_ns)]
@@ -50,6 +55,9 @@ def token_metrics(offsets_ns: Sequence[Sequence[int]], batch_size: int,
 
     metrics: dict[str, Any] = {"ttft": seconds(ttft), "tpot": seconds(tpot), "itl": seconds(itl),
                                "e2e": seconds(e2e)}
+    if answer_marks is not None:
+        metrics["ttfa"] = seconds([marks[min(index or 0, len(marks) - 1)]
+                                   for marks, index in zip(offsets_ns, answer_marks) if marks])
     tpot_stats = metrics["tpot"]
     if elapsed_ns and counts:
         seconds_total = elapsed_ns / 1e9

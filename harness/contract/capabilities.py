@@ -157,10 +157,23 @@ class StreamingStep(Protocol):
     It returns the number of tokens the step generated when it knows better
     than its marks (a server that packs several tokens into one chunk reports
     them in its usage), else ``None``: one mark, one token. TPOT and token rates
-    divide by tokens; inter-token latency stays the gap between marks.
+    divide by tokens; inter-token latency stays the gap between marks. A
+    reasoning model's step returns a :class:`StreamedReply` instead, naming the
+    mark that carried the first answer token, so the record gives both TTFT
+    (first token of any kind) and the time to the first answer token.
     """
 
-    def step_streaming(self, mark: Callable[[], None]) -> int | None: ...
+    def step_streaming(self, mark: Callable[[], None]) -> "int | StreamedReply | None": ...
+
+
+@dataclass(frozen=True)
+class StreamedReply:
+    """What a streaming step may return: its token count (``None``: one per mark) and the index
+    of the mark that carried the first answer token after reasoning (``None``: no reasoning, so
+    the first mark). Not a capability: the return value of ``StreamingStep.step_streaming``."""
+
+    tokens: int | None = None
+    first_answer_mark: int | None = None
 
 
 @runtime_checkable

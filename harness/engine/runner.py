@@ -45,6 +45,15 @@ def _token_counts(offsets: Any) -> tuple[int | None, ...] | None:
     return counts if any(c is not None for c in counts) else None
 
 
+def _answer_marks(offsets: Any) -> tuple[int | None, ...] | None:
+    """Per request, the mark of the first answer token after reasoning, or ``None`` when no
+    request reasoned (the first mark is then every request's first answer)."""
+    if not offsets:
+        return None
+    marks = tuple(m.first_answer if isinstance(m, TokenMarks) else None for m in offsets)
+    return marks if any(m is not None for m in marks) else None
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -70,6 +79,9 @@ class Measurement:
     #: Per request, the tokens it generated where the step counted them (a server's usage);
     #: ``None`` for a request counted one token per mark.
     token_counts: tuple[int | None, ...] | None = None
+    #: Reasoning models: per request, the index of the mark that carried the first answer
+    #: token (``None``: the first mark). Absent when no request reasoned.
+    answer_marks: tuple[int | None, ...] | None = None
     #: Wall clock (Unix ns) at the first timed iteration.
     started_unix_ns: int | None = None
 
@@ -84,6 +96,10 @@ class Measurement:
             data["token_counts"] = list(self.token_counts)
         else:
             data.pop("token_counts")  # absent, as in records written before it existed
+        if self.answer_marks is not None:
+            data["answer_marks"] = list(self.answer_marks)
+        else:
+            data.pop("answer_marks")
         return data
 
     @classmethod
@@ -101,6 +117,7 @@ class Measurement:
                               if data.get("token_offsets_ns") is not None else None),
             started_unix_ns=data.get("started_unix_ns"),
             token_counts=tuple(data["token_counts"]) if data.get("token_counts") is not None else None,
+            answer_marks=tuple(data["answer_marks"]) if data.get("answer_marks") is not None else None,
         )
 
 
@@ -334,6 +351,7 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         token_offsets_ns=(tuple(tuple(marks) for marks in sampling.token_offsets_ns)
                           if sampling.token_offsets_ns is not None else None),
         token_counts=_token_counts(sampling.token_offsets_ns),
+        answer_marks=_answer_marks(sampling.token_offsets_ns),
     )
     return Outcome(
         status=OK,

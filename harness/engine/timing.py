@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
-from harness.contract.capabilities import StreamingStep, capability
+from harness.contract.capabilities import StreamedReply, StreamingStep, capability
 from harness.contract.interface import Prepared
 from harness.analysis.stats import median_ci_ranks
 
@@ -197,6 +197,8 @@ class TokenMarks(list):
     generated where the step reported one (:class:`~harness.contract.capabilities.StreamingStep`)."""
 
     tokens: int | None = None
+    #: The mark that carried the first answer token of a reasoning model (``None``: the first).
+    first_answer: int | None = None
 
     def token_count(self) -> int:
         """Tokens generated: the step's own count, else one per mark."""
@@ -204,8 +206,12 @@ class TokenMarks(list):
 
 
 def streamed(streaming: Any, mark: Any, marks: TokenMarks) -> TokenMarks:
-    """Run one streaming step into ``marks`` and keep the token count it reports."""
+    """Run one streaming step into ``marks`` and keep the token count (and, for a reasoning
+    model, the first answer's mark) it reports."""
     counted = streaming(mark)
+    if isinstance(counted, StreamedReply):
+        marks.first_answer = counted.first_answer_mark
+        counted = counted.tokens
     marks.tokens = int(counted) if isinstance(counted, int) and not isinstance(counted, bool) and counted > 0 else None
     return marks
 
@@ -272,7 +278,7 @@ def sample(prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST) ->
                 continue
             latencies.append(now() - t0)
             offsets = TokenMarks(m - t0 for m in marks)
-            offsets.tokens = marks.tokens
+            offsets.tokens, offsets.first_answer = marks.tokens, marks.first_answer
             token_offsets.append(offsets)
         elif device_timer is None:
             t0 = now()

@@ -109,7 +109,8 @@ def derive(run_id: str, key: str, spec: Mapping[str, Any], outcome: Mapping[str,
         if offsets:
             batch = spec["batch_size"]
             data["tokens"] = token_metrics([list(marks) for marks in offsets], batch,
-                                           measurement.get("token_counts"), measurement.get("elapsed_ns"))
+                                           measurement.get("token_counts"), measurement.get("elapsed_ns"),
+                                           measurement.get("answer_marks"))
             model = (outcome.get("details") or {}).get("model") or {}
             decode = data["tokens"].get("decode_tokens_per_s")
             if decode and model.get("bytes_per_decode_step"):

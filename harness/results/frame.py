@@ -77,6 +77,7 @@ def record_to_row(record: Record | Mapping[str, Any]) -> dict[str, Any]:
         ci_target_reached=(typed.stopping or {}).get("target_reached"),
         ttft_s=(_of(tokens, "ttft") or {}).get("median_s"),
         ttft_p99_s=(_of(tokens, "ttft") or {}).get("p99_s"),
+        ttfa_s=(_of(tokens, "ttfa") or {}).get("median_s"),
         tpot_s=(_of(tokens, "tpot") or {}).get("median_s"),
         tpot_p99_s=(_of(tokens, "tpot") or {}).get("p99_s"),
         requests_per_s=typed.requests_per_s,

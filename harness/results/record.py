@@ -245,6 +245,8 @@ class TokenRates:
     statistics in seconds, the aggregate output rate, one stream's decode rate, and requests/s."""
 
     ttft: Mapping[str, Any] | None = None
+    #: Reasoning models: time to the first answer token (after the reasoning).
+    ttfa: Mapping[str, Any] | None = None
     tpot: Mapping[str, Any] | None = None
     itl: Mapping[str, Any] | None = None
     e2e: Mapping[str, Any] | None = None
@@ -391,8 +393,9 @@ class Record:
     measurement: Mapping[str, Any] | None = _doc(
         "`latencies_ns` (every timed iteration), `host_latencies_ns` (with a device timer), `token_offsets_ns` "
         "(LLMs: each request's mark times), `token_counts` (per request, the tokens a server's usage counted, "
-        "where that differs from one per mark), `warmup`, `timer`, `timer_resolution_ns`, `harness_overhead_ns`, `elapsed_ns`, `started_unix_ns` "
-        "(wall clock at the first timed iteration)")
+        "where that differs from one per mark), `answer_marks` (reasoning models: per request, the mark of the "
+        "first answer token), `warmup`, `timer`, `timer_resolution_ns`, `harness_overhead_ns`, `elapsed_ns`, "
+        "`started_unix_ns` (wall clock at the first timed iteration)")
     failure: Mapping[str, Any] | None = _doc(
         "why it failed: `cause` (`error`, `signal`, `exit`, `timeout`, `out-of-memory`, `interrupted` or `lost`: a "
         "fleet node or Ray worker died), with `message`, `stderr_tail`, `traceback`, `signal` or `exit_code`; an "
@@ -445,7 +448,8 @@ class Record:
         "`count`, `mean_s`, `median_s`, `stdev_s`, `min_s`, `max_s`, `p50_s`, `p90_s`, `p95_s`, `p99_s`, "
         "`median_ci_low_s`, `median_ci_high_s`, `cv`, `outliers`, `ci_method`, `ci_level`")
     tokens: TokenRates | None = _doc(
-        "LLM workloads: TTFT, TPOT, ITL, E2E statistics; `output_tokens_per_s` (aggregate: every request's tokens "
+        "LLM workloads: TTFT, TPOT, ITL, E2E statistics (and `ttfa`, the time to the first answer token, for "
+        "reasoning models); `output_tokens_per_s` (aggregate: every request's tokens "
         "over the timed span), `decode_tokens_per_s` (one stream: batch / median TPOT), `requests_per_s`, "
         "`output_tokens` (total, per-request min and max)")
     warnings: tuple[str, ...] = _doc(

@@ -6,7 +6,8 @@ gets one BOS, so a client that sends N words does not send N tokens. Streams beh
 vLLM's: one chunk per token with ``"text": ""`` for some (``empty_every``: a byte-level
 token that completes no character), or ``per_chunk`` tokens packed into one chunk; usage
 at the end. ``tokenize=False`` drops the ``/tokenize`` endpoint; ``tokenizer_file`` makes
-the server count with that ``tokenizer.json`` instead. Every prompt received is kept.
+the server count with that ``tokenizer.json`` instead; ``reasoning=N`` makes its chat stream
+reason for N tokens before it answers. Every prompt received is kept.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ def word_cost(word: str) -> int:
 
 class TokenServer(LoopbackServer):
     def __init__(self, *, tokenize: bool = True, empty_every: int = 0, all_empty: bool = False,
-                 per_chunk: int = 1, tokenizer_file: str | None = None) -> None:
+                 per_chunk: int = 1, tokenizer_file: str | None = None, reasoning: int = 0) -> None:
         self.tokenize, self.empty_every, self.all_empty, self.per_chunk = tokenize, empty_every, all_empty, per_chunk
+        self.reasoning = reasoning
         super().__init__()
         self.prompts: list[str] = []
         self._count = self._own_count
@@ -71,7 +73,29 @@ class TokenServer(LoopbackServer):
             await response.write(b"data: [DONE]\n\n")
             return response
 
+        async def chat(request):
+            """A reasoning model's chat stream, as vLLM's reasoning parsers send it: the role, then
+            ``reasoning`` tokens as ``reasoning_content`` deltas, then the answer as ``content``."""
+            body = await request.json()
+            prompt = body["messages"][-1]["content"]
+            count = body.get("max_tokens", 16)
+            self.prompts.append(prompt)
+            usage = {"prompt_tokens": self.count(prompt), "completion_tokens": count}
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            deltas = [{"role": "assistant", "content": ""}]
+            deltas += [{"reasoning_content": f" r{i}"} for i in range(min(self.reasoning, count))]
+            deltas += [{"content": f" a{i}"} for i in range(count - min(self.reasoning, count))]
+            for delta in deltas:
+                chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                await asyncio.sleep(0.001)
+            await response.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+            return response
+
         app.router.add_get("/v1/models", models)
         app.router.add_post("/v1/completions", completions)
+        app.router.add_post("/v1/chat/completions", chat)
         if self.tokenize:
             app.router.add_post("/tokenize", tokenize)
