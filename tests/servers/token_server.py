@@ -52,6 +52,17 @@ class TokenServer(LoopbackServer):
             text = body.get("prompt", body.get("content", ""))
             return web.json_response({"count": self.count(text), "tokens": list(range(self.count(text)))})
 
+        async def stream(request, choices, usage):
+            """One SSE chunk per choice, 1 ms apart, then the usage and ``[DONE]``."""
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            for choice in choices:
+                await response.write(f"data: {json.dumps({'choices': [choice]})}\n\n".encode())
+                await asyncio.sleep(0.001)
+            await response.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+            return response
+
         async def completions(request):
             body = await request.json()
             prompt = body["prompt"]
@@ -61,17 +72,12 @@ class TokenServer(LoopbackServer):
             if not body.get("stream"):
                 return web.json_response({"choices": [{"text": " x", "index": 0}], "usage": usage})
             self.prompts.append(prompt)
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-            await response.prepare(request)
+            choices = []
             for first in range(0, count, self.per_chunk):
                 empty = self.all_empty or (self.empty_every and first % self.empty_every == 0)
                 text = "" if empty else "".join(f" t{i}" for i in range(first, min(count, first + self.per_chunk)))
-                chunk = {"choices": [{"index": 0, "text": text, "finish_reason": None}]}
-                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                await asyncio.sleep(0.001)
-            await response.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
-            await response.write(b"data: [DONE]\n\n")
-            return response
+                choices.append({"index": 0, "text": text, "finish_reason": None})
+            return await stream(request, choices, usage)
 
         async def chat(request):
             """A reasoning model's chat stream, as vLLM's reasoning parsers send it: the role, then
@@ -81,18 +87,10 @@ class TokenServer(LoopbackServer):
             count = body.get("max_tokens", 16)
             self.prompts.append(prompt)
             usage = {"prompt_tokens": self.count(prompt), "completion_tokens": count}
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-            await response.prepare(request)
             deltas = [{"role": "assistant", "content": ""}]
             deltas += [{"reasoning_content": f" r{i}"} for i in range(min(self.reasoning, count))]
             deltas += [{"content": f" a{i}"} for i in range(count - min(self.reasoning, count))]
-            for delta in deltas:
-                chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                await asyncio.sleep(0.001)
-            await response.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
-            await response.write(b"data: [DONE]\n\n")
-            return response
+            return await stream(request, [{"index": 0, "delta": d, "finish_reason": None} for d in deltas], usage)
 
         app.router.add_get("/v1/models", models)
         app.router.add_post("/v1/completions", completions)
