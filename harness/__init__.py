@@ -49,6 +49,7 @@ def run(
     memory_limit_bytes: int | None = None,
     backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     scenario_options: Mapping[str, Mapping[str, Any]] | None = None,
+    sweep: str | None = None,
     config: str | Path | None = None,
     launcher: str = "subprocess",
     executor: str = "local",
@@ -68,7 +69,8 @@ def run(
     takes the backend's load defaults where it declares them (an endpoint's serving profile,
     docs/serving.md). ``backend_options`` are ``-O``'s
     (``{"torch": {"graph": "compile"}}``, a list sweeps) and ``scenario_options``
-    ``--scenario-option``'s (``{"burst": {"size": 8}}``). With ``config`` (a sweep TOML),
+    ``--scenario-option``'s (``{"burst": {"size": 8}}``); ``sweep="auto"`` chooses the
+    concurrent scenario's load points from one client to saturation, as ``--sweep auto``. With ``config`` (a sweep TOML),
     the other arguments are ignored. ``executor="ray"`` (with ``ray_address``,
     ``ray_retries``, ``ray_resources``) runs each benchmark on a Ray cluster node, as
     ``bakeoff run --executor ray`` does: both go through harness/orchestration/session.py.
@@ -105,6 +107,7 @@ def run(
             memory_limit_bytes=memory_limit_bytes,
             backend_options=dict(backend_options or {}),
             scenario_options=dict(scenario_options or {}),
+            sweep=sweep,
         )
         session = orchestration.start(request, out=out, launcher=launcher, fleet=fleet)
     session.run(observer)

@@ -56,6 +56,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "threads": Field("int", *POSITIVE, maximum=MAX_THREADS),
         "timeout_s": Field("number", *GREATER_THAN_ZERO),
         "memory_limit": Field("size", *GREATER_THAN_ZERO),
+        "sweep": Field("str", lambda v: v == "auto", '"auto"'),
     },
     "stopping": {
         "warmup": Field("int", *NON_NEGATIVE, maximum=MAX_STEPS),
@@ -222,6 +223,7 @@ def load_config(path: Path | str) -> SweepRequest:
         backend_options=backend_tables,
         scenario_options=scenario_tables,
         explicit=explicit,
+        sweep=sweep.get("sweep"),
     )
 
 

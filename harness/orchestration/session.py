@@ -62,6 +62,8 @@ class Session:
     notes: list[str] = field(default_factory=list)
     #: For a resumed run: how many benchmarks its plan holds in all.
     planned: int | None = None
+    #: ``--sweep auto``: the concurrent benchmarks' next load points are decided as records come.
+    auto_sweep: bool = False
 
     def run(self, observer: Any = None) -> list[dict[str, Any]]:
         """Run every spec (one sweep loop, locally or on the fleet) and write the records.
@@ -71,7 +73,13 @@ class Session:
 
         try:  # one sweep loop, whether one benchmark at a time here or many at once on a fleet
             launcher = self.ray_executor if self.ray_executor is not None else get_launcher(self.launcher)
-            return run_sweep(self.specs, launcher, self.store, observer)
+            grow = None
+            if self.auto_sweep:
+                from harness.orchestration.autosweep import AutoSweep
+                from harness.results.store import read_records
+
+                grow = AutoSweep(read_records(self.store.path))  # a resumed run's points so far
+            return run_sweep(self.specs, launcher, self.store, observer, grow)
         finally:
             if self.ray_executor is not None:
                 self.ray_executor.shutdown()
@@ -91,6 +99,9 @@ def start(request: SweepRequest, *, out: Path | str = "results", launcher: str =
 
             if launcher != "subprocess":
                 raise UserError(f"--launcher {launcher}: fleet benchmarks always run in a worker process")
+            if request.sweep == "auto":
+                raise UserError("--sweep auto decides each point from the last, one at a time: run it locally "
+                                "(without --executor ray)")
             backend_rows = cluster_rows(ray_executor.probe(request.backends))
         if config is not None:
             from harness.orchestration.config import plan_config
@@ -104,7 +115,8 @@ def start(request: SweepRequest, *, out: Path | str = "results", launcher: str =
         if ray_executor is not None:
             ray_executor.shutdown()
         raise
-    return Session(store, list(the_plan.specs), launcher, ray_executor, list(the_plan.notes))
+    return Session(store, list(the_plan.specs), launcher, ray_executor, list(the_plan.notes),
+                   auto_sweep=request.sweep == "auto")
 
 
 def resume(run_dir: Path | str, *, fleet_overrides: dict[str, Any] | None = None) -> Session:
@@ -121,4 +133,4 @@ def resume(run_dir: Path | str, *, fleet_overrides: dict[str, Any] | None = None
     fleet = FleetSettings(executor=values["executor"], ray_address=values["ray_address"],
                           ray_retries=values["ray_retries"], ray_resources=tuple(values["ray_resources"] or ()))
     return Session(store, specs, stored.get("launcher", "subprocess"), fleet.connect(),
-                   planned=len(store.manifest.get("plan", [])))
+                   planned=len(store.manifest.get("plan", [])), auto_sweep=stored.get("sweep") == "auto")

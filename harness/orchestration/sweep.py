@@ -10,7 +10,7 @@ record as soon as it finishes, so an interruption loses nothing finished.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Protocol, Sequence
 
 from harness.contract import options as options_module
@@ -21,7 +21,7 @@ from harness.contract.interface import KNOWN_DTYPES, Workload
 from harness.contract.limits import MAX_BATCH_SIZE
 from harness.contract.load import load_default_problem
 from harness.engine.plugins import Registry
-from harness.engine.scenarios import SINGLE_STREAM, ServerSettings
+from harness.engine.scenarios import CONCURRENT, SINGLE_STREAM, ServerSettings
 from harness.engine.spec import DEFAULT_TIMEOUT_S, BenchmarkSpec
 from harness.engine.telemetry.environment import default_threads
 from harness.engine.timing import Stopping
@@ -73,6 +73,9 @@ class SweepRequest:
     #: a backend's load defaults (capability ``LoadDefaults``) never replace them. A value
     #: that differs from the general default counts as given without being named here.
     explicit: frozenset[str] = frozenset()
+    #: ``"auto"``: the concurrent scenario's load points are chosen as the run goes, from one
+    #: client to saturation (harness/orchestration/autosweep.py); ``None``: the points given.
+    sweep: str | None = None
 
     def loads(self) -> tuple[ServerSettings, ...]:
         """The server settings each server-driven scenario runs at: the points, else ``server``."""
@@ -96,6 +99,7 @@ class SweepRequest:
             "backend_options": {k: dict(v) for k, v in self.backend_options.items()},
             "scenario_options": {k: dict(v) for k, v in self.scenario_options.items()},
             "explicit": sorted(self.explicit),
+            "sweep": self.sweep,
         }
 
 
@@ -162,6 +166,14 @@ def _check_request(request: SweepRequest,
             raise UserError(f"batch size {size!r} must be an integer >= 1")
         if size > MAX_BATCH_SIZE:
             raise UserError(f"batch size {size!r} must be <= {MAX_BATCH_SIZE}")
+    if request.sweep not in (None, "auto"):
+        raise UserError(f"sweep {request.sweep!r}: allowed: auto")
+    if request.sweep == "auto":
+        if CONCURRENT not in request.scenarios:
+            raise UserError("--sweep auto sweeps the concurrent scenario's clients: add -s concurrent")
+        if request.server_points or request.server.find_max_concurrency:
+            raise UserError("--sweep auto chooses the concurrency points itself: drop --concurrency lists and "
+                            "--find-max-concurrency")
     stopping = request.stopping
     checks = [
         ("warmup", stopping.warmup, 0),
@@ -428,6 +440,8 @@ def plan(request: SweepRequest, registry: Registry | None = None,
 
     def settings_for(backend: str, scenario: str, load: ServerSettings) -> tuple[Stopping, ServerSettings | None]:
         server = load if scenarios[scenario][0].uses_server_settings else None
+        if request.sweep == "auto" and scenario == CONCURRENT:  # the first point; the run decides the rest
+            server = replace(server, concurrency=1)
         return with_load_defaults(request.stopping, server, load_defaults[backend], request.explicit)
 
     specs = [
@@ -484,8 +498,13 @@ def run_sweep(
     launcher: Launcher | BatchLauncher,
     store: RunStore,
     observer: SweepObserver | None = None,
+    grow: Any = None,
 ) -> list[dict[str, Any]]:
     """Run every spec, writing each record as it finishes.
+
+    ``grow`` (an :class:`~harness.orchestration.autosweep.AutoSweep`) may add benchmarks as
+    records come in: ``grow.after(spec, record)`` returns the specs to run next, which join
+    the run's plan and run after the others.
 
     On Ctrl-C the current worker is killed, the manifest is marked
     ``interrupted`` and ``KeyboardInterrupt`` propagates; finished records stay
@@ -496,6 +515,7 @@ def run_sweep(
     observer = observer or SilentObserver()
     registry = Registry()
     records: list[dict[str, Any]] = []
+    specs = list(specs)
     lock = store.lock()  # the workers inherit it: a run is in use while any of them lives
 
     def refusal(spec: BenchmarkSpec) -> Outcome | None:
@@ -508,6 +528,10 @@ def run_sweep(
     def finished(spec: BenchmarkSpec, outcome: Outcome) -> None:
         record = store.write(spec, outcome)
         records.append(record)
+        grown = grow.after(spec, record) if grow is not None else []
+        if grown:
+            store.add_planned(grown)
+            specs.extend(grown)
         observer.finished(len(records) - 1, len(specs), spec, record)
 
     try:
@@ -521,9 +545,12 @@ def run_sweep(
                     finished(spec, outcome)
             launcher.launch_all(launchable, finished, keep_alive=(lock,))
         else:
-            for index, spec in enumerate(specs):
+            index = 0
+            while index < len(specs):  # ``grow`` may lengthen the list as records come in
+                spec = specs[index]
                 observer.started(index, len(specs), spec)
                 finished(spec, refusal(spec) or launcher.launch(spec, keep_alive=(lock,)))
+                index += 1
     except KeyboardInterrupt:
         store.finish("interrupted")
         raise

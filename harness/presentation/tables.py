@@ -14,7 +14,7 @@ from rich.text import Text
 
 from harness.contract.options import backend_label
 from harness.contract.units import format_bytes, format_interval, format_rate, format_seconds, si_scale, sig3
-from harness.results.record import OK, Record, as_record
+from harness.results.record import OK, Record, as_record, load_label
 
 if TYPE_CHECKING:  # a listing row, as the plugin registry reports it
     from harness.engine.plugins import BackendStatus
@@ -88,7 +88,8 @@ def record_cells(record: Record | Mapping[str, Any]) -> dict[str, Any]:
         "params": _params_text(spec.get("params") or {}),
         "dtype": spec["dtype"],
         "batch": str(spec["batch_size"]),
-        "scenario": spec.get("scenario", "single-stream"),
+        # With its load point, so the points of a sweep are told apart: ``concurrent concurrency=4``.
+        "scenario": " ".join(part for part in (spec.get("scenario", "single-stream"), load_label(record)) if part),
         "status": record.status,
         "metric": "-",
         "median": "-",

@@ -161,6 +161,12 @@ class RunStore:
         except (TypeError, ValueError, KeyError) as exc:
             raise ResultsError(f"{self.path / MANIFEST_NAME}: unreadable plan ({exc})") from None
 
+    def add_planned(self, specs: Iterable[BenchmarkSpec]) -> None:
+        """Append benchmarks decided while the run goes (an auto sweep's next load point) to its
+        plan, so ``--resume`` knows them."""
+        self.manifest.setdefault("plan", []).extend(spec.to_dict() for spec in specs)
+        atomic_write_json(self.path / MANIFEST_NAME, self.manifest)
+
     def completed_keys(self) -> set[str]:
         """Keys of records that exist and read back cleanly."""
         done = set()

@@ -125,7 +125,7 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
                                                  "SCENARIO.KEY=VALUE (e.g. burst.size=8)").items():
             merged.setdefault(scenario, {}).update(table)
         changes["scenario_options"] = merged
-    for option in ("threads", "timeout_s"):
+    for option in ("threads", "timeout_s", "sweep"):
         if given(option):
             changes[option] = options[option]
     if given("memory_limit"):
@@ -204,7 +204,7 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
                  "model_factory", "model_inputs", "dtypes", "batch_sizes",
                  "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
                  "target_ci", "qps", "arrival", "burstiness", "ramp_up_s", "latency_slo_ms", "find_max_qps",
-                 "concurrency", "find_max_concurrency", "min_queries", "ttft_bound_ms", "tpot_bound_ms", "threads",
+                 "concurrency", "sweep", "find_max_concurrency", "min_queries", "ttft_bound_ms", "tpot_bound_ms", "threads",
                  "timeout_s", "memory_limit", "config")
 
 
@@ -267,6 +267,9 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), multiple=True, metavar="N",
               help="Concurrent scenario: clients in the closed loop. Default: 4. Repeat it (1, 2, 4, ...) for "
                    "one benchmark per point, from one user to saturation.")
+@click.option("--sweep", "sweep", type=click.Choice(["auto"]), default=None,
+              help="Concurrent scenario: from one client, double the clients after each point until throughput "
+                   "rises less than 10% or a point misses its SLO; one record per point (the frontier's points).")
 @click.option("--find-max-concurrency", is_flag=True,
               help="Concurrent scenario: double the clients from 1 until the SLO fails; report the highest valid.")
 @click.option("--min-queries", type=click.IntRange(1, MAX_QUERIES), default=1000, metavar="N",
