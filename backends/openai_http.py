@@ -76,6 +76,11 @@ class OpenAiHttpBackend:
                                              "exact prompt lengths where the server has no /tokenize"),
         "prompt_seed": Option("int", None, (), "seed of the synthetic prompts; default: a fresh one per benchmark "
                                                "(recorded), so no prefix cache serves a repeated prompt"),
+        "prefix_tokens": Option("int", 0, (), "prefix-cache mode: every prompt starts with one of prefix_groups "
+                                              "shared prefixes of this many tokens (0: every prompt fresh)"),
+        "prefix_groups": Option("int", 1, (), "prefix-cache mode: how many distinct shared prefixes"),
+        "turns": Option("int", 1, (), "multi-turn conversations of this many requests: each turn sends the "
+                                      "conversation so far (prompts and replies) plus a new user turn"),
         "request_mix": Option("str", "fixed", (), "request lengths: fixed, uniform:R (range ratio), normal:CV, "
                                                   "lognormal:CV, or trace:FILE (CSV/JSONL of input_tokens, "
                                                   "output_tokens); means are the workload's lengths"),
@@ -101,6 +106,9 @@ class OpenAiHttpBackend:
         if tokenizer and not (os.path.isfile(tokenizer) or os.path.isfile(os.path.join(tokenizer, "tokenizer.json"))):
             raise ValueError(f"tokenizer {tokenizer!r}: no such tokenizer.json (a file, or a folder holding one)")
         parse_mix(options.get("request_mix", "fixed"))  # a bad mix or trace file: one line before anything runs
+        for key, least in (("prefix_tokens", 0), ("prefix_groups", 1), ("turns", 1)):
+            if key in options and options[key] < least:
+                raise ValueError(f"{key} = {options[key]}: must be >= {least}")
         for key in ("request_timeout_s", "max_failed_percent"):
             if key in options and options[key] < (1 if key == "request_timeout_s" else 0):
                 raise ValueError(f"{key} = {options[key]}: must be >= {1 if key == 'request_timeout_s' else 0}")
@@ -129,8 +137,9 @@ class OpenAiHttpBackend:
         if mix.kind == "trace" and (mismatch := trace_mismatch(mix.trace, generative.prompt_tokens,
                                                                  generative.new_tokens)):
             raise Unsupported(mismatch)
+        reuse = PromptReuse(options.get("prefix_tokens", 0), options.get("prefix_groups", 1), options.get("turns", 1))
         prepared = OpenAiPrepared(client, api, model, generative.prompt_tokens, generative.new_tokens,
-                                  builder=builder, seed=seed, mix=mix,
+                                  builder=builder, seed=seed, mix=mix, reuse=reuse,
                                   max_failed_percent=options.get("max_failed_percent", 1),
                                   ignore_eos=options.get("ignore_eos", True),
                                   include_usage=options.get("include_usage", True))
@@ -152,9 +161,39 @@ class OpenAiHttpBackend:
                                        "checked_prompts": prompt_check["counts"], "prompt_seed": seed,
                                        "distinct_prompts": len(prepared.requests),
                                        "mix": mix.describe(), "lengths": prepared.length_summary(),
+                                       "reuse": reuse.describe(),
                                        "max_tokens": generative.new_tokens,
                                        "ignore_eos": options.get("ignore_eos", True)}}
         return prepared
+
+
+class _Conversation(threading.local):
+    """One client thread's conversation: the turn it is on and the text so far."""
+
+    turn = 0
+    history = ""
+
+    def __init__(self) -> None:
+        self.reply: list[str] = []
+
+
+class PromptReuse:
+    """How prompts repeat on purpose, to measure a prefix cache: ``prefix_tokens`` shared by
+    ``prefix_groups`` prefixes, and conversations of ``turns`` requests each sending the whole
+    conversation so far. The default (0, 1, 1) is every prompt fresh."""
+
+    def __init__(self, prefix_tokens: int = 0, prefix_groups: int = 1, turns: int = 1) -> None:
+        self.prefix_tokens, self.prefix_groups, self.turns = prefix_tokens, prefix_groups, turns
+
+    def describe(self) -> str:
+        if not self.prefix_tokens and self.turns == 1:
+            return "none: every prompt fresh"
+        parts = []
+        if self.prefix_tokens:
+            parts.append(f"{self.prefix_groups} shared prefix(es) of {self.prefix_tokens} tokens")
+        if self.turns > 1:
+            parts.append(f"conversations of {self.turns} turns, each resending the conversation so far")
+        return "; ".join(parts)
 
 
 def served_model(name: str, entry: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
@@ -363,7 +402,8 @@ class OpenAiPrepared(Prepared):
 
     def __init__(self, client: Client, api: str, model: str, prompt_tokens: int, new_tokens: int, *,
                  builder: PromptBuilder, seed: int, max_failed_percent: int, ignore_eos: bool = True,
-                 include_usage: bool = True, mix: RequestMix = RequestMix()) -> None:
+                 include_usage: bool = True, mix: RequestMix = RequestMix(),
+                 reuse: "PromptReuse | None" = None) -> None:
         super().__init__()
         self.ignore_eos, self.include_usage = ignore_eos, include_usage
         self.client, self.api, self.model = client, api, model
@@ -377,8 +417,25 @@ class OpenAiPrepared(Prepared):
         pool = _prompt_pool_size(prompt_tokens)
         if mix.kind == "trace":
             pool = min(pool, len(mix.trace))
-        self.requests = [(builder.build(inputs, rng), inputs, outputs)
-                         for inputs, outputs in mix.lengths(prompt_tokens, new_tokens, pool, rng)]
+        lengths = mix.lengths(prompt_tokens, new_tokens, pool, rng)
+        self.reuse = reuse or PromptReuse()
+        shortest = min(inputs for inputs, _ in lengths)
+        if self.reuse.prefix_tokens and self.reuse.prefix_tokens >= shortest:
+            raise Unsupported(f"prefix_tokens {self.reuse.prefix_tokens} must be below every prompt's length "
+                              f"(the shortest is {shortest} tokens)")
+        if self.reuse.prefix_tokens:
+            # Whole prompts of P tokens are the shared prefixes; each request adds fresh words worth
+            # (its length - P) tokens, so prefix + suffix is its length (specials counted once).
+            prefixes = [builder.build(self.reuse.prefix_tokens, rng) for _ in range(self.reuse.prefix_groups)]
+            self.requests = [(prefixes[i % len(prefixes)] + builder.build(inputs - self.reuse.prefix_tokens
+                                                                          + builder.specials, rng), inputs, outputs)
+                             for i, (inputs, outputs) in enumerate(lengths)]
+        else:
+            self.requests = [(builder.build(inputs, rng), inputs, outputs) for inputs, outputs in lengths]
+        #: Multi-turn: each client thread's conversation so far and its turn (harness threads are
+        #: the scenario's clients, so one thread carries one conversation at a time).
+        self._conversation = _Conversation()
+        self.prompt_tokens_counted = 0
         self.worst_prompt_deviation: float | None = None
         self.sent = 0
         # Distinct values only, so the accounting after each request stays O(1) and tiny next to
@@ -429,6 +486,13 @@ class OpenAiPrepared(Prepared):
         with self._accounting:
             prompt, prompt_tokens, max_tokens = self.requests[self.sent % len(self.requests)]
             self.sent += 1
+        conversation = self._conversation
+        turns = self.reuse.turns
+        if turns > 1:
+            turn = conversation.turn % turns
+            if turn:  # the conversation so far, then this turn's fresh words: its length is the server's count
+                prompt, prompt_tokens = conversation.history + prompt, None
+            conversation.turn, conversation.reply = turn + 1, []
         path, payload = self._payload(prompt, max_tokens)
         chunks = 0
         usage: dict[str, Any] = {}
@@ -439,6 +503,9 @@ class OpenAiPrepared(Prepared):
             for choice in event.get("choices") or []:
                 if self._generated(choice):
                     mark()
+                    if turns > 1:
+                        conversation.reply.append(choice.get("text") or (choice.get("delta") or {}).get("content")
+                                                  or "")
                     if self.api == "chat":
                         delta = choice.get("delta") or {}
                         if delta.get("reasoning_content") or delta.get("reasoning"):
@@ -450,6 +517,8 @@ class OpenAiPrepared(Prepared):
                 usage.update(event["usage"])
 
         self.client.stream(path, payload, on_chunk)
+        if turns > 1:
+            conversation.history = prompt + "".join(conversation.reply)
         completion = usage.get("completion_tokens")
         if chunks == 0 and not completion:
             raise QueryFailed("empty reply", "the stream carried no generated token")
@@ -461,6 +530,8 @@ class OpenAiPrepared(Prepared):
                 self.usage_prompt_tokens.add(counted)
                 self.usage_completion_tokens.add(int(completion))
                 if counted >= 0:
+                    self.prompt_tokens_counted += counted
+                if counted >= 0 and prompt_tokens is not None:
                     deviation = abs(counted - prompt_tokens) / prompt_tokens
                     if self.worst_prompt_deviation is None or deviation > self.worst_prompt_deviation:
                         self.worst_prompt_deviation = deviation
@@ -503,7 +574,7 @@ class OpenAiPrepared(Prepared):
             usage_completion_tokens=sorted(self.usage_completion_tokens) or None,
             content_chunks=sorted(self.chunk_counts) or None,
             prompt_tokens=_prompt_accounting(self.prompt_tokens, counted, self.cached_prompt_tokens,
-                                             self.worst_prompt_deviation),
+                                             self.worst_prompt_deviation, self.prompt_tokens_counted),
             prompts_repeated=self.sent > len(self.requests),
             output_length_mismatches=self.mismatches,
             max_failure_rate=self.max_failure_rate,
@@ -515,9 +586,13 @@ def _prompt_pool_size(prompt_tokens: int) -> int:
     return max(256, min(4096, 16_000_000 // (6 * max(prompt_tokens, 1))))
 
 
-def _prompt_accounting(requested: int, counted: list[int], cached: int, worst: float | None) -> dict[str, Any]:
+def _prompt_accounting(requested: int, counted: list[int], cached: int, worst: float | None,
+                       total: int = 0) -> dict[str, Any]:
     """Requested (the mean, for a mix) against server-counted prompt tokens: the range the server
-    counted, the worst deviation of one request from its own requested length, and the prompt
-    tokens the server reports it served from its prefix cache."""
+    counted, the worst deviation of one request from its own requested length (later turns of a
+    conversation have no requested length), and the prompt tokens the server reports it served
+    from its prefix cache, with their share of all prompt tokens (``prefix_cache_hit_share``;
+    ``None`` where the server reports none: vLLM needs ``--enable-prompt-tokens-details``)."""
     return {"requested": requested, "server_counted": [counted[0], counted[-1]] if counted else None,
-            "max_deviation": worst, "cached_tokens_reported": cached}
+            "max_deviation": worst, "cached_tokens_reported": cached,
+            "prefix_cache_hit_share": cached / total if cached and total else (0.0 if total else None)}

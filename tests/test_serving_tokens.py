@@ -213,3 +213,46 @@ def test_a_reasoning_model_records_ttft_at_its_first_thought_and_ttfa_at_its_fir
     # Without reasoning no answer mark is recorded and TTFA is not reported.
     plain = execute(spec(server_factory().url, api="chat"), Registry())
     assert plain.measurement.answer_marks is None
+
+
+def _reuse_run(server, **options):
+    from harness.results.derive import derive
+
+    benchmark = spec(server.url, iterations=12, **options)
+    outcome = execute(benchmark, Registry())
+    assert outcome.status == "ok", outcome.failure or outcome.reason
+    return outcome, derive("r", benchmark.key(), benchmark.to_dict(), outcome.to_dict())
+
+
+def test_prefix_cache_mode_shares_prefixes_on_purpose_and_reports_the_servers_hits(server_factory):
+    server = server_factory()
+    server.prefix_cache = True
+    # Fresh prompts: the server finds no shared prefix worth a token beyond chance.
+    fresh, _ = _reuse_run(server)
+    assert fresh.details["prompt_tokens"]["prefix_cache_hit_share"] < 0.05
+    assert fresh.details["prompt"]["reuse"] == "none: every prompt fresh"
+    # Two prefixes of 96 of the 128 tokens: every prompt after the first two begins with a cached prefix.
+    shared, record = _reuse_run(server, prefix_tokens=96, prefix_groups=2)
+    prompts = server.prompts[-12:]
+    assert len({tuple(p.split()[:10]) for p in prompts}) == 2 and {server.count(p) for p in prompts} == {PROMPT}
+    assert shared.details["prompt_tokens"]["max_deviation"] == 0  # prefix + fresh words: exactly 128 tokens
+    share = shared.details["prompt_tokens"]["prefix_cache_hit_share"]
+    assert 0.6 < share < 96 / 128
+    assert any(w.startswith("prefix cache:") and "2 shared prefix(es) of 96 tokens" in w for w in record.warnings)
+
+
+def test_multi_turn_conversations_resend_the_conversation_so_far(server_factory):
+    server = server_factory()
+    server.prefix_cache = True
+    outcome, _ = _reuse_run(server, turns=3)
+    prompts = server.prompts[:12]  # one warm-up request and 12 timed: conversations run on across them
+    for first, second, third in zip(prompts[0::3], prompts[1::3], prompts[2::3]):
+        assert second.startswith(first) and third.startswith(second)  # each turn carries the last and its reply
+        assert " t0" in second[len(first):]  # ... the reply the server streamed
+    assert outcome.details["prompt"]["reuse"] == "conversations of 3 turns, each resending the conversation so far"
+    assert outcome.details["prompt_tokens"]["prefix_cache_hit_share"] > 0.3
+
+
+def test_a_prefix_as_long_as_the_prompt_is_refused(server_factory):
+    outcome = execute(spec(server_factory().url, prefix_tokens=PROMPT), Registry())
+    assert outcome.status == "unsupported" and "prefix_tokens 128 must be below" in outcome.reason

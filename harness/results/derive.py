@@ -61,6 +61,13 @@ def _warnings(outcome: Mapping[str, Any], summary_warnings: list[str]) -> list[s
         low, high = prompt["server_counted"]
         warnings.append(f"prompt length: {prompt['requested']} tokens asked, the server counted {low}-{high} "
                         f"({prompt['max_deviation']:.1%} off, more than 1%)")
+    share = prompt.get("prefix_cache_hit_share")
+    reuse = (details.get("prompt") or {}).get("reuse") or ""
+    if share is not None and share > 0.05 and reuse.startswith("none"):
+        warnings.append(f"prefix cache: the server served {share:.0%} of prompt tokens from its cache although "
+                        "every prompt was fresh; prefill was not measured in full")
+    elif share is not None and share > 0 and not reuse.startswith("none"):
+        warnings.append(f"prefix cache: {share:.0%} of prompt tokens served from the server's cache ({reuse})")
     if details.get("prompts_repeated"):
         warnings.append("prompts repeated: more requests than distinct prompts, so a prefix cache may have "
                         "served some prompt tokens")

@@ -27,6 +27,9 @@ class TokenServer(LoopbackServer):
                  per_chunk: int = 1, tokenizer_file: str | None = None, reasoning: int = 0) -> None:
         self.tokenize, self.empty_every, self.all_empty, self.per_chunk = tokenize, empty_every, all_empty, per_chunk
         self.reasoning = reasoning
+        #: ``prefix_cache=True``: report as cached the tokens of the longest word prefix a prompt
+        #: shares with any earlier one (as vLLM reports ``cached_tokens``, at word granularity).
+        self.prefix_cache = False
         super().__init__()
         self.prompts: list[str] = []
         self._count = self._own_count
@@ -42,6 +45,21 @@ class TokenServer(LoopbackServer):
 
     def count(self, text: str) -> int:
         return self._count(text)
+
+    def cached(self, prompt: str) -> int:
+        """Tokens of the longest word prefix ``prompt`` shares with an earlier prompt (0 unless
+        ``prefix_cache``)."""
+        if not self.prefix_cache:
+            return 0
+        words, best = prompt.split(), 0
+        for earlier in self.prompts:
+            shared = 0
+            for a, b in zip(words, earlier.split()):
+                if a != b:
+                    break
+                shared += 1
+            best = max(best, shared)
+        return sum(word_cost(word) for word in words[:best])
 
     def routes(self, app, web) -> None:
         async def models(request):
@@ -68,7 +86,8 @@ class TokenServer(LoopbackServer):
             prompt = body["prompt"]
             count = body.get("max_tokens", 16)
             usage = {"prompt_tokens": self.count(prompt), "completion_tokens": count,
-                     "total_tokens": self.count(prompt) + count, "prompt_tokens_details": {"cached_tokens": 0}}
+                     "total_tokens": self.count(prompt) + count,
+                     "prompt_tokens_details": {"cached_tokens": self.cached(prompt)}}
             if not body.get("stream"):
                 return web.json_response({"choices": [{"text": " x", "index": 0}], "usage": usage})
             self.prompts.append(prompt)
