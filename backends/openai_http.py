@@ -22,9 +22,11 @@ it is counted, never timed, and the run goes on; a run whose failure rate
 exceeds ``max_failed_percent`` is marked invalid. A reply whose length differs
 from ``max_tokens`` is counted in ``output_length_mismatches``.
 
-Only the standard library is used on this side (``http.client``), with a
-socket timeout on every request, so every request loop is bounded in time.
-Each client thread keeps one keep-alive connection, opened again after a fault.
+By default only the standard library is used on this side (``http.client``),
+with a socket timeout on every request, so every request loop is bounded in
+time; each client thread keeps one keep-alive connection, opened again after a
+fault. ``client = asyncio`` streams every request through one event loop and
+one aiohttp connection pool instead (:class:`AsyncStreamer`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ class OpenAiHttpBackend:
         "prefix_groups": Option("int", 1, (), "prefix-cache mode: how many distinct shared prefixes"),
         "turns": Option("int", 1, (), "multi-turn conversations of this many requests: each turn sends the "
                                       "conversation so far (prompts and replies) plus a new user turn"),
+        "client": Option("str", "threads", ("threads", "asyncio"),
+                         "threads: one http.client keep-alive connection per client thread; asyncio: one event "
+                         "loop and one aiohttp keep-alive pool for every request (needs bakeoff[serve])"),
         "request_mix": Option("str", "fixed", (), "request lengths: fixed, uniform:R (range ratio), normal:CV, "
                                                   "lognormal:CV, or trace:FILE (CSV/JSONL of input_tokens, "
                                                   "output_tokens); means are the workload's lengths"),
@@ -106,6 +111,11 @@ class OpenAiHttpBackend:
         if tokenizer and not (os.path.isfile(tokenizer) or os.path.isfile(os.path.join(tokenizer, "tokenizer.json"))):
             raise ValueError(f"tokenizer {tokenizer!r}: no such tokenizer.json (a file, or a folder holding one)")
         parse_mix(options.get("request_mix", "fixed"))  # a bad mix or trace file: one line before anything runs
+        if options.get("client") == "asyncio":
+            import importlib.util
+
+            if importlib.util.find_spec("aiohttp") is None:
+                raise ValueError("client = asyncio needs aiohttp: pip install 'bakeoff[serve]'")
         for key, least in (("prefix_tokens", 0), ("prefix_groups", 1), ("turns", 1)):
             if key in options and options[key] < least:
                 raise ValueError(f"{key} = {options[key]}: must be >= {least}")
@@ -138,6 +148,8 @@ class OpenAiHttpBackend:
                                                                  generative.new_tokens)):
             raise Unsupported(mismatch)
         reuse = PromptReuse(options.get("prefix_tokens", 0), options.get("prefix_groups", 1), options.get("turns", 1))
+        if options.get("client") == "asyncio":  # the requests stream through one event loop; probes stay plain
+            client.streamer = AsyncStreamer(client.origin, client.timeout_s, client.headers)
         prepared = OpenAiPrepared(client, api, model, generative.prompt_tokens, generative.new_tokens,
                                   builder=builder, seed=seed, mix=mix, reuse=reuse,
                                   max_failed_percent=options.get("max_failed_percent", 1),
@@ -240,6 +252,8 @@ class Client:
         self.base = parsed.path.rstrip("/")
         if not self.base.endswith("/v1"):
             self.base += "/v1"
+        #: ``http://host:port``: where the paths below (``/v1/...``) are requested.
+        self.origin = f"{'https' if self.https else 'http'}://{self.host}:{self.port}"
         self.timeout_s = timeout_s
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if api_key:
@@ -355,8 +369,17 @@ class Client:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    #: Where requests stream instead of this client's own connections (``client = asyncio``).
+    streamer: "AsyncStreamer | None" = None
+
+    def close(self) -> None:
+        if self.streamer is not None:
+            self.streamer.close()
+
     def stream(self, path: str, payload: dict[str, Any], on_chunk: Callable[[dict[str, Any]], None]) -> None:
         """POST with ``stream: true`` and call ``on_chunk`` per SSE event; :class:`QueryFailed` on any fault."""
+        if self.streamer is not None:
+            return self.streamer.stream(f"{self.base}{path}", json.dumps(payload), on_chunk)
         ok = False
         try:
             response = self._send(f"{self.base}{path}", json.dumps(payload))
@@ -366,21 +389,12 @@ class Client:
             finished = False
             for raw in response:
                 line = raw.decode(errors="replace").strip()
-                if not line or line.startswith(":"):
-                    continue
-                if not line.startswith("data:"):
-                    raise QueryFailed("malformed sse", f"unexpected line {line[:80]!r}")
-                data = line[5:].strip()
-                if data == "[DONE]":
+                if line.startswith("data:") and line[5:].strip() == "[DONE]":
                     finished = True
                     break
-                try:
-                    event = json.loads(data)
-                except json.JSONDecodeError:
-                    raise QueryFailed("malformed sse", f"not JSON: {data[:80]!r}") from None
-                if isinstance(event, dict) and "error" in event:
-                    raise QueryFailed("server error in stream", str(event["error"])[:200])
-                on_chunk(event)
+                event = sse_event(line)
+                if event is not None:
+                    on_chunk(event)
             if not finished:
                 raise QueryFailed("dropped stream", "the stream ended without data: [DONE]")
             response.read()  # the end of the chunked body, so the connection can carry the next request
@@ -392,6 +406,101 @@ class Client:
         finally:
             if not ok:
                 self._drop()
+
+
+def sse_event(line: str) -> dict[str, Any] | None:
+    """One SSE line's event; ``None`` for a blank line, a comment or ``[DONE]`` (whose arrival the
+    caller notes); :class:`QueryFailed` for a malformed line or an error event."""
+    if not line or line.startswith(":"):
+        return None
+    if not line.startswith("data:"):
+        raise QueryFailed("malformed sse", f"unexpected line {line[:80]!r}")
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return None
+    try:
+        event = json.loads(data)
+    except json.JSONDecodeError:
+        raise QueryFailed("malformed sse", f"not JSON: {data[:80]!r}") from None
+    if isinstance(event, dict) and "error" in event:
+        raise QueryFailed("server error in stream", str(event["error"])[:200])
+    return event
+
+
+class AsyncStreamer:
+    """Streams every request through one asyncio event loop on its own thread, with one aiohttp
+    session whose keep-alive pool is sized to the load (up to 256 connections).
+
+    The scenario's client threads hand a request to the loop and wait; each chunk is parsed
+    and ``on_chunk`` called (so each mark stamped) on the loop's thread as the chunk arrives.
+    The threads hold no socket and no parser, so they do not compete for the interpreter
+    while the loop reads.
+    """
+
+    def __init__(self, origin: str, timeout_s: float, headers: dict[str, str], pool: int = 256) -> None:
+        import asyncio
+
+        import aiohttp
+
+        self.origin = origin
+        self.headers, self.timeout_s = dict(headers), timeout_s
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="openai-http-asyncio", daemon=True)
+        self.thread.start()
+
+        async def session():
+            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=pool),
+                                         timeout=aiohttp.ClientTimeout(total=timeout_s))
+
+        self.session = asyncio.run_coroutine_threadsafe(session(), self.loop).result(30)
+
+    def stream(self, path: str, body: str, on_chunk: Callable[[dict[str, Any]], None]) -> None:
+        """POST ``body`` to ``path`` on the loop and wait; :class:`QueryFailed` on any fault."""
+        import asyncio
+
+        future = asyncio.run_coroutine_threadsafe(self._stream(self.origin + path, body, on_chunk), self.loop)
+        try:
+            return future.result(self.timeout_s + 30)
+        except TimeoutError:
+            future.cancel()
+            raise QueryFailed("timeout", f"no complete answer within {self.timeout_s:g} s") from None
+
+    async def _stream(self, url: str, body: str, on_chunk: Callable[[dict[str, Any]], None]) -> None:
+        import asyncio
+
+        import aiohttp
+
+        try:
+            async with self.session.post(url, data=body, headers=self.headers) as response:
+                if response.status >= 400:
+                    detail = await response.content.read(300)
+                    raise QueryFailed(f"http {response.status}", detail.decode(errors="replace"))
+                finished = False
+                async for raw in response.content:
+                    line = raw.decode(errors="replace").strip()
+                    if line.startswith("data:") and line[5:].strip() == "[DONE]":
+                        finished = True
+                        break
+                    event = sse_event(line)
+                    if event is not None:
+                        on_chunk(event)
+                if not finished:
+                    raise QueryFailed("dropped stream", "the stream ended without data: [DONE]")
+        except asyncio.TimeoutError:
+            raise QueryFailed("timeout", f"no complete answer within {self.timeout_s:g} s") from None
+        except aiohttp.ClientPayloadError as exc:  # closed mid-body: what the threaded client calls a dropped stream
+            raise QueryFailed("dropped stream", f"{type(exc).__name__}: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise QueryFailed("connection", f"{type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        import asyncio
+
+        try:
+            asyncio.run_coroutine_threadsafe(self.session.close(), self.loop).result(10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
 
 
 class OpenAiPrepared(Prepared):
@@ -550,6 +659,9 @@ class OpenAiPrepared(Prepared):
 
     def outputs(self):
         return None  # a remote server's outputs are not compared with the local reference
+
+    def close(self) -> None:
+        self.client.close()
 
     @property
     def details(self) -> dict[str, Any]:

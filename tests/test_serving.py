@@ -117,7 +117,8 @@ def test_chat_api_and_poisson_rate(served):
 
 
 @pytest.mark.slow
-def test_faults_are_counted_with_causes_and_the_run_completes():
+@pytest.mark.parametrize("client", ["threads", "asyncio"])
+def test_faults_are_counted_with_causes_and_the_run_completes(client):
     from tests.servers.fault_server import FaultServer
 
     server = FaultServer(tokens=NEW, stall_s=3.0).start()
@@ -125,7 +126,7 @@ def test_faults_are_counted_with_causes_and_the_run_completes():
         spec = BenchmarkSpec.create(
             backend="openai-http", device="endpoint", workload="llm",
             params={"preset": "tiny", "prompt_tokens": 4, "new_tokens": NEW},
-            options={"url": server.url, "request_timeout_s": 1, "max_failed_percent": 10},
+            options={"url": server.url, "request_timeout_s": 1, "max_failed_percent": 10, "client": client},
             stopping=Stopping(warmup=0).with_fixed_iterations(8))
         outcome = execute(spec, Registry())
     finally:

@@ -256,3 +256,13 @@ def test_multi_turn_conversations_resend_the_conversation_so_far(server_factory)
 def test_a_prefix_as_long_as_the_prompt_is_refused(server_factory):
     outcome = execute(spec(server_factory().url, prefix_tokens=PROMPT), Registry())
     assert outcome.status == "unsupported" and "prefix_tokens 128 must be below" in outcome.reason
+
+
+@pytest.mark.parametrize("client", ["threads", "asyncio"])
+def test_both_clients_count_every_chunk_and_token_alike(server_factory, client):
+    server = server_factory(empty_every=3)
+    outcome = execute(spec(server.url, client=client), Registry())
+    _check_exact(outcome, server)
+    assert outcome.details["usage_completion_tokens"] == [NEW] and outcome.details["content_chunks"] == [NEW]
+    assert all(len(marks) == NEW for marks in outcome.measurement.token_offsets_ns)  # empty chunks timed too
+
