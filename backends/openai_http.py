@@ -388,13 +388,9 @@ class Client:
                 raise QueryFailed(f"http {response.status}", detail.decode(errors="replace"))
             finished = False
             for raw in response:
-                line = raw.decode(errors="replace").strip()
-                if line.startswith("data:") and line[5:].strip() == "[DONE]":
+                if feed_sse_line(raw, on_chunk):
                     finished = True
                     break
-                event = sse_event(line)
-                if event is not None:
-                    on_chunk(event)
             if not finished:
                 raise QueryFailed("dropped stream", "the stream ended without data: [DONE]")
             response.read()  # the end of the chunked body, so the connection can carry the next request
@@ -406,6 +402,17 @@ class Client:
         finally:
             if not ok:
                 self._drop()
+
+
+def feed_sse_line(raw: bytes, on_chunk: Callable[[dict[str, Any]], None]) -> bool:
+    """Pass one raw SSE line's event to ``on_chunk``; True when it is the closing ``[DONE]``."""
+    line = raw.decode(errors="replace").strip()
+    if line.startswith("data:") and line[5:].strip() == "[DONE]":
+        return True
+    event = sse_event(line)
+    if event is not None:
+        on_chunk(event)
+    return False
 
 
 def sse_event(line: str) -> dict[str, Any] | None:
@@ -477,13 +484,9 @@ class AsyncStreamer:
                     raise QueryFailed(f"http {response.status}", detail.decode(errors="replace"))
                 finished = False
                 async for raw in response.content:
-                    line = raw.decode(errors="replace").strip()
-                    if line.startswith("data:") and line[5:].strip() == "[DONE]":
+                    if feed_sse_line(raw, on_chunk):
                         finished = True
                         break
-                    event = sse_event(line)
-                    if event is not None:
-                        on_chunk(event)
                 if not finished:
                     raise QueryFailed("dropped stream", "the stream ended without data: [DONE]")
         except asyncio.TimeoutError:
