@@ -87,3 +87,43 @@ def test_bad_arrival_settings_are_one_line_exit_2(args, message, tmp_path, test_
     result = CliRunner().invoke(cli, ["run", "-b", "null", "-w", "noop", "-s", "server", "--qps", "10", *args,
                                       "--out", str(tmp_path)], prog_name="bakeoff")
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_trace_replays_its_own_arrival_times(tmp_path):
+    from harness.engine.scenarios.server import scheduled_rate
+
+    trace = tmp_path / "arrivals.csv"
+    trace.write_text("input_tokens,output_tokens,arrival_s\n8,4,0.0\n8,4,0.25\n8,4,0.25\n8,4,1.0\n")
+    offsets = arrivals_ns(0.0, ServerSettings(arrival="trace", arrival_trace=str(trace)))
+    assert [b - a for a, b in zip(offsets, offsets[1:])] == [250_000_000, 0, 750_000_000]  # the trace's gaps
+    assert scheduled_rate(offsets) == pytest.approx(3.0)  # its own rate: 3 gaps in 1 s
+    backwards = tmp_path / "backwards.jsonl"
+    backwards.write_text('{"arrival_s": 1.0}\n{"arrival_s": 0.5}\n')
+    with pytest.raises(ValueError, match=r"backwards.jsonl:2: arrival_s = 0.5 is before the line above it"):
+        arrivals_ns(0.0, ServerSettings(arrival="trace", arrival_trace=str(backwards)))
+
+
+@pytest.mark.slow
+def test_the_shipped_example_trace_replays_from_the_cli(tmp_path, test_plugins):
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from harness.presentation.cli import cli
+
+    shipped = Path(__file__).resolve().parent.parent / "docs" / "request-mix.example.jsonl"
+    example = tmp_path / "fast.jsonl"  # the shipped trace 50 times faster: half a second, not 25
+    example.write_text("".join(json.dumps({**row, "arrival_s": row["arrival_s"] / 50}) + "\n" for row in
+                               map(json.loads, shipped.read_text().splitlines())))
+    result = CliRunner().invoke(cli, ["run", "-b", "null", "-w", "noop", "-s", "server", "--arrival", "trace",
+                                      "--arrival-trace", str(example), "--min-queries", "64", "--min-duration", "0",
+                                      "--launcher", "inline", "--json", "-q", "--out", str(tmp_path)],
+                                prog_name="bakeoff")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)["records"][0]
+    assert record["scenario"]["arrivals"] == f"replayed from {example}"
+    assert len(record["measurement"]["latencies_ns"]) == 64
+    assert record["scenario"]["valid"], record["scenario"]["validity_reason"]
+    missing = CliRunner().invoke(cli, ["run", "-b", "null", "-w", "noop", "-s", "server", "--arrival", "trace",
+                                       "--out", str(tmp_path)], prog_name="bakeoff")
+    assert missing.exit_code == 2 and "--arrival-trace FILE" in missing.output

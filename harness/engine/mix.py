@@ -117,29 +117,54 @@ def parse_mix(text: str) -> RequestMix:
     return RequestMix(kind, spread)
 
 
-def read_trace(path: str) -> list[tuple[int, int]]:
-    """(input, output) token pairs of a CSV or JSONL trace; ``ValueError`` naming the file, line and key."""
+def _trace_rows(path: str, keys: Sequence[str]):
+    """(line, row) of a CSV or JSONL trace whose rows have ``keys``; ``ValueError`` naming the
+    file and what is missing."""
     file = Path(path)
     if not file.is_file():
-        raise ValueError(f"request_mix trace {path}: no such file")
-    rows: list[tuple[int, int]] = []
+        raise ValueError(f"trace {path}: no such file")
     with file.open(encoding="utf-8", newline="") as handle:
         if file.suffix.lower() == ".csv":
             reader = csv.DictReader(handle)
-            missing = {"input_tokens", "output_tokens"} - set(reader.fieldnames or ())
+            missing = set(keys) - set(reader.fieldnames or ())
             if missing:
                 raise ValueError(f"{path}: the header lacks {', '.join(sorted(missing))} "
                                  f"(has: {', '.join(reader.fieldnames or ()) or 'nothing'})")
-            items = ((line, row) for line, row in enumerate(reader, start=2))
+            rows = ((line, row) for line, row in enumerate(reader, start=2))
         else:
-            items = ((line, _json_row(path, line, text)) for line, text in enumerate(handle, start=1) if text.strip())
-        for line, row in items:
-            rows.append((_length(path, line, row, "input_tokens"), _length(path, line, row, "output_tokens")))
-            if len(rows) > MAX_TRACE_ROWS:
+            rows = ((line, _json_row(path, line, text)) for line, text in enumerate(handle, start=1) if text.strip())
+        count = 0
+        for line, row in rows:
+            count += 1
+            if count > MAX_TRACE_ROWS:
                 raise ValueError(f"{path}: more than {MAX_TRACE_ROWS:,} requests; sample it down")
-    if not rows:
+            yield line, row
+    if count == 0:
         raise ValueError(f"{path}: no requests in the trace")
-    return rows
+
+
+def read_trace(path: str) -> list[tuple[int, int]]:
+    """(input, output) token pairs of a CSV or JSONL trace; ``ValueError`` naming the file, line and key."""
+    return [(_length(path, line, row, "input_tokens"), _length(path, line, row, "output_tokens"))
+            for line, row in _trace_rows(path, ("input_tokens", "output_tokens"))]
+
+
+def read_arrivals(path: str) -> list[float]:
+    """The ``arrival_s`` of every request of a trace (seconds from its start, in order), for the
+    server scenario's ``arrival = "trace"``; ``ValueError`` naming the file, line and value."""
+    arrivals = []
+    for line, row in _trace_rows(path, ("arrival_s",)):
+        value = row.get("arrival_s")
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not math.isfinite(number) or number < 0:
+            raise ValueError(f"{path}:{line}: arrival_s = {value!r}: must be seconds >= 0")
+        if arrivals and number < arrivals[-1]:
+            raise ValueError(f"{path}:{line}: arrival_s = {value!r} is before the line above it ({arrivals[-1]:g})")
+        arrivals.append(number)
+    return arrivals
 
 
 def _json_row(path: str, line: int, text: str) -> dict:

@@ -77,7 +77,9 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "tpot_bound_ms": Field("number", *GREATER_THAN_ZERO),
         "concurrency": Field("int|list[int]", *POSITIVE, maximum=MAX_CONCURRENCY),
         "find_max_concurrency": Field("bool"),
-        "arrival": Field("str", lambda v: v in ("poisson", "gamma", "constant"), "poisson, gamma or constant"),
+        "arrival": Field("str", lambda v: v in ("poisson", "gamma", "constant", "trace"),
+                         "poisson, gamma, constant or trace"),
+        "arrival_trace": Field("str"),
         "burstiness": Field("number", *GREATER_THAN_ZERO),
         "ramp_up_s": Field("number", *NON_NEGATIVE),
     },
@@ -202,6 +204,7 @@ def load_config(path: Path | str) -> SweepRequest:
         arrival=server_values.get("arrival", ServerSettings.arrival),
         burstiness=server_values.get("burstiness", ServerSettings.burstiness),
         ramp_up_s=server_values.get("ramp_up_s", ServerSettings.ramp_up_s),
+        arrival_trace=server_values.get("arrival_trace"),
     )
     points = (tuple(replace(server, target_qps=q, concurrency=c) for q in qps_points for c in concurrency_points)
               if len(qps_points) > 1 or len(concurrency_points) > 1 else ())

@@ -57,8 +57,10 @@ def load_label(record: "Record | Mapping[str, Any]") -> str:
         return "max concurrency" if server.get("find_max_concurrency") else f"concurrency={server.get('concurrency')}"
     if scenario == "server":
         qps = server.get("target_qps")
-        point = "max qps" if server.get("find_max_qps") or qps is None else f"qps={qps:g}"
         arrival = server.get("arrival", "poisson")
+        if arrival == "trace":
+            return f"trace={server.get('arrival_trace')}"
+        point = "max qps" if server.get("find_max_qps") or qps is None else f"qps={qps:g}"
         if arrival == "gamma":
             point += f" gamma({server.get('burstiness', 1.0):g})"
         elif arrival != "poisson":

@@ -12,7 +12,7 @@ from harness.engine.timing import HOST, Sampling, Stopping, Timebase, sample
 
 
 #: The arrival processes of the server scenario.
-ARRIVALS = ("poisson", "gamma", "constant")
+ARRIVALS = ("poisson", "gamma", "constant", "trace")
 
 #: The built-in scenarios' names. Others come from plugins (``bakeoff scenarios`` lists all).
 SINGLE_STREAM, OFFLINE, SERVER, CONCURRENT = "single-stream", "offline", "server", "concurrent"
@@ -42,6 +42,9 @@ class ServerSettings:
     #: Poisson (``vllm bench serve --burstiness``'s definition).
     arrival: str = "poisson"
     burstiness: float = 1.0
+    #: ``arrival = "trace"``: a CSV or JSONL file whose ``arrival_s`` column gives each request's
+    #: arrival (seconds from the start); the rate is the trace's own.
+    arrival_trace: str | None = None
     #: Seconds over which the rate rises linearly from zero to the target before holding it.
     ramp_up_s: float = 0.0
 

@@ -52,7 +52,18 @@ class Server(Scenario):
         from harness.contract.errors import UserError
 
         _check_slo(server)
-        if not server.find_max_qps and (server.target_qps is None or server.target_qps <= 0):
+        if server.arrival == "trace":
+            if not server.arrival_trace:
+                raise UserError("arrival trace: give the file with --arrival-trace FILE (a CSV or JSONL with arrival_s)")
+            if server.find_max_qps or server.ramp_up_s:
+                raise UserError("arrival trace replays the trace's own times: drop --find-max-qps and --ramp-up")
+            from harness.engine.mix import read_arrivals
+
+            try:
+                read_arrivals(server.arrival_trace)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+        elif not server.find_max_qps and (server.target_qps is None or server.target_qps <= 0):
             raise UserError("the server scenario needs a target QPS > 0 (--qps) or --find-max-qps")
         if server.arrival not in ARRIVALS:
             raise UserError(f"arrival {server.arrival!r}: allowed {', '.join(ARRIVALS)}")
@@ -69,9 +80,10 @@ class Server(Scenario):
         # The arrival process joins the identity only where it is not the default Poisson, so the
         # keys of benchmarks recorded before it could be chosen stay what they were.
         arrival = {name: getattr(server, name) for name, default in
-                   (("arrival", "poisson"), ("burstiness", 1.0), ("ramp_up_s", 0.0))
+                   (("arrival", "poisson"), ("burstiness", 1.0), ("ramp_up_s", 0.0), ("arrival_trace", None))
                    if getattr(server, name) != default}
-        return {"server": {"target_qps": None if server.find_max_qps else server.target_qps,
+        replayed = server.arrival == "trace"
+        return {"server": {"target_qps": None if server.find_max_qps or replayed else server.target_qps,
                            "latency_slo_s": server.latency_slo_s, "find_max_qps": server.find_max_qps, **arrival}}
 
     def run(self, prepared, stopping, timebase, *, settings, server, work_per_step, unit) -> ScenarioResult:

@@ -33,6 +33,12 @@ def arrivals_ns(qps: float, settings: ServerSettings) -> list[int]:
     to ``qps`` over that span, then holds: an arrival due at ``s`` in the stationary schedule
     comes at ``sqrt(2 R s)`` while ``s < R / 2``, else at ``s + R / 2``.
     """
+    if settings.arrival == "trace":  # replayed as recorded: the trace's own count and rate
+        from harness.engine.mix import read_arrivals
+
+        offsets = read_arrivals(settings.arrival_trace)
+        start = offsets[0] - (offsets[1] - offsets[0] if len(offsets) > 1 else 0.0)
+        return [int((offset - start) * 1e9) for offset in offsets]
     rng = random.Random(settings.seed)
     count = max(settings.min_queries, math.ceil(qps * settings.min_duration_s), 1)
     if settings.arrival == "constant":
@@ -56,7 +62,8 @@ def arrivals_ns(qps: float, settings: ServerSettings) -> list[int]:
 
 def describe_arrivals(settings: ServerSettings) -> str:
     """``Poisson``, ``gamma (burstiness 0.5)``, ``constant-rate``; with `` and a 10 s ramp-up``."""
-    kind = {"poisson": "Poisson", "constant": "constant-rate"}.get(settings.arrival,
+    kind = {"poisson": "Poisson", "constant": "constant-rate",
+            "trace": f"replayed from {settings.arrival_trace}"}.get(settings.arrival,
                                                                    f"gamma (burstiness {settings.burstiness:g})")
     return kind + (f" and a {settings.ramp_up_s:g} s ramp-up" if settings.ramp_up_s > 0 else "")
 
@@ -223,8 +230,9 @@ def _judged(qps: float, settings: ServerSettings, offsets: list[int], latencies:
     p99 = percentile(sorted(latencies), 99) / 1e9
     scheduled_s = offsets[len(latencies) - 1] / 1e9
     achieved = achieved_rate(completed_at, len(latencies), elapsed) or 0.0
-    # A ramp asks for less than the target while it rises: the schedule's own mean rate is the bar.
-    target = scheduled_rate(offsets) if settings.ramp_up_s > 0 else qps
+    # A ramp asks for less than the target while it rises, and a trace asks for its own rate: the
+    # schedule's own mean rate is the bar.
+    target = scheduled_rate(offsets) if settings.ramp_up_s > 0 or settings.arrival == "trace" else qps
     ramped = f" (the mean of a {settings.ramp_up_s:g} s ramp to {qps:.4g})" if settings.ramp_up_s > 0 else ""
     if stopped_early:
         valid, reason = False, (
@@ -445,9 +453,10 @@ def run_server(
         reason = (f"highest valid QPS {best.qps:.4g} within {server.search_tolerance:.0%}"
                   if best else f"no valid QPS: even {trials[0].qps:.4g} QPS fails ({trials[0].reason})")
     else:
-        chosen = trial(prepared, server.target_qps, server, timebase)
+        qps = scheduled_rate(arrivals_ns(0.0, server)) if server.arrival == "trace" else server.target_qps
+        chosen = trial(prepared, qps, server, timebase)
         trials = [chosen]
-        metric = {"name": "qps", "value": server.target_qps, "unit": "queries/s"}
+        metric = {"name": "qps", "value": qps, "unit": "queries/s"}
         valid, reason = chosen.valid, chosen.reason
     sampling = Sampling(
         latencies_ns=chosen.latencies_ns, host_latencies_ns=None, timer=timebase.name,

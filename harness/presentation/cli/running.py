@@ -160,7 +160,7 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
         server = replace(server, find_max_concurrency=options["find_max_concurrency"])
     if given("min_queries"):
         server = replace(server, min_queries=options["min_queries"])
-    for option in ("arrival", "burstiness", "ramp_up_s"):
+    for option in ("arrival", "burstiness", "ramp_up_s", "arrival_trace"):
         if given(option):
             server = replace(server, **{option: options[option]})
     if given("min_duration"):  # one minimum duration, as LoadGen has: sampling's and the load's
@@ -188,7 +188,7 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
 _FLAG_FIELDS = {"target_qps": "qps", "concurrency": "concurrency", "latency_slo_s": "latency_slo_ms",
                 "min_queries": "min_queries", "min_duration_s": "min_duration", "ttft_bound_s": "ttft_bound_ms",
                 "tpot_bound_s": "tpot_bound_ms", "arrival": "arrival", "burstiness": "burstiness",
-                "ramp_up_s": "ramp_up_s"}
+                "ramp_up_s": "ramp_up_s", "arrival_trace": "arrival_trace"}
 
 
 #: Flags and the settings they set: a given flag is the user's, whatever a backend's load defaults say.
@@ -203,7 +203,7 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
                  "preset", "model",
                  "model_factory", "model_inputs", "dtypes", "batch_sizes",
                  "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
-                 "target_ci", "qps", "arrival", "burstiness", "ramp_up_s", "latency_slo_ms", "find_max_qps",
+                 "target_ci", "qps", "arrival", "arrival_trace", "burstiness", "ramp_up_s", "latency_slo_ms", "find_max_qps",
                  "concurrency", "sweep", "find_max_concurrency", "min_queries", "ttft_bound_ms", "tpot_bound_ms", "threads",
                  "timeout_s", "memory_limit", "config")
 
@@ -254,8 +254,11 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--qps", type=click.FloatRange(min=0, min_open=True), multiple=True, metavar="QPS",
               help="Server scenario: target queries per second (Poisson arrivals). Repeat it for one "
                    "benchmark per rate.")
-@click.option("--arrival", type=click.Choice(["poisson", "gamma", "constant"]), default="poisson",
-              help="Server scenario: the arrival process. Default: poisson.")
+@click.option("--arrival", type=click.Choice(["poisson", "gamma", "constant", "trace"]), default="poisson",
+              help="Server scenario: the arrival process; trace replays --arrival-trace. Default: poisson.")
+@click.option("--arrival-trace", "arrival_trace", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Server scenario, --arrival trace: a CSV or JSONL file whose arrival_s gives each request's "
+                   "arrival (seconds from the start).")
 @click.option("--burstiness", type=click.FloatRange(min=0, min_open=True), default=1.0, metavar="SHAPE",
               help="Server scenario, --arrival gamma: the gamma shape; below 1 burstier, 1 is Poisson "
                    "(vllm bench serve's --burstiness). Default: 1.")
