@@ -160,3 +160,10 @@ def test_the_report_draws_the_frontier_of_a_sweep_in_chromium(sweep_run, tmp_pat
     shot = subprocess.run([*flags, f"--screenshot={ARTIFACTS / 'frontier.png'}", "--window-size=1200,1600",
                            report.as_uri()], capture_output=True, text=True, timeout=120)
     assert shot.returncode == 0 and (ARTIFACTS / "frontier.png").stat().st_size > 10_000
+
+
+def test_an_endpoint_that_names_no_device_is_excluded_with_how_to_name_it(catalog):
+    unnamed = point_record("openai-http", 1, 100.0, 0.005)
+    unnamed["device_info"] = {"model": None}
+    (excluded,) = rank([unnamed], catalog).excluded
+    assert "device model unknown" in excluded["excluded_by"][0] and "device_label" in excluded["excluded_by"][0]

@@ -110,6 +110,10 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
     if throughput is None or not throughput.value:
         return None, ["no throughput measured"]
     entry = catalog.match((record.device_info or {}).get("model"))
+    if entry is None and not (record.device_info or {}).get("model"):
+        # An endpoint does not say what serves it: the buyer names it (openai-http's device_label).
+        return None, [f"device model unknown: name it ({record.spec['backend']}'s device_label option, e.g. "
+                      f"-O {record.spec['backend']}.device_label='8x H100 SXM') to price it"]
     reasons = policy.evaluate(entry) if policy else ([] if entry else ["device not in the catalog"])
     if reasons:
         return None, reasons
