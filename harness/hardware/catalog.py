@@ -22,7 +22,7 @@ from harness.files.tomlfile import read_toml
 
 CATALOG_SCHEMA_VERSION = 1
 NUMERIC_FIGURES = ("memory_gb", "memory_bandwidth_gbps", "fp16_dense_tflops", "int8_dense_tops", "tdp_w",
-                   "purchase_usd")
+                   "purchase_usd", "die_area_mm2")
 TEXT_FIGURES = ("vendor", "vendor_hq_country", "designer_country", "foundry", "foundry_country", "process_node",
                 "hbm_supplier", "memory_type", "software_stack")
 EXPORT_FIELDS = ("export_regime", "export_classification", "licence_required", "named_in_guidance")
@@ -34,9 +34,16 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 @dataclass
 class Catalog:
+    """Entries by id, each with its derived cells (``tpp``, ``performance_density`` and one per
+    export rule: harness/hardware/controls.py) merged in beside its sourced figures."""
+
     entries: dict[str, dict[str, Any]]
     sources: dict[str, str]
     files: list[str] = field(default_factory=list)
+    #: The export-control rules the derived fields were computed with (built-in, then the user's).
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    #: Typed figures that contradict a computed one (``controls.classification_disagreement``).
+    warnings: list[str] = field(default_factory=list)
 
     def match(self, device_model: str | None) -> dict[str, Any] | None:
         """The entry whose longest ``match`` pattern names the device model (case-insensitive).
@@ -91,6 +98,12 @@ def lint(data: Mapping[str, Any], where: str, sources: Mapping[str, str] | None 
     if version != CATALOG_SCHEMA_VERSION:
         problems.append(f"{where}: schema_version = {version!r}, expected {CATALOG_SCHEMA_VERSION}")
     known_sources = {**(sources or {}), **dict(data.get("sources", {}))}
+    from harness.hardware.controls import rule_problem
+
+    for rule in data.get("export_rule", []):
+        problem = rule_problem(rule, known_sources) if isinstance(rule, Mapping) else "export_rule must be a table"
+        if problem:
+            problems.append(f"{where}: {problem}")
     for index, entry in enumerate(data.get("hardware", [])):
         name = entry.get("id") or f"hardware[{index}]"
         at = f"{where}: hardware {name!r}"
@@ -137,18 +150,37 @@ def builtin_text() -> str:
     return resources.files("harness").joinpath("data/catalog.toml").read_text(encoding="utf-8")
 
 
+def builtin_rules_text() -> str:
+    return resources.files("harness").joinpath("data/export_rules.toml").read_text(encoding="utf-8")
+
+
 def load_catalog(extra: Iterable[Path | str] = ()) -> Catalog:
-    """The built-in catalog with user files layered on top, linted."""
-    documents = [("harness/data/catalog.toml", read_toml("harness/data/catalog.toml", "catalog", builtin_text()))]
+    """The built-in catalog and export rules with user files layered on top, linted, and every
+    entry's derived figures computed (harness/hardware/controls.py)."""
+    from harness.hardware.controls import classification_disagreement, derive
+
+    documents = [("harness/data/export_rules.toml",
+                  read_toml("harness/data/export_rules.toml", "catalog", builtin_rules_text())),
+                 ("harness/data/catalog.toml", read_toml("harness/data/catalog.toml", "catalog", builtin_text()))]
     documents += [(str(path), read_toml(path, "catalog")) for path in extra]
     entries: dict[str, dict[str, Any]] = {}
     sources: dict[str, str] = {}
+    rules: dict[str, dict[str, Any]] = {}
     for where, data in documents:
         problems = lint(data, where, sources)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise UserError(problems[0] + more)
         sources.update(data.get("sources", {}))
+        for rule in data.get("export_rule", []):
+            rules[rule["field"]] = rule  # a later revision of the same field replaces it
         for entry in data.get("hardware", []):
             entries[entry["id"]] = entry
-    return Catalog(entries, sources, [where for where, _ in documents])
+    warnings = []
+    for entry_id, entry in list(entries.items()):
+        cells = derive(entry, list(rules.values()))
+        entries[entry_id] = {**entry, **cells}
+        disagreement = classification_disagreement(entry, cells)
+        if disagreement:
+            warnings.append(disagreement)
+    return Catalog(entries, sources, [where for where, _ in documents][1:], list(rules.values()), warnings)

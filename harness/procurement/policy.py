@@ -11,6 +11,8 @@ A policy is a list of rules; each names a catalog field and one test::
     field = "licence_required"
     no_licence_for = "CN"
 
+Fields are the catalog's sourced figures and those computed by rule (``tpp < 4800`` is
+``field = "tpp"``, ``max = 4799``; ``within_case_by_case_lane``, ``is = true``).
 Tests: ``in`` / ``not_in`` (a list), ``equals``, ``min`` / ``max`` (numbers),
 ``is`` (true/false), ``no_licence_for`` (a destination), ``open_source``
 (true: the software stack must be open source). A candidate whose catalog
@@ -28,9 +30,13 @@ from typing import Any, Mapping
 from harness.contract.errors import UserError
 from harness.files.tomlfile import read_toml
 from harness.hardware.catalog import EXPORT_FIELDS, NUMERIC_FIGURES, TEXT_FIGURES
+from harness.hardware.controls import DERIVED_FIGURES
 
 TESTS = ("in", "not_in", "equals", "min", "max", "is", "no_licence_for", "open_source")
-FIELDS = set(NUMERIC_FIGURES + TEXT_FIGURES + EXPORT_FIELDS + ("purchase_usd",))
+#: Sourced figures, and those computed by rule (``tpp``, ``performance_density``, and the
+#: field each built-in export rule sets: ``eccn_3a090a``, ``within_case_by_case_lane``).
+FIELDS = set(NUMERIC_FIGURES + TEXT_FIGURES + EXPORT_FIELDS + DERIVED_FIGURES
+             + ("purchase_usd", "eccn_3a090a", "within_case_by_case_lane"))
 
 
 @dataclass(frozen=True)
