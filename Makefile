@@ -18,6 +18,7 @@ install: $(STAMP)
 
 bakeoff: $(STAMP)
 	$(BIN)/bakeoff run
+	$(BIN)/bakeoff rank latest
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

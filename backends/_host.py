@@ -10,7 +10,7 @@ def cpu_device_facts() -> dict[str, Any]:
     peak FLOP/s (cores x clock x vector width), as DeviceInfo keyword arguments."""
     import psutil
 
-    from harness.engine.telemetry.environment import cpu_identity
+    from harness.engine.telemetry.environment import cloud_instance, cpu_identity
     from harness.hardware.plausibility import host_cpu_peaks
     from harness.hardware.precision import cpu_precision, read_cpu_features
 
@@ -23,6 +23,7 @@ def cpu_device_facts() -> dict[str, Any]:
         "memory_bytes": psutil.virtual_memory().total,
         **(precision.device_fields() if precision else {}),
         "peaks": host_cpu_peaks(features),
+        "cloud_instance": cloud_instance(),
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from harness.contract.errors import UserError
@@ -86,3 +88,70 @@ def test_user_catalogs_layer_over_the_builtin_one(tmp_path):
     assert catalog.entries["amd-epyc"]["name"] == "Our EPYC fleet"
     assert catalog.entries["amd-epyc"]["prices"][0]["usd_per_device_hour"] == 0.42
     assert "nvidia-h100-sxm5" in catalog.entries
+
+
+def test_the_builtin_catalog_has_thirty_sourced_devices_eight_designed_in_china():
+    import tomllib
+
+    from harness.hardware.catalog import builtin_text
+
+    assert lint(tomllib.loads(builtin_text()), "harness/data/catalog.toml") == []  # every figure sourced and dated
+    catalog = load_catalog()
+    assert len(catalog.entries) >= 30
+    china = sorted(i for i, e in catalog.entries.items() if figure(e, "designer_country") == "CN")
+    assert len(china) >= 8, china
+    for wanted in ("nvidia-h200-sxm", "nvidia-a100-sxm4-80gb", "huawei-ascend-910c", "cambricon-mlu370-x8",
+                   "aws-graviton4", "intel-xeon"):
+        assert wanted in catalog.entries
+
+
+def test_a_cpu_is_priced_by_the_vcpus_it_used_at_a_sourced_reference_price():
+    from harness.procurement.rank import cloud_price
+    from harness.results.record import Record
+
+    catalog = load_catalog()
+    entry = catalog.match("Intel(R) Xeon(R) Processor")
+    base = {"run_id": "r", "key": "k", "status": "ok",
+            "spec": {"backend": "torch", "device": "cpu", "workload": "llm", "dtype": "float32", "batch_size": 1,
+                     "threads": 4}, "device_info": {"model": "Intel(R) Xeon(R) Processor"}}
+    hourly, price = cloud_price(entry, Record.of(base))
+    cheapest = min(p["usd_per_vcpu_hour"] for p in entry["vcpu_prices"])
+    assert hourly == pytest.approx(4 * cheapest) and price["reference"] is True
+    assert "x 4 vCPUs" in price["basis"] and price["source_url"].startswith("https://")
+    # On a cloud VM that names its instance (DMI), that instance's row is used.
+    named = {**base, "device_info": {"model": "Intel(R) Xeon(R) Processor", "cloud_instance": "m7i.xlarge"}}
+    hourly, price = cloud_price(entry, Record.of(named))
+    assert price["instance"].startswith("m7i.xlarge") and hourly == pytest.approx(4 * 0.0504)
+    assert "the host's own instance" in price["basis"]
+
+
+def test_a_vcpu_price_without_its_source_fails_the_lint(tmp_path):
+    bad = tmp_path / "cpu.toml"
+    bad.write_text('schema_version = 1\n[[hardware]]\nid = "x"\nname = "x"\nkind = "cpu"\nmatch = ["x"]\n'
+                   '[[hardware.vcpu_prices]]\nusd_per_vcpu_hour = 0.05\ninstance = "a.large"\nvcpus = 2\n'
+                   'region = "r"\n')
+    with pytest.raises(UserError, match=r"vcpu_prices\[0\]: missing retrieved, source_url"):
+        load_catalog([bad])
+
+
+def test_rank_prices_every_cpu_candidate_of_a_run_out_of_the_box():
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from harness.presentation.cli import cli
+
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "runs-2026-12-01"
+    run = next(p for p in sorted(fixtures.iterdir()) if (p / "run.json").exists())
+    result = CliRunner().invoke(cli, ["rank", str(run), "--json"], prog_name="bakeoff")  # no --catalog
+    assert result.exit_code == 0, result.output
+    ranking = json.loads(result.output)
+    assert ranking["ranked"], ranking["excluded"]
+    for candidate in ranking["ranked"]:
+        price = candidate["cost"]["inputs"]["price"]
+        assert candidate["catalog_id"] == "intel-xeon" and price["reference"] and price["source_url"]
+    # Nothing measured and trusted goes unpriced: what is excluded is a probe or fails a check.
+    for excluded in ranking["excluded"]:
+        assert "no cloud price" not in excluded["excluded_by"][0], excluded
+    text = CliRunner().invoke(cli, ["rank", str(run)], prog_name="bakeoff").output
+    assert "(reference price)" in text and "list price from https://" in " ".join(text.split())

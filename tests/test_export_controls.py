@@ -24,6 +24,7 @@ def catalog():
 def test_tpp_is_two_macs_times_bit_length_at_the_best_precision(catalog):
     assert catalog.entries["nvidia-h100-sxm5"]["tpp"]["value"] == pytest.approx(15830, rel=1e-3)
     assert catalog.entries["nvidia-h20"]["tpp"]["value"] == pytest.approx(2368, rel=1e-3)
+    assert catalog.entries["nvidia-a100-sxm4-80gb"]["tpp"]["value"] == pytest.approx(4992, rel=1e-3)
     a100 = {"id": "a100", "fp16_dense_tflops": _cell(312), "int8_dense_tops": _cell(624)}
     assert tpp(a100)["value"] == pytest.approx(4992)
     assert "16 bits x 312 dense FP16 TFLOPS" in tpp(a100)["basis"] or "8 bits x 624" in tpp(a100)["basis"]

@@ -192,15 +192,18 @@ retrieved = "2026-11-30"
     honest, broken = _gemm_record("Acme X1", 50e12), _gemm_record("Acme X1", 5e15)
     broken["key"] = "broken"
     result = rank([honest, broken], catalog)
-    assert [c["record_key"] for c in result.ranked] == ["torch"]
-    (excluded,) = result.excluded
-    assert excluded["excluded_by"][0].startswith("implausible: ")
-    assert "catalog acme-x1" in excluded["excluded_by"][0]
+    # gemm is a capability probe, never priced; the broken one is excluded before that, as implausible.
+    assert result.ranked == []
+    probe, implausible = result.excluded
+    assert probe["excluded_by"][0].startswith("a capability probe (FLOP/s)")
+    assert implausible["excluded_by"][0].startswith("implausible: ")
+    assert "catalog acme-x1" in implausible["excluded_by"][0]
 
 
 def test_a_device_the_catalog_lacks_is_not_priced_as_a_shorter_model_number(catalog):
     """"H20" is a substring of "NVIDIA H200": an H200 must not inherit the H20's price or policy."""
     assert load_catalog().match("NVIDIA H20")["id"] == "nvidia-h20"
-    assert load_catalog().match("NVIDIA H200") is None
-    result = rank([record("torch", 100.0, model="NVIDIA H200")], load_catalog())
+    assert load_catalog().match("NVIDIA H200")["id"] == "nvidia-h200-sxm"  # its own entry, not the H20's
+    assert load_catalog().match("NVIDIA H2000") is None  # neither H20 nor H200 takes a longer number
+    result = rank([record("torch", 100.0, model="NVIDIA H2000")], load_catalog())
     assert result.excluded[0]["excluded_by"] == ["device not in the catalog"]

@@ -133,6 +133,10 @@ class DeviceInfo:
     #: ``{"flop_per_s": {dtype: {"value", "basis"}}, "bytes_per_s": {"value", "basis"} | None,
     #: "inputs": {...}}``. Empty: not declared (the catalog may still know the device).
     peaks: Mapping[str, Any] = field(default_factory=dict)
+    #: The cloud instance type the host reports (its DMI product name, e.g. ``m7i.large`` on
+    #: AWS), so a CPU is priced as that instance where the catalog lists it; ``None`` where the
+    #: host does not say (most clouds name only themselves there).
+    cloud_instance: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

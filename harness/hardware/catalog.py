@@ -26,9 +26,12 @@ NUMERIC_FIGURES = ("memory_gb", "memory_bandwidth_gbps", "fp16_dense_tflops", "i
 TEXT_FIGURES = ("vendor", "vendor_hq_country", "designer_country", "foundry", "foundry_country", "process_node",
                 "hbm_supplier", "memory_type", "software_stack")
 EXPORT_FIELDS = ("export_regime", "export_classification", "licence_required", "named_in_guidance")
-IDENTITY = ("id", "name", "kind", "match", "prices")
+IDENTITY = ("id", "name", "kind", "match", "prices", "vcpu_prices")
 ALLOWED_KEYS = set(NUMERIC_FIGURES + TEXT_FIGURES + EXPORT_FIELDS + IDENTITY)
 PRICE_KEYS = {"usd_per_device_hour", "instance", "region", "source_url", "retrieved"}
+#: A CPU's reference cloud price: an instance's list price per vCPU-hour. A CPU candidate is
+#: priced by the vCPUs it used (its threads) at this rate.
+VCPU_PRICE_KEYS = {"usd_per_vcpu_hour", "instance", "vcpus", "region", "source_url", "retrieved"}
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -133,16 +136,25 @@ def lint(data: Mapping[str, Any], where: str, sources: Mapping[str, str] | None 
             if key in NUMERIC_FIGURES and (isinstance(value, bool) or not isinstance(value, (int, float))
                                            or value <= 0):
                 problems.append(f"{at} {key}: value {value!r} must be a positive number")
-        for p_index, price in enumerate(entry.get("prices", [])):
-            pat = f"{at} prices[{p_index}]"
-            missing = PRICE_KEYS - set(price)
-            if missing:
-                problems.append(f"{pat}: missing {', '.join(sorted(missing))}")
-            cost = price.get("usd_per_device_hour")
-            if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost <= 0):
-                problems.append(f"{pat}: usd_per_device_hour {cost!r} must be a positive number")
-            if "retrieved" in price and not DATE.match(str(price["retrieved"])):
-                problems.append(f"{pat}: retrieved must be a YYYY-MM-DD date")
+        for table, required, numbers in (("prices", PRICE_KEYS, ("usd_per_device_hour",)),
+                                         ("vcpu_prices", VCPU_PRICE_KEYS, ("usd_per_vcpu_hour", "vcpus"))):
+            for p_index, price in enumerate(entry.get(table, [])):
+                problems += _price_problems(f"{at} {table}[{p_index}]", price, required, numbers)
+    return problems
+
+
+def _price_problems(at: str, price: Mapping[str, Any], required: set[str], numbers: tuple[str, ...]) -> list[str]:
+    """What is wrong with one price table: a missing key, a non-positive number, a bad date."""
+    problems = []
+    missing = required - set(price)
+    if missing:
+        problems.append(f"{at}: missing {', '.join(sorted(missing))}")
+    for key in numbers:
+        value = price.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            problems.append(f"{at}: {key} {value!r} must be a positive number")
+    if "retrieved" in price and not DATE.match(str(price["retrieved"])):
+        problems.append(f"{at}: retrieved must be a YYYY-MM-DD date")
     return problems
 
 

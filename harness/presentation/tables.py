@@ -166,12 +166,14 @@ RESULT_COLUMNS = ("backend", "device", "workload", "params", "dtype", "batch", "
 _CELL_FOR_COLUMN = {"median [95% CI]": "median", "throughput [95% CI]": "throughput"}
 
 
-def results_table(records: Iterable[Record | Mapping[str, Any]], title: str = "Results") -> RenderableType:
+def results_table(records: Iterable[Record | Mapping[str, Any]], title: str = "Results",
+                  costs: Mapping[tuple[Any, Any], str] | None = None) -> RenderableType:
     """The summary table, with notes (warnings, failure reasons) as numbered footnotes below it.
 
     ``status`` is ``invalid`` for a measured result that fails its scenario's
     validity rule. The scenario and metric columns appear only when some
-    record is not single-stream (whose metric, p90, is already shown).
+    record is not single-stream (whose metric, p90, is already shown). ``costs``
+    (``(run_id, key)``: ``$0.02 per 1M tokens``, from a ranking) adds a cost column.
     """
     from harness.results.roofline import read_ceilings, roofline_fraction
 
@@ -180,13 +182,16 @@ def results_table(records: Iterable[Record | Mapping[str, Any]], title: str = "R
     table = Table(title=title, title_justify="left")
     only_single_stream = all(r.spec.get("scenario", "single-stream") == "single-stream" for r in records)
     columns = [c for c in RESULT_COLUMNS if not (only_single_stream and c in ("scenario", "metric"))]
+    if costs:
+        columns.insert(columns.index("throughput [95% CI]") + 1, "cost")
     for column in columns:
-        numeric = column in ("batch", "median [95% CI]", "p99", "throughput [95% CI]", "metric")
+        numeric = column in ("batch", "median [95% CI]", "p99", "throughput [95% CI]", "metric", "cost")
         table.add_column(column, justify="right" if numeric else "left",
                          no_wrap=column != "notes", overflow="fold")
     footnotes: list[Text] = []
     for record in records:
         cells = record_cells(record)
+        cells["cost"] = (costs or {}).get((record.run_id, record.key), "-")
         note = cells.pop("notes")
         roofline = roofline_fraction(record, ceilings)
         if roofline:

@@ -30,6 +30,11 @@ from harness.results.record import (Record, as_record, candidate_label, load_lab
                                     workload_label)
 
 
+#: Units of the roofline probes (gemm: FLOP, membw: bytes). They measure what a device can do,
+#: not work a buyer pays for, so a price per FLOP or per byte is never shown.
+PROBE_UNITS = ("FLOP", "B")
+
+
 @dataclass(frozen=True)
 class OwnedSettings:
     years: float = 4.0
@@ -92,6 +97,31 @@ def _serving_problem(record: Record, targets: ServingTargets) -> str | None:
     return None
 
 
+def cloud_price(entry: Mapping[str, Any], record: Record) -> tuple[float | None, dict[str, Any]]:
+    """$ per device-hour and the price it came from: the instance the host reported (its DMI
+    product name) where the catalog lists it, else the cheapest device price; for a CPU without
+    a device price, its reference price per vCPU-hour times the vCPUs the benchmark used (its
+    threads), labelled ``reference``."""
+    instance = (record.device_info or {}).get("cloud_instance")
+
+    def named(price: Mapping[str, Any]) -> bool:
+        return bool(instance) and str(price.get("instance", "")).split(" ")[0] == instance
+
+    prices = sorted(entry.get("prices", []), key=lambda p: p["usd_per_device_hour"])
+    vcpu = sorted(entry.get("vcpu_prices", []), key=lambda p: p["usd_per_vcpu_hour"])
+    threads = int(record.spec.get("threads") or 1)
+    for price in [p for p in prices if named(p)] or prices[:1]:
+        return price["usd_per_device_hour"], {**price, "basis": "device price"
+                                               + (f" of the host's instance {instance}" if named(price) else "")}
+    for price in [p for p in vcpu if named(p)] or vcpu[:1]:
+        return threads * price["usd_per_vcpu_hour"], {
+            **price, "reference": True, "vcpus_used": threads,
+            "basis": (f"reference price: {price['instance']} at ${price['usd_per_vcpu_hour']:.4g} per vCPU-hour x "
+                      f"{threads} vCPUs (the benchmark's threads)"
+                      + (", the host's own instance" if named(price) else ""))}
+    return None, {}
+
+
 def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Policy | None, slo_p99_s: float | None,
              pricing: str, owned: OwnedSettings,
              targets: ServingTargets = ServingTargets()) -> tuple[dict[str, Any] | None, list[str]]:
@@ -106,6 +136,9 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
     problem = _serving_problem(record, targets)
     if problem is not None:
         return None, [problem]
+    if record.unit in PROBE_UNITS:
+        return None, [f"a capability probe ({record.unit}/s): measured against the device's peak, never priced "
+                      f"per {record.unit}"]
     throughput = record.throughput
     if throughput is None or not throughput.value:
         return None, ["no throughput measured"]
@@ -127,10 +160,10 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
     if watts is not None and not estimated:
         watts /= devices
     if pricing == "cloud":
-        prices = sorted(entry.get("prices", []), key=lambda p: p["usd_per_device_hour"])
-        if not prices:
+        hourly, price = cloud_price(entry, record)
+        if hourly is None:
             return None, [f"no cloud price for {entry['id']!r} in the catalog (add one with --catalog)"]
-        cost = cloud_cost(units_per_s, unit, prices[0]["usd_per_device_hour"], dict(prices[0]))
+        cost = cloud_cost(units_per_s, unit, hourly, price)
     else:
         purchase = figure(entry, "purchase_usd")
         if purchase is None:

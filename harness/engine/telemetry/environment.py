@@ -120,6 +120,21 @@ def cpu_identity() -> dict[str, Any]:
     }
 
 
+#: A DMI product name that is an instance type: ``m7i.large``, ``c7g.2xlarge`` (AWS); other
+#: clouds write their own name there ("Google Compute Engine", "Virtual Machine").
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
+
+
+def cloud_instance(dmi: Path = Path("/sys/class/dmi/id")) -> str | None:
+    """The cloud instance type from the host's DMI product name, where it is one (read offline,
+    no metadata service); ``None`` elsewhere."""
+    try:
+        name = (dmi / "product_name").read_text().strip()
+    except OSError:
+        return None
+    return name if _INSTANCE_TYPE.match(name) else None
+
+
 def git_commit(path: Path | None = None) -> dict[str, Any] | None:
     """The git commit of the bakeoff source tree, when it is a checkout."""
     root = path or Path(__file__).resolve().parents[3]  # harness/engine/telemetry/ -> the source tree

@@ -99,7 +99,8 @@ def rank_command(runs, as_json, **options) -> None:
         cost = c["cost"]
         row = [str(c["rank"]), Text(c["workload"]),
                Text(c["candidate"] + (" (noisy: interference)" if c.get("noisy") else "")), c["catalog_id"],
-               f"${cost['value']:.4g} per {cost['per']}" + (" (estimated energy)" if cost["estimated"] else ""),
+               f"${cost['value']:.4g} per {cost['per']}" + (" (estimated energy)" if cost["estimated"] else "")
+               + (" (reference price)" if (cost["inputs"].get("price") or {}).get("reference") else ""),
                format_rate(c["throughput"], c["throughput_unit"])
                + (f" (x{c['devices_per_candidate']} devices)" if c.get("devices_per_candidate", 1) > 1 else ""),
                format_seconds(c["p99_s"])]
@@ -109,6 +110,14 @@ def rank_command(runs, as_json, **options) -> None:
         table.add_row(*row)
     console = _console()
     console.print(table)
+    shown = set()
+    for c in result.ranked:  # where each reference price came from, once per catalog entry
+        price = c["cost"]["inputs"].get("price") or {}
+        if price.get("reference") and c["catalog_id"] not in shown:
+            shown.add(c["catalog_id"])
+            console.print(f"[dim]{c['catalog_id']}: {price['basis']}; list price from {price['source_url']} "
+                          f"({price.get('region')}, retrieved {price['retrieved']}); give your own with "
+                          "--catalog[/]", highlight=False)
     for c in result.ranked:
         if c.get("noisy"):
             console.print(f"[yellow]noisy:[/] {c['candidate']} ({c['workload']}): interference while measured: "

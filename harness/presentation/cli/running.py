@@ -191,6 +191,22 @@ _FLAG_FIELDS = {"target_qps": "qps", "concurrency": "concurrency", "latency_slo_
                 "ramp_up_s": "ramp_up_s", "arrival_trace": "arrival_trace"}
 
 
+def _reference_costs(records) -> dict:
+    """Cost per 1M units of every record the built-in catalog prices (cloud list or reference
+    prices), for the run's table; labelled as a reference where it is one."""
+    from harness.hardware.catalog import load_catalog
+    from harness.procurement.rank import rank
+
+    ranking = rank(records, load_catalog())
+    costs = {}
+    for candidate in [*ranking.ranked, *ranking.alternatives]:
+        cost = candidate["cost"]
+        reference = (cost["inputs"].get("price") or {}).get("reference")
+        costs[(candidate["run_id"], candidate["record_key"])] = (
+            f"${cost['value']:.3g}/{cost['per'].replace('1M tokens', 'Mtok')}" + (" (ref.)" if reference else ""))
+    return costs
+
+
 #: Flags and the settings they set: a given flag is the user's, whatever a backend's load defaults say.
 _EXPLICIT_FLAGS = {"warmup": "stopping.warmup", "iterations": "stopping.iterations",
                    "min_iterations": "stopping.min_iterations",
@@ -381,5 +397,5 @@ def run(ctx: click.Context, launcher: str, resume_ref: str | None, out: Path, as
         return
     from harness.presentation.tables import results_table
 
-    _console().print(results_table(records, title=f"Run {store.run_id}"))
+    _console().print(results_table(records, title=f"Run {store.run_id}", costs=_reference_costs(records)))
     click.echo(f"records: {store.path}  (harness.results.load('{store.path}') gives a DataFrame)")
