@@ -77,3 +77,28 @@ def test_policies_test_computed_fields(tmp_path, catalog):
     assert rules.evaluate(catalog.entries["nvidia-h20"]) == []
     (reason,) = rules.evaluate(catalog.entries["nvidia-h100-sxm5"])
     assert "tpp-below-4800" in reason and "15831" in reason
+
+
+def test_bakeoff_catalog_lists_every_device_and_what_a_policy_excludes_before_measuring(tmp_path):
+    import json
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from harness.presentation.cli import cli
+
+    policy = Path(__file__).resolve().parent.parent / "docs" / "policies" / "exclude-us-designed.toml"
+    listed = CliRunner().invoke(cli, ["catalog", "--policy", str(policy), "--json"], prog_name="bakeoff")
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.output)
+    ids = {entry["id"] for entry in data["entries"]}
+    assert len(ids) >= 30 and data["policy"] == "No US-designed hardware"
+    assert "policy rule 'designer-not-us'" in data["excluded"]["nvidia-h100-sxm5"][0]
+    assert "huawei-ascend-910c" not in data["excluded"]  # designed and sold from China: admitted
+    h100 = next(e for e in data["entries"] if e["id"] == "nvidia-h100-sxm5")
+    assert h100["tpp"]["value"] == pytest.approx(15830, rel=1e-3) and h100["eccn_3a090a"]["value"] is True
+    text = " ".join(CliRunner().invoke(cli, ["catalog", "--policy", str(policy)], prog_name="bakeoff").output.split())
+    excluded = len(data["excluded"])
+    assert f"excludes {excluded} of {len(ids)} devices; its rules: designer-not-us" in text and "admitted" in text
+    missing = CliRunner().invoke(cli, ["catalog", "--policy", str(tmp_path / "none.toml")], prog_name="bakeoff")
+    assert missing.exit_code == 2 and "none.toml" in missing.output

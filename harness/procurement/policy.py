@@ -83,12 +83,11 @@ class Policy:
         """Reasons the entry is excluded (empty: it passes)."""
         if entry is None:
             return ["device not in the catalog, so the policy cannot be checked"]
-        failures = []
-        for rule in self.rules:
-            ok, shown = rule.check(entry)
-            if not ok:
-                failures.append(f"policy rule {rule.id!r} ({rule.why}): {shown}")
-        return failures
+        return [f"policy rule {rule.id!r} ({rule.why}): {shown}" for rule, shown in self.failed_rules(entry)]
+
+    def failed_rules(self, entry: Mapping[str, Any]) -> list[tuple[Rule, str]]:
+        """Each rule the entry fails, with the value that failed it."""
+        return [(rule, shown) for rule in self.rules for ok, shown in [rule.check(entry)] if not ok]
 
 
 def load_policy(path: Path | str) -> Policy:

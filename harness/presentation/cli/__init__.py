@@ -4,7 +4,7 @@
 * :mod:`harness.presentation.cli.listing`: ``backends``, ``workloads``, ``scenarios``, ``new-backend``, ``serve``;
 * :mod:`harness.presentation.cli.running`: ``run``;
 * :mod:`harness.presentation.cli.runs`: ``show``, ``compare``, ``export``;
-* :mod:`harness.presentation.cli.procurement`: ``rank``, ``plan``, ``report``.
+* :mod:`harness.presentation.cli.procurement`: ``rank``, ``plan``, ``report``, ``catalog``.
 
 Importing this package registers every command on :data:`cli`.
 """

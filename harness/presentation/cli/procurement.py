@@ -210,3 +210,83 @@ def report_command(runs, as_json, output, fmt, **options) -> None:
         click.echo(f"report: {output}")
 
 
+
+
+@cli.command(name="catalog")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Show what this procurement policy (TOML) excludes, and why, before anything is measured.")
+@click.option("--catalog", "catalog_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Your catalog file(s) layered over the built-in one.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: every entry with its derived figures.")
+def catalog_command(policy_path, catalog_paths, as_json) -> None:
+    """List the hardware catalog: countries, memory, bandwidth, peak, TPP and PD, export
+    classification computed by rule, licence requirement and prices.
+
+    Every figure carries a source in the catalog file; TPP, performance
+    density and the 3A090.a verdict are computed from sourced figures
+    (docs/catalog.md). With --policy, each device shows whether the policy
+    admits it and which rule excludes it.
+
+    \b
+    Examples:
+      bakeoff catalog
+      bakeoff catalog --policy docs/policies/exclude-us-designed.toml
+      bakeoff catalog --catalog my-prices.toml --json
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.hardware.catalog import figure, load_catalog
+    from harness.procurement.policy import load_policy
+
+    catalog = load_catalog(catalog_paths)
+    policy = load_policy(policy_path) if policy_path else None
+    verdicts = {entry_id: (policy.evaluate(entry) if policy else None) for entry_id, entry in catalog.entries.items()}
+    if as_json:
+        _echo_json({"entries": list(catalog.entries.values()), "warnings": catalog.warnings,
+                    "policy": policy.name if policy else None,
+                    "excluded": {k: v for k, v in verdicts.items() if v}, "rules": catalog.rules})
+        return
+
+    def number(entry, name, unit, digits=4):
+        value = figure(entry, name)
+        return "-" if value is None else f"{value:,.{digits}g}{unit}"
+
+    def price(entry):
+        prices = sorted(p["usd_per_device_hour"] for p in entry.get("prices", []))
+        vcpu = sorted(p["usd_per_vcpu_hour"] for p in entry.get("vcpu_prices", []))
+        return (f"${prices[0]:.3g}/h" if prices else "") + (f"${vcpu[0]:.3g}/vCPU-h (ref.)" if vcpu else "") or "-"
+
+    table = Table(title=f"Hardware catalog ({len(catalog.entries)} devices)"
+                  + (f", policy {policy.name!r}" if policy else ""), title_justify="left")
+    columns = ["id", "vendor", "designer / foundry", "memory", "bandwidth", "FP16 dense", "TPP / PD", "3A090.a",
+               "licence for CN", "price"] + (["policy"] if policy else [])
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for entry_id, entry in catalog.entries.items():
+        licence = entry.get("licence_required") or {}
+        needs = "-" if "value" not in licence else ("yes" if licence["value"] and "CN" in licence.get("destinations", [])
+                                                     else "no" if not licence["value"] else "not for CN")
+        controlled = figure(entry, "eccn_3a090a")
+        verdict = verdicts[entry_id]
+        row = [entry_id, str(figure(entry, "vendor") or "-"),
+               f"{figure(entry, 'designer_country') or '?'} / {figure(entry, 'foundry_country') or '?'}",
+               number(entry, "memory_gb", " GB"), number(entry, "memory_bandwidth_gbps", " GB/s"),
+               number(entry, "fp16_dense_tflops", " TFLOPS"),
+               f"{number(entry, 'tpp', '', 5)} / {number(entry, 'performance_density', '', 3)}",
+               {True: "yes", False: "below", None: "unknown"}[controlled], needs, price(entry)]
+        if policy:
+            failed = policy.failed_rules(entry)
+            row.append(Text("admitted", "green") if not failed else
+                       Text("excluded: " + "; ".join(f"{rule.id} ({shown})" for rule, shown in failed), "red"))
+        table.add_row(*[Text(c) if isinstance(c, str) else c for c in row])
+    console = _console()
+    console.print(table)
+    console.print("[dim]3A090.a and TPP/PD are computed by rule (docs/catalog.md); '-' and 'unknown': no sourced "
+                  "figure. Every figure's source: --json, or harness/data/catalog.toml.[/]", highlight=False)
+    for warning in catalog.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if policy:
+        excluded = sum(1 for v in verdicts.values() if v)
+        console.print(f"policy {policy.name!r} excludes {excluded} of {len(verdicts)} devices; its rules: "
+                      + "; ".join(f"{rule.id}: {rule.why}" for rule in policy.rules), highlight=False)
