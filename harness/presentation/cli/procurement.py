@@ -268,7 +268,6 @@ def catalog_command(policy_path, catalog_paths, as_json) -> None:
         needs = "-" if "value" not in licence else ("yes" if licence["value"] and "CN" in licence.get("destinations", [])
                                                      else "no" if not licence["value"] else "not for CN")
         controlled = figure(entry, "eccn_3a090a")
-        verdict = verdicts[entry_id]
         row = [entry_id, str(figure(entry, "vendor") or "-"),
                f"{figure(entry, 'designer_country') or '?'} / {figure(entry, 'foundry_country') or '?'}",
                number(entry, "memory_gb", " GB"), number(entry, "memory_bandwidth_gbps", " GB/s"),
