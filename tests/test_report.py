@@ -44,10 +44,15 @@ def write_report(run_dir: Path, target: Path, *extra: str) -> Path:
 
 def test_report_is_self_contained_and_has_every_section(report_run, tmp_path):
     text = write_report(report_run, tmp_path / "report.html").read_text()
-    for heading in ("Summary", "Cost versus latency", "Throughput by backend and dtype", "Latency distributions",
-                    "Roofline", "Environment"):
+    for heading in ("Decision", "Capability probes", "Throughput versus interactivity", "Cost versus latency",
+                    "Detail"):
         assert f"<h2>{heading}</h2>" in text
+    for heading in ("Every benchmark", "Not charted", "Throughput by backend and dtype", "Latency distributions",
+                    "Roofline", "Environment"):
+        assert f"<h3>{heading}</h3>" in text
+    assert re.findall(r"<h2>([^<]*)</h2>", text)[0] == "Decision"  # the answer first, the detail after
     assert text.count("<svg") >= 5  # pareto, 3 throughput, 3 latency, roofline (at least)
+    assert not re.search(r"per 1k (FLOP|B)s?\b", text)  # probes are capabilities, never priced per FLOP or byte
     assert "<script" not in text.lower()
     assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', text)  # nothing fetched at view time
     assert "rank 1" in text and "per 1M tokens" in text
@@ -94,6 +99,16 @@ def test_report_renders_in_headless_chromium_without_errors_or_requests(report_r
         server.shutdown()
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<svg") >= 5  # the charts are in the rendered DOM
+    # Decision first; one cost chart per ranked workload, so no chart mixes units; no price per FLOP or byte.
+    assert re.findall(r"<h2>([^<]*)</h2>", dom.stdout)[0] == "Decision"
+    from harness.hardware.catalog import load_catalog
+    from harness.procurement.rank import rank
+
+    ranked = rank(read_records(report_run), load_catalog([Path(__file__).resolve().parent.parent / "docs"
+                                                          / "catalog.example.toml"])).ranked
+    costs = dom.stdout[dom.stdout.index("<h2>Cost versus latency</h2>"):dom.stdout.index("<h2>Detail</h2>")]
+    assert ranked and costs.count("<svg") == len({c["workload"] for c in ranked})
+    assert not re.search(r"per 1k (FLOP|B)s?\b", dom.stdout)
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
     assert console == []  # no console messages, errors included
     assert set(requests) == {f"/{report.name}"}  # the page asked for nothing but itself
@@ -121,9 +136,10 @@ def test_a_noisy_candidate_is_marked_in_the_summary_but_still_ranked(report_run)
     catalog = load_catalog([Path(__file__).resolve().parent.parent / "docs" / "catalog.example.toml"])
     ranking = rank(records, catalog)
     text = build_report(records, [read_manifest(report_run)], ranking)
-    (row,) = [row for row in text.split("<tr>") if "noisy: " in row]
+    (row,) = [row for row in text.split("<tr>") if "noisy: other" in row]  # the detail's row says why
     assert "rank " in row and reason.replace("'", "&#x27;") in row
-    assert text.count("noisy: ") == 1
+    (marked,) = [row for row in text.split("<tr>") if "(noisy: interference)" in row]  # the decision marks it
+    assert text.count("noisy: ") == 2
 
 
 def _untrusted(records):
@@ -158,7 +174,7 @@ def test_charts_leave_out_untrusted_records_and_the_report_lists_them_with_the_r
     assert not [text for text in labels if "liar" in text or "short" in text]
 
     text = build_report(everything, [read_manifest(report_run)])
-    section = text[text.index("<h2>Not charted</h2>"):text.index("<h2>Throughput versus interactivity</h2>")]
+    section = text[text.index("<h3>Not charted</h3>"):text.index("<h3>Throughput by backend and dtype</h3>")]
     rows = {row.split("</td>")[1].removeprefix("<td>"): row for row in section.split("<tr>")[2:]}
     assert set(rows) == {"torch/liar float32 b1", "torch/short float32 b1"}
     assert "parity failed: max_rel_error 0.5 &gt; 0.001 &lt;b&gt;" in rows["torch/liar float32 b1"]  # escaped
@@ -168,5 +184,5 @@ def test_charts_leave_out_untrusted_records_and_the_report_lists_them_with_the_r
 
 def test_a_report_with_only_trusted_records_says_every_record_is_charted(report_run):
     text = build_report(read_records(report_run), [read_manifest(report_run)])
-    section = text[text.index("<h2>Not charted</h2>"):text.index("<h2>Throughput versus interactivity</h2>")]
+    section = text[text.index("<h3>Not charted</h3>"):text.index("<h3>Throughput by backend and dtype</h3>")]
     assert "Every record is charted" in section and "<table" not in section

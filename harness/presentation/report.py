@@ -6,12 +6,13 @@ Every string that comes from a run, a catalog or a plugin goes through
 ``html.escape``, so a workload or device name with markup in it is shown, not
 executed.
 
-Contents: a summary ranking (cost per 1M tokens, throughput, p99, parity and
-policy status), the records left out of the charts with the reason, the LLM
-load points as throughput per device against interactivity (the serving
-frontier), a cost-versus-latency Pareto chart, throughput by backend and dtype, latency
-distributions from the raw samples, the decode roofline, and the environment
-of every run.
+Contents, the answer first: **Decision** (per workload, the ranked candidates with cost per
+1M units, throughput per device, p99, energy per unit and the policy verdict, the recommended
+one marked, then the excluded with their reasons); the **capability probes** (gemm, membw:
+achieved FLOP/s and bandwidth against the device's peak, never priced); the serving frontier;
+one cost-versus-latency chart per workload (a chart never mixes units); then the detail: every
+benchmark, the records left out of the charts, throughput by backend and dtype (engineering
+units), latency distributions, the decode roofline and the environment of every run.
 
 The charts show only records whose measurement can be trusted
 (:func:`harness.results.record.measurement_problem` is None): a bar for a run that failed
@@ -28,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.contract.units import format_bytes, format_rate, format_seconds
 from harness.procurement.frontier import OperatingPoint, operating_points, pareto_frontier
-from harness.procurement.rank import Ranking
+from harness.procurement.rank import PROBE_UNITS, Ranking
 from harness.results.record import candidate_label as label
 from harness.results.record import Record, as_record, measurement_problem, workload_label
 from harness.results.roofline import read_ceilings, roofline_fraction
@@ -121,7 +122,10 @@ def throughput_charts(records: Sequence[Record | Mapping[str, Any]]) -> list[str
         colours = [COLOURS[dtypes.index(r.spec["dtype"]) % len(COLOURS)] for r in group]
         figure, axis = plt.subplots(figsize=(8, 0.45 * len(group) + 1.4))
         axis.barh([label(r) for r in group], values, xerr=[low, high], color=colours, capsize=3)
-        axis.set_xlabel(f"throughput ({unit}), bars: 95% CI")
+        from matplotlib.ticker import EngFormatter
+
+        axis.xaxis.set_major_formatter(EngFormatter(unit=unit))  # 12 GFLOP/s, not "1e10" under the axis
+        axis.set_xlabel("throughput, bars: 95% CI")
         axis.set_title(f"Throughput: {workload}")
         for dtype in dtypes:
             axis.bar(0, 0, color=COLOURS[dtypes.index(dtype) % len(COLOURS)], label=dtype)
@@ -147,29 +151,116 @@ def latency_charts(records: Sequence[Record | Mapping[str, Any]]) -> list[str]:
     return charts
 
 
-def pareto_chart(ranking: Ranking | None) -> str:
+def pareto_charts(ranking: Ranking | None) -> list[str]:
+    """One cost-versus-latency chart per workload (one unit of cost per chart), each with its
+    Pareto line: the candidates no other beats on both cost and p99."""
     if ranking is None or not ranking.ranked:
-        return '<p class="note">No priced candidates: give a catalog with prices (--catalog) for the cost chart.</p>'
+        return ['<p class="note">No priced candidates: every candidate was excluded (see Decision), or the '
+                "catalog has no price for its device (give one with --catalog).</p>"]
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(8, 5))
-    points = sorted((c["p99_s"] * 1e3, c["cost"]["value"], c) for c in ranking.ranked if c["p99_s"])
-    frontier, best = [], float("inf")
-    for latency, cost, _ in points:
-        if cost < best:
-            frontier.append((latency, cost))
-            best = cost
-    workloads = sorted({c["workload"] for _, _, c in points})
-    for index, workload in enumerate(workloads):
-        xs = [p[0] for p in points if p[2]["workload"] == workload]
-        ys = [p[1] for p in points if p[2]["workload"] == workload]
-        axis.scatter(xs, ys, color=COLOURS[index % len(COLOURS)], label=workload[:60])
-    axis.plot([f[0] for f in frontier], [f[1] for f in frontier], "k--", linewidth=1, label="Pareto frontier")
-    per = ranking.ranked[0]["cost"]["per"]
-    axis.set_xlabel("p99 latency (ms)")
-    axis.set_ylabel(f"cost (USD per {per})")
-    axis.set_title("Cost versus latency")
-    axis.legend(fontsize=8)
-    return _svg(figure)
+    charts = []
+    for workload in sorted({c["workload"] for c in ranking.ranked})[:8]:
+        group = [c for c in [*ranking.ranked, *ranking.alternatives] if c["workload"] == workload and c["p99_s"]]
+        if not group:
+            continue
+        points = sorted((c["p99_s"] * 1e3, c["cost"]["value"], c) for c in group)
+        frontier, best = [], float("inf")
+        for latency, cost, _ in points:
+            if cost < best:
+                frontier.append((latency, cost))
+                best = cost
+        figure, axis = plt.subplots(figsize=(8, 4.5))
+        for index, candidate in enumerate(sorted({c["candidate"] for c in group})):
+            mine = [(x, y) for x, y, c in points if c["candidate"] == candidate]
+            axis.scatter([x for x, _ in mine], [y for _, y in mine], color=COLOURS[index % len(COLOURS)],
+                         label=candidate[:70])
+        axis.plot([f[0] for f in frontier], [f[1] for f in frontier], "k--", linewidth=1, label="Pareto frontier")
+        axis.set_xlabel("p99 latency (ms)")
+        axis.set_ylabel(f"USD per {group[0]['cost']['per']}")
+        axis.set_title(f"Cost versus latency: {workload}"[:100], fontsize=10)
+        axis.legend(fontsize=8)
+        charts.append(_svg(figure))
+    return charts
+
+
+def _energy_per_unit(candidate: Mapping[str, Any]) -> str:
+    """Joules per unit at the candidate's throughput, measured or estimated from TDP (labelled)."""
+    watts, rate = candidate.get("watts"), candidate.get("throughput")
+    if not watts or not rate:
+        return "-"
+    unit = (candidate.get("throughput_unit") or "unit/s").removesuffix("/s")
+    value = watts / rate
+    text = f"{value * 1e3:.3g} mJ/{unit}" if value < 1 else f"{value:.3g} J/{unit}"
+    return text + (" (estimated from TDP)" if candidate.get("watts_estimated") else " (measured)")
+
+
+def decision_section(ranking: Ranking | None, policy_name: str | None = None) -> list[str]:
+    """Per workload: the ranked candidates (cost, throughput per device, p99, energy per unit,
+    policy), the recommended one first and marked, then the excluded with their reasons."""
+    if ranking is None:
+        return ['<p class="note">Not ranked: no catalog was loaded.</p>']
+    # Probes are capabilities, shown in their own section: never a decision between candidates.
+    decided = [e for e in ranking.excluded if not e["excluded_by"][0].startswith("a capability probe")]
+    workloads = sorted({c["workload"] for c in ranking.ranked} | {e.get("workload_group", e["workload"])
+                                                                  for e in decided})
+    if not workloads:
+        return ['<p class="note">Nothing to decide: no benchmark in these runs.</p>']
+    verdict = f"passes {policy_name!r}" if policy_name else "no policy given"
+    parts = ['<p class="note">For each workload, the candidates that ran, passed parity, were valid for their '
+             "scenario, met the SLOs and the policy, and have a price, cheapest first. Prices marked "
+             "<em>reference</em> are sourced cloud list prices (a CPU: per vCPU-hour x the vCPUs it used), not "
+             "your quote; give yours with --catalog.</p>"]
+    for workload in workloads:
+        ranked = [c for c in ranking.ranked if c["workload"] == workload]
+        excluded = [e for e in decided if e.get("workload_group", e["workload"]) == workload]
+        parts.append(f"<h3>{esc(workload)}</h3>")
+        if ranked:
+            winner = ranked[0]
+            reference = " (reference price)" if (winner["cost"]["inputs"].get("price") or {}).get("reference") else ""
+            parts.append(f'<p class="good"><strong>Recommended: {esc(winner["candidate"])}</strong> on '
+                         f'{esc(winner["catalog_id"])}{esc(" at " + winner["load"]) if winner["load"] else ""}: '
+                         f'${winner["cost"]["value"]:.4g} per {esc(winner["cost"]["per"])}{esc(reference)}'
+                         + (f", {len(ranked) - 1} other candidate(s) cost more" if len(ranked) > 1 else "")
+                         + ".</p>")
+            rows = []
+            for c in ranked:
+                price = c["cost"]["inputs"].get("price") or {}
+                rows.append([("★ " if c is winner else "") + str(c["rank"]), c["candidate"]
+                             + (" (noisy: interference)" if c.get("noisy") else ""), c["catalog_id"],
+                             c["load"] or "-",
+                             f"${c['cost']['value']:.4g} per {c['cost']['per']}"
+                             + (" (reference)" if price.get("reference") else "")
+                             + (" (estimated energy)" if c["cost"]["estimated"] else ""),
+                             format_rate(c["throughput"], c["throughput_unit"]), format_seconds(c["p99_s"]),
+                             _energy_per_unit(c), verdict])
+            parts.append(_table(["rank", "candidate", "device", "load point", "cost", "throughput per device",
+                                 "p99", "energy per unit", "policy"], rows, numeric={0, 4, 5, 6}))
+        else:
+            parts.append('<p class="bad">No candidate qualifies for this workload: see the reasons below.</p>')
+        if excluded:
+            parts.append(_table(["excluded candidate", "workload", "why"],
+                                [[e["candidate"], e["workload"], "; ".join(e["excluded_by"])] for e in excluded]))
+    return parts
+
+
+def capability_rows(records: Sequence[Record | Mapping[str, Any]]) -> list[list[Any]]:
+    """[probe, candidate, achieved, peak, share, peak's basis] for the roofline probes (gemm,
+    membw): what the device can do, against its peak, never priced per FLOP or byte."""
+    rows = []
+    for record in _charted(records):
+        # A probe's capacity is what it sustains back to back; at an offered load it reads the load.
+        if (record.unit not in PROBE_UNITS or record.throughput is None
+                or record.spec.get("scenario", "single-stream") not in ("single-stream", "offline")):
+            continue
+        checks = [c for c in (record.plausibility.checks if record.plausibility else None) or []
+                  if c.get("check") in ("compute", "bandwidth") and c.get("peak")]
+        peak = checks[0] if checks else None
+        rows.append([workload_label(record), label(record),
+                     format_rate(record.throughput.value, record.throughput.unit),
+                     format_rate(peak["peak"], peak["unit"]) if peak else "-",
+                     f"{record.throughput.value / peak['peak']:.1%}" if peak else "-",
+                     peak["basis"] if peak else "no declared or catalog peak"])
+    return rows
 
 
 def _point_costs(ranking: Ranking | None) -> dict[tuple, dict[str, Any]]:
@@ -194,15 +285,24 @@ def frontier_rows(points: Sequence[OperatingPoint], ranking: Ranking | None) -> 
     return rows
 
 
+def _series(points: Sequence[OperatingPoint]) -> list[tuple[str, list[OperatingPoint]]]:
+    """The points of each candidate in each run (a line joins one sweep's points, never two runs'),
+    labelled with the run where the points come from more than one."""
+    runs = {p.run_id for p in points}
+    keys = sorted({(p.candidate, p.run_id or "") for p in points})
+    return [(candidate + (f" (run {run})" if len(runs) > 1 else ""),
+             sorted((p for p in points if (p.candidate, p.run_id or "") == (candidate, run)),
+                    key=lambda p: p.user_tokens_per_s)) for candidate, run in keys]
+
+
 def _frontier_chart(workload: str, points: Sequence[OperatingPoint], ranking: Ranking | None) -> str:
     plt = _pyplot()
     costs = _point_costs(ranking)
     figure, axis = plt.subplots(figsize=(8, 5))
-    for index, candidate in enumerate(sorted({p.candidate for p in points})):
-        mine = sorted((p for p in points if p.candidate == candidate), key=lambda p: p.user_tokens_per_s)
+    for index, (name, mine) in enumerate(_series(points)):
         colour = COLOURS[index % len(COLOURS)]
         axis.plot([p.user_tokens_per_s for p in mine], [p.tokens_per_s_per_device for p in mine], "o-",
-                  color=colour, label=candidate[:70])
+                  color=colour, label=name[:80])
         for p in mine:
             cost = costs.get((p.run_id, p.record_key))
             text = (p.load or "") + (f"\n${cost['value']:.3g}/{cost['per']}" if cost else "")
@@ -303,25 +403,34 @@ def summary_rows(records: Sequence[Record | Mapping[str, Any]], ranking: Ranking
 
 
 def build_report(records: Sequence[Record | Mapping[str, Any]], manifests: Sequence[Mapping[str, Any]],
-                 ranking: Ranking | None = None, title: str = "bakeoff report") -> str:
+                 ranking: Ranking | None = None, title: str = "bakeoff report", policy_name: str | None = None) -> str:
     records = [as_record(r) for r in records]
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>",
              # An inline empty icon, so a browser does not even ask for /favicon.ico.
              '<link rel="icon" href="data:,">',
              f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>",
              f'<p class="note">{len(records)} benchmarks from {len(manifests)} run(s). Timings are medians with '
-             "95% confidence intervals; every number carries its unit. Energy without a meter is not shown as zero."
-             "</p>",
-             "<h2>Summary</h2>",
-             _table(["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"],
-                    summary_rows(records, ranking), numeric={2, 3, 4}),
-             "<h2>Not charted</h2>", not_charted_section(records),
+             "95% confidence intervals; every number carries its unit. Energy without a meter is estimated from "
+             "the catalog's TDP and labelled so.</p>",
+             "<h2>Decision</h2>", *decision_section(ranking, policy_name),
+             "<h2>Capability probes</h2>",
+             '<p class="note">What each device can do, against its peak (the device\'s declaration, else the '
+             "catalog's): achieved FLOP/s and memory bandwidth. Probes are not work a buyer pays for, so they "
+             "are never priced.</p>",
+             *([_table(["probe", "candidate", "achieved", "peak", "share of peak", "peak from"], rows,
+                       numeric={2, 3, 4})] if (rows := capability_rows(records)) else
+               ['<p class="note">No gemm or membw probe in these runs.</p>']),
              "<h2>Throughput versus interactivity</h2>", *frontier_section(records, ranking),
-             "<h2>Cost versus latency</h2>", pareto_chart(ranking),
-             "<h2>Throughput by backend and dtype</h2>", *throughput_charts(records),
-             "<h2>Latency distributions</h2>", *latency_charts(records),
-             "<h2>Roofline</h2>", roofline_chart(records),
-             "<h2>Environment</h2>"]
+             "<h2>Cost versus latency</h2>", *pareto_charts(ranking),
+             "<h2>Detail</h2>",
+             "<h3>Every benchmark</h3>",
+             _table(["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"],
+                    sorted(summary_rows(records, ranking), key=lambda row: (row[0], row[1])), numeric={2, 3, 4}),
+             "<h3>Not charted</h3>", not_charted_section(records),
+             "<h3>Throughput by backend and dtype</h3>", *throughput_charts(records),
+             "<h3>Latency distributions</h3>", *latency_charts(records),
+             "<h3>Roofline</h3>", roofline_chart(records),
+             "<h3>Environment</h3>"]
     for manifest in manifests:
         host = manifest.get("host") or {}
         cpu = host.get("cpu") or {}

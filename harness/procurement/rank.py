@@ -208,6 +208,7 @@ def rank(records: Sequence[Record | Mapping[str, Any]], catalog: Catalog, policy
         candidate, reasons = evaluate(record, catalog, policy, slo_p99_s, pricing, owned, targets)
         if candidate is None:
             result.excluded.append({"candidate": label(record), "workload": workload_label(record),
+                                    "workload_group": workload_label(record, load=False),
                                     "excluded_by": reasons, "run_id": as_record(record).run_id})
         else:
             qualifying.append(candidate)

@@ -195,9 +195,10 @@ def report_command(runs, as_json, output, fmt, **options) -> None:
     run_dirs = [resolve_run(run, options["results_dir"]) for run in runs]
     records = [r for d in run_dirs for r in read_records(d)]
     manifests = [read_manifest(d) for d in run_dirs]
-    ranking, _, _ = _ranking(runs, **options)
+    ranking, _, policy = _ranking(runs, **options)
     if fmt == "html":
-        output.write_text(build_report(records, manifests, ranking), encoding="utf-8")
+        output.write_text(build_report(records, manifests, ranking, policy_name=policy.name if policy else None),
+                          encoding="utf-8")
     else:
         headers = ["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"]
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
