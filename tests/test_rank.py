@@ -207,3 +207,58 @@ def test_a_device_the_catalog_lacks_is_not_priced_as_a_shorter_model_number(cata
     assert load_catalog().match("NVIDIA H2000") is None  # neither H20 nor H200 takes a longer number
     result = rank([record("torch", 100.0, model="NVIDIA H2000")], load_catalog())
     assert result.excluded[0]["excluded_by"] == ["device not in the catalog"]
+
+
+def test_tco_for_a_constrained_market_by_hand(catalog):
+    """Duty and a grey-market premium on the purchase, a year's lead time, host power and a
+    facility cap: the plan gives devices, hosts, MW, tokens per dollar and per MWh."""
+    owned = OwnedSettings(years=4, utilisation=0.5, usd_per_kwh=0.1, pue=1.5, import_duty=0.25,
+                          grey_market_premium=0.1, lead_time_months=12, host_overhead_w=10, devices_per_host=4,
+                          power_cap_mw=0.0001)
+    result = rank([record("torch", 400.0)], catalog, pricing="owned", owned=owned)
+    (candidate,) = result.ranked
+    landed = 900 * 1.25 * 1.1                          # the example catalog's EPYC: $900, 30 W TDP
+    hourly = landed / (3 * 8760 * 0.5) + 40 / 1000 * 1.5 * 0.1  # 3 serving years after a 12-month lead time
+    assert candidate["cost"]["value"] == pytest.approx(hourly / (400 * 3600) * 1e6)
+    (plan,) = plan_fleet(result, 4000.0, owned)
+    assert (plan["devices"], plan["hosts"]) == (10, 3)
+    assert plan["facility_mw"] == pytest.approx(10 * 40 * 1.5 / 1e6)  # device + host watts x PUE
+    assert plan["fits_power_cap"] is False and plan["max_units_per_s_under_cap"] == pytest.approx(400.0)
+    assert plan["units_per_mwh"] == pytest.approx(400 * 3600 / (40 * 1.5 / 1e6))
+    assert plan["units_per_usd"] == pytest.approx(1e6 / candidate["cost"]["value"])
+    assert plan["serving_from_month"] == 12
+
+
+def test_plan_cli_reports_megawatts_tokens_per_mwh_and_the_cap(tmp_path, test_plugins):
+    result = CliRunner().invoke(cli, ["run", "-b", "null", "-w", "noop", "--iterations", "5", "--launcher", "inline",
+                                      "--out", str(tmp_path), "-q"], prog_name="bakeoff")
+    assert result.exit_code == 0, result.output
+    fake = tmp_path / "fake.toml"  # the test plugin's device, with a purchase price and a TDP
+    fake.write_text('schema_version = 1\n[sources]\nQ = "a planted quote"\n[[hardware]]\nid = "fake"\n'
+                    'name = "Fake device"\nkind = "cpu"\nmatch = ["Fake device"]\n'
+                    'tdp_w = { value = 200, source = "Q", as_of = "2026-12-01" }\n'
+                    'purchase_usd = { value = 5000, source = "Q", as_of = "2026-12-01" }\n')
+    planned = CliRunner().invoke(cli, ["plan", "latest", "--results-dir", str(tmp_path), "--target-tokens-per-s",
+                                       "1e6", "--pricing", "owned", "--catalog", str(fake),
+                                       "--import-duty", "0.25", "--lead-time-months", "6", "--power-cap-mw", "0.001",
+                                       "--json"], prog_name="bakeoff")
+    assert planned.exit_code == 0, planned.output
+    plans = json.loads(planned.output)["plans"]
+    assert plans, json.loads(planned.output)["excluded"]
+    for plan in plans:
+        assert plan["facility_mw"] > 0 and plan["units_per_mwh"] > 0 and plan["serving_from_month"] == 6
+        assert plan["fits_power_cap"] is (plan["facility_mw"] <= 0.001)
+    bad = CliRunner().invoke(cli, ["plan", "latest", "--results-dir", str(tmp_path), "--target-tokens-per-s", "1",
+                                   "--lead-time-months", "48"], prog_name="bakeoff")
+    assert bad.exit_code == 2 and "--lead-time-months 48: must be shorter than --years 4" in bad.output
+
+
+def test_rank_sorts_by_tokens_per_dollar_or_per_mwh(catalog):
+    from harness.procurement.rank import sort_ranking
+
+    result = rank([record("torch", 100.0), record("onnxruntime", 400.0)], catalog)
+    sort_ranking(result, "p99", OwnedSettings())
+    assert [c["rank"] for c in result.ranked] == [1, 2]
+    sort_ranking(result, "tokens-per-mwh", OwnedSettings())
+    assert [c["candidate"].split("/")[0] for c in result.ranked] == ["onnxruntime", "torch"]
+    assert result.ranked[0]["units_per_mwh"] > result.ranked[1]["units_per_mwh"]

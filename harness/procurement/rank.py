@@ -37,11 +37,23 @@ PROBE_UNITS = ("FLOP", "B")
 
 @dataclass(frozen=True)
 class OwnedSettings:
+    """The buyer's ownership and facility inputs (harness/procurement/cost.py), each in its unit."""
+
     years: float = 4.0
     utilisation: float = 0.6
     usd_per_kwh: float = 0.12
     pue: float = 1.3
     hosting_usd_per_year: float = 0.0
+    #: Fractions of the list price (0.25: 25%).
+    import_duty: float = 0.0
+    grey_market_premium: float = 0.0
+    #: Months from order until the capacity serves.
+    lead_time_months: float = 0.0
+    #: The host's watts per device (CPUs, NICs, fans), and devices per host (a server, a node).
+    host_overhead_w: float = 0.0
+    devices_per_host: int = 8
+    #: The facility's power cap in MW (None: no cap).
+    power_cap_mw: float | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +184,9 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
             return None, [f"no measured energy and no tdp_w for {entry['id']!r}"]
         cost = owned_cost(units_per_s, unit, OwnedInputs(purchase, owned.years, owned.utilisation, watts,
                                                          estimated, owned.usd_per_kwh, owned.pue,
-                                                         owned.hosting_usd_per_year))
+                                                         owned.hosting_usd_per_year, owned.import_duty,
+                                                         owned.grey_market_premium, owned.lead_time_months,
+                                                         owned.host_overhead_w))
     tokens = record.tokens
     return {
         "candidate": label(record),
@@ -229,8 +243,42 @@ def rank(records: Sequence[Record | Mapping[str, Any]], catalog: Catalog, policy
     return result
 
 
+def efficiency(candidate: Mapping[str, Any], owned: OwnedSettings) -> dict[str, float | None]:
+    """Units per dollar and per MWh (facility energy: device and host watts x PUE) of one device."""
+    cost = candidate["cost"]["value"]
+    scale = 1e6 if candidate["cost"]["per"] == "1M tokens" else 1e3
+    watts = candidate.get("watts")
+    facility_w = (watts + owned.host_overhead_w) * owned.pue if watts is not None else None
+    return {"units_per_usd": scale / cost if cost else None,
+            "units_per_mwh": candidate["throughput"] * 3600 / (facility_w / 1e6) if facility_w else None}
+
+
+#: What ``bakeoff rank --sort-by`` may order by: the key and whether larger is better.
+SORT_KEYS = {"cost": ("cost", False), "tokens-per-dollar": ("units_per_usd", True),
+             "tokens-per-mwh": ("units_per_mwh", True), "throughput": ("throughput", True), "p99": ("p99_s", False)}
+
+
+def sort_ranking(ranking: Ranking, by: str, owned: OwnedSettings) -> None:
+    """Re-rank within each workload by ``by`` (:data:`SORT_KEYS`); unknown figures sort last."""
+    key, larger = SORT_KEYS[by]
+    for candidate in ranking.ranked:
+        candidate.update(efficiency(candidate, owned))
+
+    def value(candidate: Mapping[str, Any]) -> float:
+        figure = candidate["cost"]["value"] if key == "cost" else candidate.get(key)
+        if figure is None:
+            return float("inf")
+        return -figure if larger else figure
+
+    ranking.ranked.sort(key=lambda c: (c["workload"], value(c)))
+    for position, candidate in enumerate(ranking.ranked):
+        candidate["rank"] = 1 + sum(1 for c in ranking.ranked[:position] if c["workload"] == candidate["workload"])
+
+
 def plan_fleet(ranking: Ranking, target_units_per_s: float, owned: OwnedSettings) -> list[dict[str, Any]]:
-    """Devices needed per ranked candidate to serve the target rate, yearly cost and power."""
+    """Devices, hosts and facility MW per ranked candidate to serve the target rate, with its
+    yearly cost, units per dollar and per MWh, when it starts serving (the lead time), and
+    whether it fits the facility's power cap (else the most it can serve under it)."""
     plans = []
     for candidate in ranking.ranked:
         devices = math.ceil(target_units_per_s / candidate["throughput"])
@@ -238,13 +286,27 @@ def plan_fleet(ranking: Ranking, target_units_per_s: float, owned: OwnedSettings
         model = candidate["cost"]["model"]
         yearly = (devices * hourly * HOURS_PER_YEAR if model == "cloud"
                   else devices * hourly * HOURS_PER_YEAR * owned.utilisation)
+        watts = candidate["watts"]
+        facility_mw = (devices * (watts + owned.host_overhead_w) * owned.pue / 1e6) if watts is not None else None
+        fits = None if owned.power_cap_mw is None or facility_mw is None else facility_mw <= owned.power_cap_mw
+        under_cap = None
+        if fits is False:
+            per_device_mw = (watts + owned.host_overhead_w) * owned.pue / 1e6
+            under_cap = math.floor(owned.power_cap_mw / per_device_mw) * candidate["throughput"]
         plans.append({
             **{k: candidate[k] for k in ("candidate", "workload", "load", "user_tokens_per_s", "catalog_id",
                                          "throughput", "throughput_unit")},
             "devices": devices,
+            "hosts": math.ceil(devices / owned.devices_per_host),
             "pricing": model,
             "yearly_cost_usd": yearly,
-            "power_w": devices * candidate["watts"] if candidate["watts"] is not None else None,
+            "power_w": devices * watts if watts is not None else None,
             "power_estimated": candidate["watts_estimated"],
+            "facility_mw": facility_mw,
+            "power_cap_mw": owned.power_cap_mw,
+            "fits_power_cap": fits,
+            "max_units_per_s_under_cap": under_cap,
+            "serving_from_month": owned.lead_time_months,
+            **efficiency(candidate, owned),
         })
     return plans

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from harness.contract.errors import UserError
 from harness.presentation.cli.base import _console, _echo_json, _writable_target, cli
 
 def _procurement_options(command):
@@ -35,6 +36,18 @@ def _procurement_options(command):
         click.option("--usd-per-kwh", type=click.FloatRange(min=0), default=0.12, show_default=True),
         click.option("--pue", type=click.FloatRange(min=1), default=1.3, show_default=True),
         click.option("--hosting-usd-per-year", type=click.FloatRange(min=0), default=0.0, show_default=True),
+        click.option("--import-duty", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="FRACTION",
+                     help="Owned: import duty on the purchase price (0.25 = 25%)."),
+        click.option("--grey-market-premium", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     metavar="FRACTION", help="Owned: premium over list for a part bought through a third country."),
+        click.option("--lead-time-months", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     metavar="MONTHS", help="Owned: months until the capacity serves (amortised over the rest)."),
+        click.option("--host-overhead-w", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="W",
+                     help="Host power per device (CPUs, NICs, fans), added to energy and facility power."),
+        click.option("--devices-per-host", type=click.IntRange(min=1), default=8, show_default=True, metavar="N",
+                     help="Devices per server, for the host count of a fleet plan."),
+        click.option("--power-cap-mw", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MW",
+                     help="The facility's power cap: a plan above it says so and what it can serve under it."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON."),
     ]
     for option in reversed(options):
@@ -43,7 +56,8 @@ def _procurement_options(command):
 
 
 def _ranking(runs, results_dir, policy_path, catalog_paths, slo_p99_ms, slo_ttft_p99_ms, slo_tpot_p99_ms,
-             min_user_tokens_per_s, pricing, years, utilisation, usd_per_kwh, pue, hosting_usd_per_year):
+             min_user_tokens_per_s, pricing, years, utilisation, usd_per_kwh, pue, hosting_usd_per_year,
+             import_duty, grey_market_premium, lead_time_months, host_overhead_w, devices_per_host, power_cap_mw):
     from harness.hardware.catalog import load_catalog
     from harness.procurement.policy import load_policy
     from harness.procurement.rank import OwnedSettings, ServingTargets, rank
@@ -51,7 +65,11 @@ def _ranking(runs, results_dir, policy_path, catalog_paths, slo_p99_ms, slo_ttft
     from harness.results.store import resolve_run
 
     records = load_records(*[resolve_run(run, results_dir) for run in runs])
-    owned = OwnedSettings(years, utilisation, usd_per_kwh, pue, hosting_usd_per_year)
+    if lead_time_months >= years * 12:
+        raise UserError(f"--lead-time-months {lead_time_months:g}: must be shorter than --years {years:g} "
+                        f"({years * 12:g} months), or the capacity never serves")
+    owned = OwnedSettings(years, utilisation, usd_per_kwh, pue, hosting_usd_per_year, import_duty,
+                          grey_market_premium, lead_time_months, host_overhead_w, devices_per_host, power_cap_mw)
     policy = load_policy(policy_path) if policy_path else None
     targets = ServingTargets(slo_ttft_p99_ms / 1e3 if slo_ttft_p99_ms is not None else None,
                              slo_tpot_p99_ms / 1e3 if slo_tpot_p99_ms is not None else None, min_user_tokens_per_s)
@@ -62,7 +80,10 @@ def _ranking(runs, results_dir, policy_path, catalog_paths, slo_p99_ms, slo_ttft
 
 @cli.command(name="rank")
 @_procurement_options
-def rank_command(runs, as_json, **options) -> None:
+@click.option("--sort-by", type=click.Choice(["cost", "tokens-per-dollar", "tokens-per-mwh", "throughput", "p99"]),
+              default="cost", show_default=True, help="Order within each workload (units per $ and per MWh: "
+                                                      "the workload's unit, tokens for LLMs).")
+def rank_command(runs, as_json, sort_by, **options) -> None:
     """Rank measured candidates by cost per 1M tokens under a policy and an SLO.
 
     A candidate must have run, pass parity, be valid for its scenario, meet the
@@ -83,11 +104,15 @@ def rank_command(runs, as_json, **options) -> None:
 
     from harness.contract.units import format_rate, format_seconds
 
-    result, _, policy = _ranking(runs, **options)
+    from harness.procurement.rank import sort_ranking
+
+    result, owned, policy = _ranking(runs, **options)
+    sort_ranking(result, sort_by, owned)
     if as_json:
         _echo_json({"ranked": result.ranked, "excluded": result.excluded, "alternatives": result.alternatives})
         return
-    title = f"Ranking ({options['pricing']} pricing" + (f", policy {policy.name!r}" if policy else "") + ")"
+    title = (f"Ranking ({options['pricing']} pricing" + (f", policy {policy.name!r}" if policy else "")
+             + (f", by {sort_by}" if sort_by != "cost" else "") + ")")
     table = Table(title=title, title_justify="left")
     serving = any(c["load"] or c["user_tokens_per_s"] for c in result.ranked)
     columns = ["rank", "workload", "candidate", "catalog", "cost", "throughput per device", "p99"]
@@ -137,15 +162,18 @@ def rank_command(runs, as_json, **options) -> None:
 @click.option("--target-tokens-per-s", "target", type=click.FloatRange(min=0, min_open=True), required=True,
               metavar="N", help="Throughput to serve, in the workload's unit per second (tokens for LLMs).")
 def plan_command(runs, as_json, target, **options) -> None:
-    """Size a fleet: devices needed per candidate for a target rate, yearly cost and power.
+    """Size a fleet: devices, hosts and facility MW per candidate for a target rate, yearly
+    cost, units per dollar and per MWh; with a power cap, whether it fits.
 
     Uses each rankable candidate's measured throughput at the SLO: for a sweep
     of load points, at the cheapest point that meets the SLOs and
     --min-user-tokens-per-s.
 
     \b
-    Example:
+    Examples:
       bakeoff plan latest --target-tokens-per-s 5000 --slo-p99-ms 200 --catalog my-prices.toml
+      bakeoff plan latest --target-tokens-per-s 1e6 --pricing owned --import-duty 0.25 \\
+          --lead-time-months 6 --host-overhead-w 150 --power-cap-mw 2
     """
     from rich.table import Table
     from rich.text import Text
@@ -159,15 +187,30 @@ def plan_command(runs, as_json, target, **options) -> None:
         _echo_json({"target_per_s": target, "plans": plans, "excluded": result.excluded})
         return
     table = Table(title=f"Fleet plan for {target:g}/s", title_justify="left")
-    for column in ("workload", "candidate", "load point", "per device", "devices", "yearly cost", "power"):
-        table.add_column(column, justify="right" if column in ("per device", "devices", "yearly cost", "power")
-                         else "left")
+    numeric = ("per device", "devices", "hosts", "facility", "yearly cost", "per $", "per MWh")
+    for column in ("workload", "candidate", "load point", *numeric):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    unit = "token" if plans and plans[0]["throughput_unit"] == "token/s" else "unit"
     for p in plans:
-        power = "-" if p["power_w"] is None else f"{p['power_w'] / 1000:.3g} kW" + (" (est.)" if p["power_estimated"] else "")
+        facility = "-" if p["facility_mw"] is None else (
+            f"{p['facility_mw']:.3g} MW" + (" (est.)" if p["power_estimated"] else "")
+            + (" OVER CAP" if p["fits_power_cap"] is False else ""))
         table.add_row(Text(p["workload"]), Text(p["candidate"]), Text(p["load"] or "-"),
-                      format_rate(p["throughput"], p["throughput_unit"]),
-                      str(p["devices"]), f"${p['yearly_cost_usd']:,.0f} ({p['pricing']})", power)
-    _console().print(table)
+                      format_rate(p["throughput"], p["throughput_unit"]), str(p["devices"]), str(p["hosts"]),
+                      facility, f"${p['yearly_cost_usd']:,.0f} ({p['pricing']})",
+                      f"{p['units_per_usd']:,.4g} {unit}s" if p["units_per_usd"] else "-",
+                      f"{p['units_per_mwh']:,.4g} {unit}s" if p["units_per_mwh"] else "-")
+    console = _console()
+    console.print(table)
+    for p in plans:
+        if p["fits_power_cap"] is False:
+            console.print(f"[yellow]over the power cap:[/] {p['candidate']} needs {p['facility_mw']:.3g} MW of the "
+                          f"{p['power_cap_mw']:g} MW cap; under it, it serves "
+                          f"{format_rate(p['max_units_per_s_under_cap'], p['throughput_unit'])}", highlight=False)
+    if owned.lead_time_months:
+        console.print(f"serving from month {owned.lead_time_months:g} (lead time); owned costs amortise over the "
+                      f"{owned.years - owned.lead_time_months / 12:g} years left of the {owned.years:g}-year horizon",
+                      highlight=False)
     if result.excluded:
         click.echo(f"{len(result.excluded)} candidates excluded; `bakeoff rank` lists why.")
 
