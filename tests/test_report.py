@@ -186,3 +186,22 @@ def test_a_report_with_only_trusted_records_says_every_record_is_charted(report_
     text = build_report(read_records(report_run), [read_manifest(report_run)])
     section = text[text.index("<h3>Not charted</h3>"):text.index("<h3>Throughput by backend and dtype</h3>")]
     assert "Every record is charted" in section and "<table" not in section
+
+
+def test_the_decision_says_when_the_recommended_margin_is_within_noise():
+    from harness.presentation.report import decision_section
+    from harness.procurement.rank import Ranking
+
+    def candidate(name, rank, cost, ci):
+        return {"candidate": name, "workload": "llm preset=tiny single-stream", "rank": rank, "catalog_id": "c",
+                "load": "", "throughput": 100.0, "throughput_ci": ci, "throughput_unit": "token/s", "p99_s": 0.01,
+                "watts": None, "watts_estimated": True, "noisy": False,
+                "cost": {"value": cost, "per": "1M tokens", "usd_per_device_hour": 1.0, "estimated": False,
+                         "inputs": {"price": {}}}}
+
+    clear = Ranking(ranked=[candidate("a", 1, 1.0, [99, 101]), candidate("b", 2, 2.0, [49, 51])])
+    assert "Not a clear win" not in "".join(decision_section(clear))
+    close = Ranking(ranked=[candidate("a", 1, 1.0, [98, 103]), candidate("b", 2, 1.02, [96, 99])])
+    text = "".join(decision_section(close))
+    assert "Not a clear win" in text and "b measured a throughput whose 95% interval overlaps" in text
+    assert "2 (≈ rank 1)" in text

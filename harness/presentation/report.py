@@ -183,6 +183,15 @@ def pareto_charts(ranking: Ranking | None) -> list[str]:
     return charts
 
 
+def _tied(winner: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether ``other`` is within noise of ``winner``: the same $ per device-hour and throughput
+    intervals that overlap, so the cheaper cost rests on a margin the measurement cannot tell apart."""
+    if winner["cost"]["usd_per_device_hour"] != other["cost"]["usd_per_device_hour"]:
+        return False
+    a, b = winner.get("throughput_ci"), other.get("throughput_ci")
+    return bool(a and b) and a[0] <= b[1] and b[0] <= a[1]
+
+
 def _energy_per_unit(candidate: Mapping[str, Any]) -> str:
     """Joules per unit at the candidate's throughput, measured or estimated from TDP (labelled)."""
     watts, rate = candidate.get("watts"), candidate.get("throughput")
@@ -217,15 +226,22 @@ def decision_section(ranking: Ranking | None, policy_name: str | None = None) ->
         if ranked:
             winner = ranked[0]
             reference = " (reference price)" if (winner["cost"]["inputs"].get("price") or {}).get("reference") else ""
+            tied = [c for c in ranked[1:] if _tied(winner, c)]
             parts.append(f'<p class="good"><strong>Recommended: {esc(winner["candidate"])}</strong> on '
                          f'{esc(winner["catalog_id"])}{esc(" at " + winner["load"]) if winner["load"] else ""}: '
                          f'${winner["cost"]["value"]:.4g} per {esc(winner["cost"]["per"])}{esc(reference)}'
                          + (f", {len(ranked) - 1} other candidate(s) cost more" if len(ranked) > 1 else "")
                          + ".</p>")
+            if tied:
+                parts.append('<p class="note">Not a clear win: on the same price, '
+                             + ", ".join(esc(c["candidate"]) for c in tied) + " measured a throughput whose 95% "
+                             "interval overlaps the recommended one's, so the margin may be noise; decide on "
+                             "other grounds or measure longer.</p>")
             rows = []
-            for c in ranked:
+            for index, c in enumerate(ranked):
                 price = c["cost"]["inputs"].get("price") or {}
-                rows.append([("★ " if c is winner else "") + str(c["rank"]), c["candidate"]
+                tie = f" (≈ rank {ranked[index - 1]['rank']})" if index and _tied(ranked[index - 1], c) else ""
+                rows.append([("★ " if c is winner else "") + str(c["rank"]) + tie, c["candidate"]
                              + (" (noisy: interference)" if c.get("noisy") else ""), c["catalog_id"],
                              c["load"] or "-",
                              f"${c['cost']['value']:.4g} per {c['cost']['per']}"

@@ -198,6 +198,9 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
         "tpot_p99_s": (tokens.tpot or {}).get("p99_s") if tokens is not None else None,
         "catalog_id": entry["id"],
         "throughput": units_per_s,
+        # The 95% interval per device, where the scenario gives one: a margin inside it is no win.
+        "throughput_ci": ([throughput.ci_low / devices, throughput.ci_high / devices]
+                          if throughput.ci_low is not None and throughput.ci_high is not None else None),
         "throughput_unit": throughput.unit,
         "devices_per_candidate": devices,
         "candidate_throughput": candidate_units_per_s,
