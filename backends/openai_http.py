@@ -185,9 +185,6 @@ class _Conversation(threading.local):
     turn = 0
     history = ""
 
-    def __init__(self) -> None:
-        self.reply: list[str] = []
-
 
 class PromptReuse:
     """How prompts repeat on purpose, to measure a prefix cache: ``prefix_tokens`` shared by
@@ -436,7 +433,7 @@ def sse_event(line: str) -> dict[str, Any] | None:
 
 class AsyncStreamer:
     """Streams every request through one asyncio event loop on its own thread, with one aiohttp
-    session whose keep-alive pool is sized to the load (up to 256 connections).
+    session whose keep-alive pool grows with the load (no cap: the scenario bounds the load).
 
     The scenario's client threads hand a request to the loop and wait; each chunk is parsed
     and ``on_chunk`` called (so each mark stamped) on the loop's thread as the chunk arrives.
@@ -444,7 +441,7 @@ class AsyncStreamer:
     while the loop reads.
     """
 
-    def __init__(self, origin: str, timeout_s: float, headers: dict[str, str], pool: int = 256) -> None:
+    def __init__(self, origin: str, timeout_s: float, headers: dict[str, str]) -> None:
         import asyncio
 
         import aiohttp
@@ -456,8 +453,11 @@ class AsyncStreamer:
         self.thread.start()
 
         async def session():
-            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=pool),
-                                         timeout=aiohttp.ClientTimeout(total=timeout_s))
+            # No cap on connections (the scenario bounds what is in flight), so no request waits for
+            # one inside its timed span; the timeout is per socket operation, as the threaded client's.
+            return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s,
+                                                                       sock_read=timeout_s))
 
         self.session = asyncio.run_coroutine_threadsafe(session(), self.loop).result(30)
 
@@ -465,12 +465,15 @@ class AsyncStreamer:
         """POST ``body`` to ``path`` on the loop and wait; :class:`QueryFailed` on any fault."""
         import asyncio
 
+        import concurrent.futures
+
         future = asyncio.run_coroutine_threadsafe(self._stream(self.origin + path, body, on_chunk), self.loop)
         try:
-            return future.result(self.timeout_s + 30)
-        except TimeoutError:
+            # Bounded per socket operation inside; this bound only guards against a stuck loop.
+            return future.result(self.timeout_s * 10 + 30)
+        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             future.cancel()
-            raise QueryFailed("timeout", f"no complete answer within {self.timeout_s:g} s") from None
+            raise QueryFailed("timeout", f"no complete answer within {self.timeout_s * 10 + 30:g} s") from None
 
     async def _stream(self, url: str, body: str, on_chunk: Callable[[dict[str, Any]], None]) -> None:
         import asyncio
@@ -600,11 +603,12 @@ class OpenAiPrepared(Prepared):
             self.sent += 1
         conversation = self._conversation
         turns = self.reuse.turns
+        reply: list[str] = []  # bound here: with client = asyncio, chunks arrive on the loop's thread
         if turns > 1:
             turn = conversation.turn % turns
             if turn:  # the conversation so far, then this turn's fresh words: its length is the server's count
                 prompt, prompt_tokens = conversation.history + prompt, None
-            conversation.turn, conversation.reply = turn + 1, []
+            conversation.turn = turn + 1
         path, payload = self._payload(prompt, max_tokens)
         chunks = 0
         usage: dict[str, Any] = {}
@@ -616,8 +620,7 @@ class OpenAiPrepared(Prepared):
                 if self._generated(choice):
                     mark()
                     if turns > 1:
-                        conversation.reply.append(choice.get("text") or (choice.get("delta") or {}).get("content")
-                                                  or "")
+                        reply.append(choice.get("text") or (choice.get("delta") or {}).get("content") or "")
                     if self.api == "chat":
                         delta = choice.get("delta") or {}
                         if delta.get("reasoning_content") or delta.get("reasoning"):
@@ -630,7 +633,7 @@ class OpenAiPrepared(Prepared):
 
         self.client.stream(path, payload, on_chunk)
         if turns > 1:
-            conversation.history = prompt + "".join(conversation.reply)
+            conversation.history = prompt + "".join(reply)
         completion = usage.get("completion_tokens")
         if chunks == 0 and not completion:
             raise QueryFailed("empty reply", "the stream carried no generated token")
@@ -654,7 +657,8 @@ class OpenAiPrepared(Prepared):
                 self.mismatches += 1
         counted = completion if usage.get("completion_tokens") else None
         if reasoned:  # a reasoning model: TTFT is the first token of any kind, TTFA the first answer's
-            return StreamedReply(counted, first_answer if first_answer is not None else chunks - 1)
+            # A reply that only reasoned has no first answer: a mark past the last says so.
+            return StreamedReply(counted, first_answer if first_answer is not None else chunks)
         return counted
 
     def step(self) -> None:

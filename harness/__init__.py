@@ -50,6 +50,7 @@ def run(
     backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     scenario_options: Mapping[str, Mapping[str, Any]] | None = None,
     sweep: str | None = None,
+    explicit: Iterable[str] = (),
     config: str | Path | None = None,
     launcher: str = "subprocess",
     executor: str = "local",
@@ -67,7 +68,8 @@ def run(
     :class:`harness.engine.scenarios.ServerSettings`, or a list of them: one benchmark per load
     point, as repeated ``--qps`` or ``--concurrency`` give; a field left at its general default
     takes the backend's load defaults where it declares them (an endpoint's serving profile,
-    docs/serving.md). ``backend_options`` are ``-O``'s
+    docs/serving.md), unless ``explicit`` names it (``{"server.latency_slo_s"}``), as a CLI
+    flag given at the general default's value does. ``backend_options`` are ``-O``'s
     (``{"torch": {"graph": "compile"}}``, a list sweeps) and ``scenario_options``
     ``--scenario-option``'s (``{"burst": {"size": 8}}``); ``sweep="auto"`` chooses the
     concurrent scenario's load points from one client to saturation, as ``--sweep auto``. With ``config`` (a sweep TOML),
@@ -108,6 +110,7 @@ def run(
             backend_options=dict(backend_options or {}),
             scenario_options=dict(scenario_options or {}),
             sweep=sweep,
+            explicit=frozenset(explicit),
         )
         session = orchestration.start(request, out=out, launcher=launcher, fleet=fleet)
     session.run(observer)

@@ -26,8 +26,8 @@ def test_poisson_is_the_schedule_a_seed_always_gave():
     for _ in range(500):
         t += rng.expovariate(50.0)
         raw.append(t)
-    expected = [offset * (500 / 50.0) / t * 1e9 for offset in raw]
-    assert arrivals_ns(50.0, settings) == pytest.approx(expected, abs=2)
+    scale = 500 / 50.0 / t * 1e9  # the arithmetic of the code before gamma and ramps existed
+    assert arrivals_ns(50.0, settings) == [int(offset * scale) for offset in raw]  # exactly, to the nanosecond
 
 
 @pytest.mark.parametrize("arrival, burstiness, low, high", [
@@ -52,7 +52,9 @@ def test_a_ramp_rises_linearly_then_holds_the_rate():
     assert sum(o <= 5.0 + 1e-9 for o in offsets) == 12  # 10 * 25 / 20 = 12.5
     after = _gaps(offsets)[60:]
     assert max(after) == pytest.approx(0.1) and min(after) == pytest.approx(0.1)  # then 10/s held
-    assert offsets[-1] == pytest.approx(300 / 10.0 + 5.0)  # the ramp costs R/2 seconds
+    # The minimums hold after the ramp: its 50 arrivals come on top of the 300 asked for.
+    assert len(offsets) == 350 and sum(o > 10.0 + 1e-9 for o in offsets) == 300
+    assert offsets[-1] == pytest.approx(350 / 10.0 + 5.0)  # the ramp costs R/2 seconds
 
 
 @pytest.mark.slow
@@ -78,6 +80,7 @@ def test_gamma_arrivals_with_a_ramp_from_the_cli_are_recorded_and_judged_against
 @pytest.mark.parametrize("args, message", [
     (["--burstiness", "0.5"], "shapes gamma arrivals; add --arrival gamma"),
     (["--arrival", "uniform"], "Invalid value for '--arrival'"),
+    (["--arrival-trace", "t.csv"], "it is replayed only with --arrival trace"),
 ])
 def test_bad_arrival_settings_are_one_line_exit_2(args, message, tmp_path, test_plugins):
     from click.testing import CliRunner
@@ -116,7 +119,7 @@ def test_the_shipped_example_trace_replays_from_the_cli(tmp_path, test_plugins):
     example.write_text("".join(json.dumps({**row, "arrival_s": row["arrival_s"] / 50}) + "\n" for row in
                                map(json.loads, shipped.read_text().splitlines())))
     result = CliRunner().invoke(cli, ["run", "-b", "null", "-w", "noop", "-s", "server", "--arrival", "trace",
-                                      "--arrival-trace", str(example), "--min-queries", "64", "--min-duration", "0",
+                                      "--arrival-trace", str(example),  # the trace's 64 are the run, not --min-queries
                                       "--launcher", "inline", "--json", "-q", "--out", str(tmp_path)],
                                 prog_name="bakeoff")
     assert result.exit_code == 0, result.output

@@ -122,7 +122,9 @@ def test_a_cpu_is_priced_by_the_vcpus_it_used_at_a_sourced_reference_price():
     named = {**base, "device_info": {"model": "Intel(R) Xeon(R) Processor", "cloud_instance": "m7i.xlarge"}}
     hourly, price = cloud_price(entry, Record.of(named))
     assert price["instance"].startswith("m7i.xlarge") and hourly == pytest.approx(4 * 0.0504)
-    assert "the host's own instance" in price["basis"]
+    assert "the host's own instance, rented whole" in price["basis"]
+    one_thread = {**named, "spec": {**named["spec"], "threads": 1}}  # the whole instance is paid for anyway
+    assert cloud_price(entry, Record.of(one_thread))[0] == pytest.approx(4 * 0.0504)
 
 
 def test_a_vcpu_price_without_its_source_fails_the_lint(tmp_path):

@@ -192,11 +192,11 @@ retrieved = "2026-11-30"
     honest, broken = _gemm_record("Acme X1", 50e12), _gemm_record("Acme X1", 5e15)
     broken["key"] = "broken"
     result = rank([honest, broken], catalog)
-    # gemm is a capability probe, never priced; the broken one is excluded before that, as implausible.
+    # gemm is a capability probe, never ranked; the broken one is excluded before that, as implausible.
     assert result.ranked == []
     probe, implausible = result.excluded
-    assert probe["excluded_by"][0].startswith("a capability probe (FLOP/s)")
-    assert implausible["excluded_by"][0].startswith("implausible: ")
+    assert probe["excluded_by"][0].startswith("a capability probe (FLOP/s)") and probe["probe"]
+    assert implausible["excluded_by"][0].startswith("implausible: ") and implausible["probe"]
     assert "catalog acme-x1" in implausible["excluded_by"][0]
 
 

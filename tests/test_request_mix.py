@@ -98,6 +98,13 @@ def test_an_endpoint_sends_each_request_at_its_own_drawn_lengths(server):
     assert details["output_length_mismatches"] == 0  # each reply as long as its own max_tokens
     assert len(details["usage_completion_tokens"]) > 3  # output lengths vary too
     assert set(outcome.measurement.token_counts) == set(details["usage_completion_tokens"])
+    # The record's throughput counts the tokens served, not requests x the workload's mean length.
+    from harness.results.derive import derive
+
+    benchmark = _spec(server.url, "uniform:0.5")
+    record = derive("r", benchmark.key(), benchmark.to_dict(), outcome.to_dict())
+    served = sum(outcome.measurement.token_counts) / (outcome.measurement.elapsed_ns / 1e9)
+    assert record.throughput.value == pytest.approx(served) and "request mix" in record.throughput.basis
 
 
 def test_an_endpoint_replays_a_trace_and_refuses_one_that_does_not_fit_the_workload(server, tmp_path):

@@ -241,10 +241,11 @@ def test_prefix_cache_mode_shares_prefixes_on_purpose_and_reports_the_servers_hi
     assert any(w.startswith("prefix cache:") and "2 shared prefix(es) of 96 tokens" in w for w in record.warnings)
 
 
-def test_multi_turn_conversations_resend_the_conversation_so_far(server_factory):
+@pytest.mark.parametrize("client", ["threads", "asyncio"])
+def test_multi_turn_conversations_resend_the_conversation_so_far(server_factory, client):
     server = server_factory()
     server.prefix_cache = True
-    outcome, _ = _reuse_run(server, turns=3)
+    outcome, _ = _reuse_run(server, turns=3, client=client)
     prompts = server.prompts[:12]  # one warm-up request and 12 timed: conversations run on across them
     for first, second, third in zip(prompts[0::3], prompts[1::3], prompts[2::3]):
         assert second.startswith(first) and third.startswith(second)  # each turn carries the last and its reply
@@ -266,3 +267,11 @@ def test_both_clients_count_every_chunk_and_token_alike(server_factory, client):
     assert outcome.details["usage_completion_tokens"] == [NEW] and outcome.details["content_chunks"] == [NEW]
     assert all(len(marks) == NEW for marks in outcome.measurement.token_offsets_ns)  # empty chunks timed too
 
+
+
+def test_a_reply_that_only_reasons_has_no_time_to_first_answer():
+    from harness.analysis.tokens import token_metrics
+
+    # Two requests: one answers at its third mark, one reasons to its end (a mark past its last).
+    metrics = token_metrics([[10, 20, 30, 40], [10, 20, 30]], 1, answer_marks=[2, 3])
+    assert metrics["ttfa"]["count"] == 1 and metrics["ttfa"]["median_s"] == 30e-9

@@ -55,9 +55,9 @@ def token_metrics(offsets_ns: Sequence[Sequence[int]], batch_size: int,
 
     metrics: dict[str, Any] = {"ttft": seconds(ttft), "tpot": seconds(tpot), "itl": seconds(itl),
                                "e2e": seconds(e2e)}
-    if answer_marks is not None:
-        metrics["ttfa"] = seconds([marks[min(index or 0, len(marks) - 1)]
-                                   for marks, index in zip(offsets_ns, answer_marks) if marks])
+    if answer_marks is not None:  # a mark past the last: the reply only reasoned, no first answer to time
+        metrics["ttfa"] = seconds([marks[index or 0] for marks, index in zip(offsets_ns, answer_marks)
+                                   if marks and (index or 0) < len(marks)])
     tpot_stats = metrics["tpot"]
     if elapsed_ns and counts:
         seconds_total = elapsed_ns / 1e9

@@ -135,7 +135,8 @@ class LoadDefaults(Protocol):
     (``server.latency_slo_s``, ``server.min_queries``, ``server.ttft_bound_s``, ...) to
     values. The general defaults (a 100 ms SLO, 1,000 queries, 10 s) are made for kernels
     that take microseconds; a serving endpoint's requests take seconds, so under them every
-    run is invalid. A value the user gave (flag, config key, argument) always wins.
+    run is invalid. A value the user gave always wins: a flag or config key, and in the Python
+    API a field that differs from the general default or that ``explicit`` names.
     ``harness.contract.load.SERVING_LOAD_DEFAULTS`` is the profile for LLM endpoints.
     """
 
@@ -170,7 +171,8 @@ class StreamingStep(Protocol):
 class StreamedReply:
     """What a streaming step may return: its token count (``None``: one per mark) and the index
     of the mark that carried the first answer token after reasoning (``None``: no reasoning, so
-    the first mark). Not a capability: the return value of ``StreamingStep.step_streaming``."""
+    the first mark; past the last mark: the reply only reasoned, so it has no time to first
+    answer). Not a capability: the return value of ``StreamingStep.step_streaming``."""
 
     tokens: int | None = None
     first_answer_mark: int | None = None

@@ -14,9 +14,10 @@ endpoint backend's ``request_mix`` option:
   ``output_tokens`` columns, or a JSONL file of objects with those keys, in order.
 
 Synthetic lengths are rounded, at least 1, and adjusted so that the drawn pool's mean is
-exactly ``L``: the scenario prices each request at the workload's ``new_tokens``, so the
-mix must not move that mean. A trace's means must match the workload's within 1%
-(:func:`trace_mismatch` says which ``-p`` values to give). Lengths are drawn before the
+exactly ``L``: the workload's lengths name the mix's means in the record, so a trace's means
+must match them within 1% (:func:`trace_mismatch` says which ``-p`` values to give). A run
+uses a prefix of the pool, so the record's throughput counts the tokens the server says it
+served (harness/results/derive.py), not requests x ``new_tokens``. Lengths are drawn before the
 run, never inside a timed request. Pure functions and one file reader; nothing heavy.
 """
 
@@ -61,6 +62,8 @@ class RequestMix:
         return list(zip(self._draw(prompt_tokens, count, rng), self._draw(new_tokens, count, rng)))
 
     def _draw(self, mean: int, count: int, rng: random.Random) -> list[int]:
+        if mean < 1:
+            raise ValueError(f"a request mix needs lengths of at least 1 token, not {mean}")
         if self.kind == "fixed" or self.spread == 0:
             return [mean] * count
         if self.kind == "uniform":
@@ -112,8 +115,10 @@ def parse_mix(text: str) -> RequestMix:
         raise ValueError(f"request_mix {text!r}: {kind} needs a number, e.g. {kind}:0.5") from None
     if kind == "uniform" and not 0 <= spread < 1:
         raise ValueError(f"request_mix {text!r}: the range ratio must be >= 0 and < 1")
-    if kind != "uniform" and not 0 <= spread <= 4:
-        raise ValueError(f"request_mix {text!r}: the coefficient of variation must be between 0 and 4")
+    # A normal spread past 1 is mostly clipped at one token; a lognormal past 4 is a spike and a tail.
+    top = 1 if kind == "normal" else 4
+    if kind != "uniform" and not 0 <= spread <= top:
+        raise ValueError(f"request_mix {text!r}: the coefficient of variation must be between 0 and {top}")
     return RequestMix(kind, spread)
 
 
@@ -181,7 +186,7 @@ def _length(path: str, line: int, row: dict, key: str) -> int:
     value = row.get(key)
     try:
         number = int(value) if not isinstance(value, bool) and float(value) == int(float(value)) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = None
     if number is None or number < 1:
         raise ValueError(f"{path}:{line}: {key} = {value!r}: must be a whole number of tokens >= 1")
@@ -194,6 +199,6 @@ def trace_mismatch(trace: Sequence[tuple[int, int]], prompt_tokens: int, new_tok
     outputs = sum(o for _, o in trace) / len(trace)
     if abs(inputs - prompt_tokens) > 0.01 * prompt_tokens or abs(outputs - new_tokens) > 0.01 * new_tokens:
         return (f"the trace's mean lengths are {inputs:.1f} in, {outputs:.1f} out: run it with "
-                f"-p prompt_tokens={round(inputs)} -p new_tokens={round(outputs)} (the workload's lengths are the "
-                "means each request is priced at)")
+                f"-p prompt_tokens={round(inputs)} -p new_tokens={round(outputs)} (the workload's lengths name the "
+                "mix's means in the record)")
     return None

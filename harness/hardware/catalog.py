@@ -104,7 +104,8 @@ def lint(data: Mapping[str, Any], where: str, sources: Mapping[str, str] | None 
     from harness.hardware.controls import rule_problem
 
     for rule in data.get("export_rule", []):
-        problem = rule_problem(rule, known_sources) if isinstance(rule, Mapping) else "export_rule must be a table"
+        problem = (rule_problem(rule, known_sources, frozenset(ALLOWED_KEYS) | {"tpp", "performance_density"})
+                   if isinstance(rule, Mapping) else "export_rule must be a table")
         if problem:
             problems.append(f"{where}: {problem}")
     for index, entry in enumerate(data.get("hardware", [])):

@@ -44,7 +44,7 @@ def tpp(entry: Mapping[str, Any]) -> dict[str, Any] | None:
     if not candidates:
         return None
     value, basis = max(candidates)
-    return {"value": round(value, 1), "source": "D", "basis": f"TPP = 2 x MacTOPS x bit length = {basis}",
+    return {"value": value, "source": "D", "basis": f"TPP = 2 x MacTOPS x bit length = {basis}",
             "inputs": {k: entry[k] for k in ("fp16_dense_tflops", "int8_dense_tops") if k in entry}}
 
 
@@ -53,7 +53,7 @@ def performance_density(entry: Mapping[str, Any], total: Mapping[str, Any] | Non
     area = _figure(entry, "die_area_mm2")
     if total is None or area is None:
         return None
-    return {"value": round(total["value"] / area, 2), "source": "D",
+    return {"value": total["value"] / area, "source": "D",
             "basis": f"PD = TPP {total['value']:g} / die area {area:g} mm2",
             "inputs": {"tpp": total["value"], "die_area_mm2": entry["die_area_mm2"]}}
 
@@ -86,17 +86,23 @@ def evaluate_rule(rule: Mapping[str, Any], figures: Mapping[str, float | None]) 
     return {"value": value, "reason": "; or ".join(reasons)}
 
 
-def rule_problem(rule: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
-    """What is wrong with one ``[[export_rule]]`` table, or None."""
+def rule_problem(rule: Mapping[str, Any], sources: Mapping[str, str], reserved: frozenset = frozenset()) -> str | None:
+    """What is wrong with one ``[[export_rule]]`` table, or None. ``reserved``: the catalog's own
+    field names, which a rule may not overwrite."""
     for key in ("field", "name", "effective", "source"):
         if not isinstance(rule.get(key), str):
             return f"export_rule {rule.get('field', '?')!r}: {key} must be a string"
     if rule["source"] not in sources:
         return f"export_rule {rule['field']!r}: source {rule['source']!r} is not in [sources]"
+    if rule["field"] in reserved:
+        return (f"export_rule {rule['field']!r}: field would overwrite a sourced or derived catalog figure; "
+                "give the rule a field of its own")
     clauses = rule.get("when")
     if not isinstance(clauses, list) or not clauses:
         return f"export_rule {rule['field']!r}: needs at least one [[export_rule.when]] clause"
     for clause in clauses:
+        if not isinstance(clause, Mapping) or not clause:
+            return f"export_rule {rule['field']!r}: each [[export_rule.when]] clause needs at least one condition"
         for name, limit in clause.items():
             figure = name.removesuffix("_at_least").removesuffix("_below")
             if figure == name or figure not in CONDITION_INPUTS:

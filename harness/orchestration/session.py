@@ -132,5 +132,8 @@ def resume(run_dir: Path | str, *, fleet_overrides: dict[str, Any] | None = None
               **(fleet_overrides or {})}
     fleet = FleetSettings(executor=values["executor"], ray_address=values["ray_address"],
                           ray_retries=values["ray_retries"], ray_resources=tuple(values["ray_resources"] or ()))
+    if stored.get("sweep") == "auto" and fleet.executor != LOCAL:
+        raise UserError("--sweep auto decides each point from the last, one at a time: resume it locally "
+                        "(without --executor ray)")
     return Session(store, specs, stored.get("launcher", "subprocess"), fleet.connect(),
                    planned=len(store.manifest.get("plan", [])), auto_sweep=stored.get("sweep") == "auto")

@@ -171,7 +171,7 @@ def _check_request(request: SweepRequest,
     if request.sweep == "auto":
         if CONCURRENT not in request.scenarios:
             raise UserError("--sweep auto sweeps the concurrent scenario's clients: add -s concurrent")
-        if request.server_points or request.server.find_max_concurrency:
+        if len({point.concurrency for point in request.loads()}) > 1 or request.server.find_max_concurrency:
             raise UserError("--sweep auto chooses the concurrency points itself: drop --concurrency lists and "
                             "--find-max-concurrency")
     stopping = request.stopping

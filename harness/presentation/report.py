@@ -209,7 +209,7 @@ def decision_section(ranking: Ranking | None, policy_name: str | None = None) ->
     if ranking is None:
         return ['<p class="note">Not ranked: no catalog was loaded.</p>']
     # Probes are capabilities, shown in their own section: never a decision between candidates.
-    decided = [e for e in ranking.excluded if not e["excluded_by"][0].startswith("a capability probe")]
+    decided = [e for e in ranking.excluded if not e.get("probe")]
     workloads = sorted({c["workload"] for c in ranking.ranked} | {e.get("workload_group", e["workload"])
                                                                   for e in decided})
     if not workloads:

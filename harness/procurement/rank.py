@@ -122,15 +122,26 @@ def cloud_price(entry: Mapping[str, Any], record: Record) -> tuple[float | None,
     prices = sorted(entry.get("prices", []), key=lambda p: p["usd_per_device_hour"])
     vcpu = sorted(entry.get("vcpu_prices", []), key=lambda p: p["usd_per_vcpu_hour"])
     threads = int(record.spec.get("threads") or 1)
-    for price in [p for p in prices if named(p)] or prices[:1]:
-        return price["usd_per_device_hour"], {**price, "basis": "device price"
-                                               + (f" of the host's instance {instance}" if named(price) else "")}
-    for price in [p for p in vcpu if named(p)] or vcpu[:1]:
-        return threads * price["usd_per_vcpu_hour"], {
-            **price, "reference": True, "vcpus_used": threads,
+
+    def device(price: Mapping[str, Any]) -> tuple[float, dict[str, Any]]:
+        return price["usd_per_device_hour"], {**price, "basis": "device price" + (
+            f" of the host's instance {instance}" if named(price) else "")}
+
+    def per_vcpu(price: Mapping[str, Any]) -> tuple[float, dict[str, Any]]:
+        # The host's own instance is rented whole, whatever the benchmark used of it; a reference
+        # instance is sized to the vCPUs the benchmark used (its threads).
+        vcpus = int(price["vcpus"]) if named(price) else threads
+        why = "the host's own instance, rented whole" if named(price) else "the benchmark's threads"
+        return vcpus * price["usd_per_vcpu_hour"], {
+            **price, "reference": True, "vcpus_used": vcpus,
             "basis": (f"reference price: {price['instance']} at ${price['usd_per_vcpu_hour']:.4g} per vCPU-hour x "
-                      f"{threads} vCPUs (the benchmark's threads)"
-                      + (", the host's own instance" if named(price) else ""))}
+                      f"{vcpus} vCPUs ({why})")}
+
+    # The host's own instance first (device, then vCPU price), else the cheapest device price, else
+    # the cheapest reference price per vCPU.
+    for chosen in ([device(p) for p in prices if named(p)] + [per_vcpu(p) for p in vcpu if named(p)]
+                   + [device(p) for p in prices[:1]] + [per_vcpu(p) for p in vcpu[:1]]):
+        return chosen
     return None, {}
 
 
@@ -142,15 +153,15 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
     if problem is not None:
         return None, [problem]
     record = as_record(record)
+    if record.unit in PROBE_UNITS:
+        return None, [f"a capability probe ({record.unit}/s): measured against the device's peak, never priced "
+                      f"per {record.unit}"]
     p99 = record.stats.p99_s if record.stats is not None else None
     if slo_p99_s is not None and (p99 is None or p99 > slo_p99_s):
         return None, [f"SLO: p99 {p99 * 1e3:.4g} ms > {slo_p99_s * 1e3:.4g} ms"]
     problem = _serving_problem(record, targets)
     if problem is not None:
         return None, [problem]
-    if record.unit in PROBE_UNITS:
-        return None, [f"a capability probe ({record.unit}/s): measured against the device's peak, never priced "
-                      f"per {record.unit}"]
     throughput = record.throughput
     if throughput is None or not throughput.value:
         return None, ["no throughput measured"]
@@ -226,6 +237,8 @@ def rank(records: Sequence[Record | Mapping[str, Any]], catalog: Catalog, policy
         if candidate is None:
             result.excluded.append({"candidate": label(record), "workload": workload_label(record),
                                     "workload_group": workload_label(record, load=False),
+                                    # A probe is a capability, never a decision, whatever excluded it.
+                                    "probe": as_record(record).unit in PROBE_UNITS,
                                     "excluded_by": reasons, "run_id": as_record(record).run_id})
         else:
             qualifying.append(candidate)

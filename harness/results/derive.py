@@ -118,6 +118,12 @@ def derive(run_id: str, key: str, spec: Mapping[str, Any], outcome: Mapping[str,
             data["tokens"] = token_metrics([list(marks) for marks in offsets], batch,
                                            measurement.get("token_counts"), measurement.get("elapsed_ns"),
                                            measurement.get("answer_marks"))
+            mix = ((outcome.get("details") or {}).get("prompt") or {}).get("mix")
+            counted = data["tokens"].get("output_tokens_per_s")
+            if mix and mix != "fixed lengths" and counted:
+                # Under a request mix each request has its own length: work per step (the workload's
+                # mean) would price a run by the lengths it happened to draw. Count the tokens served.
+                data["throughput"] = {**counted, "basis": f"{counted['basis']}; a request mix ({mix})"}
             model = (outcome.get("details") or {}).get("model") or {}
             decode = data["tokens"].get("decode_tokens_per_s")
             if decode and model.get("bytes_per_decode_step"):

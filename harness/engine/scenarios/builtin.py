@@ -63,6 +63,8 @@ class Server(Scenario):
                 read_arrivals(server.arrival_trace)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
+        elif server.arrival_trace:
+            raise UserError(f"--arrival-trace {server.arrival_trace}: it is replayed only with --arrival trace")
         elif not server.find_max_qps and (server.target_qps is None or server.target_qps <= 0):
             raise UserError("the server scenario needs a target QPS > 0 (--qps) or --find-max-qps")
         if server.arrival not in ARRIVALS:

@@ -40,21 +40,23 @@ def arrivals_ns(qps: float, settings: ServerSettings) -> list[int]:
         start = offsets[0] - (offsets[1] - offsets[0] if len(offsets) > 1 else 0.0)
         return [int((offset - start) * 1e9) for offset in offsets]
     rng = random.Random(settings.seed)
-    count = max(settings.min_queries, math.ceil(qps * settings.min_duration_s), 1)
+    ramp = settings.ramp_up_s
+    # The minimums hold for the steady part: a ramp adds the arrivals it takes (qps x R / 2).
+    count = max(settings.min_queries, math.ceil(qps * settings.min_duration_s), 1) + math.ceil(qps * ramp / 2)
     if settings.arrival == "constant":
         offsets = [(i + 1) / qps for i in range(count)]
     else:
-        if settings.arrival == "gamma":
-            shape = settings.burstiness
-            gaps = [rng.gammavariate(shape, 1.0 / (qps * shape)) for _ in range(count)]
-        else:  # expovariate, as before gamma existed: a seed gives the schedule it always gave
-            gaps = [rng.expovariate(qps) for _ in range(count)]
-        total = sum(gaps)
-        offsets, t = [], 0.0
-        for gap in gaps:
-            t += gap
-            offsets.append(t * (count / qps) / total)
-    ramp = settings.ramp_up_s
+        draw = ((lambda: rng.gammavariate(settings.burstiness, 1.0 / (qps * settings.burstiness)))
+                if settings.arrival == "gamma" else (lambda: rng.expovariate(qps)))
+        raw, t = [], 0.0
+        for _ in range(count):  # accumulated, then scaled: the arithmetic Poisson schedules always had
+            t += draw()
+            raw.append(t)
+        if ramp <= 0:  # exactly the old arithmetic, so a seed gives the schedule it always gave
+            scale_ns = count / qps / t * 1e9
+            return [int(offset * scale_ns) for offset in raw]
+        scale = count / qps / t
+        offsets = [offset * scale for offset in raw]
     if ramp > 0:
         offsets = [math.sqrt(2 * ramp * s) if s < ramp / 2 else s + ramp / 2 for s in offsets]
     return [int(offset * 1e9) for offset in offsets]
@@ -243,8 +245,9 @@ def _judged(qps: float, settings: ServerSettings, offsets: list[int], latencies:
         valid, reason = False, f"overloaded: {len(latencies)} of {len(offsets)} queries done in {elapsed / 1e9:.3g} s"
     elif p99 > settings.latency_slo_s:
         valid, reason = False, f"p99 latency {p99 * 1e3:.4g} ms > SLO {settings.latency_slo_s * 1e3:.4g} ms"
-    elif scheduled_s < settings.min_duration_s or len(latencies) < settings.min_queries:
-        valid, reason = False, "minimum duration or query count not met"
+    elif settings.arrival != "trace" and (scheduled_s < settings.min_duration_s
+                                          or len(latencies) < settings.min_queries):
+        valid, reason = False, "minimum duration or query count not met"  # a trace's own count and span are the run
     elif achieved < (1 - MAX_RATE_SHORTFALL) * target:
         valid, reason = False, (
             f"fell behind: {achieved:.4g} queries/s completed, {1 - achieved / target:.0%} below the target "
