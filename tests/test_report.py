@@ -69,7 +69,10 @@ def test_strings_from_runs_are_escaped(report_run):
 
 def test_markdown_report(report_run, tmp_path):
     text = write_report(report_run, tmp_path / "report.md", "--format", "markdown").read_text()
-    assert text.startswith("| workload | candidate | cost |") and "token/s" in text
+    assert text.startswith("# bakeoff report\n\n## Decision") and "Recommended: **" in text
+    assert text.index("## Decision") < text.index("## Every benchmark")
+    assert "| workload | candidate | cost |" in text and "token/s" in text
+    assert not re.search(r"per 1k (FLOP|B)s?\b", text)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs Debian's chromium)")

@@ -418,6 +418,53 @@ def summary_rows(records: Sequence[Record | Mapping[str, Any]], ranking: Ranking
     return rows
 
 
+def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    cell = lambda value: str(value).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
+            *("| " + " | ".join(cell(c) for c in row) + " |" for row in rows)]
+
+
+def markdown_report(records: Sequence[Record | Mapping[str, Any]], ranking: Ranking | None,
+                    policy_name: str | None = None) -> str:
+    """The report for procurement documents: the decision per workload first (ranked candidates,
+    the recommended one, the excluded with reasons), then every benchmark."""
+    records = [as_record(r) for r in records]
+    lines = ["# bakeoff report", "", "## Decision", ""]
+    if ranking is None:
+        lines += ["Not ranked: no catalog was loaded.", ""]
+    else:
+        decided = [e for e in ranking.excluded if not e.get("probe")]
+        for workload in sorted({c["workload"] for c in ranking.ranked} | {e.get("workload_group", e["workload"])
+                                                                          for e in decided}):
+            ranked = [c for c in ranking.ranked if c["workload"] == workload]
+            lines += [f"### {workload}", ""]
+            if ranked:
+                winner = ranked[0]
+                lines += [f"Recommended: **{winner['candidate']}** on {winner['catalog_id']}"
+                          + (f" at {winner['load']}" if winner["load"] else "")
+                          + f", ${winner['cost']['value']:.4g} per {winner['cost']['per']}"
+                          + (" (reference price)" if (winner["cost"]["inputs"].get("price") or {}).get("reference")
+                             else "")
+                          + ("; not a clear win: a runner-up's throughput interval overlaps at the same price"
+                             if any(_tied(winner, c) for c in ranked[1:]) else "") + ".", ""]
+                lines += _markdown_table(
+                    ["rank", "candidate", "device", "cost", "throughput per device", "p99", "policy"],
+                    [[c["rank"], c["candidate"], c["catalog_id"], f"${c['cost']['value']:.4g} per {c['cost']['per']}",
+                      format_rate(c["throughput"], c["throughput_unit"]), format_seconds(c["p99_s"]),
+                      f"passes {policy_name!r}" if policy_name else "no policy given"] for c in ranked]) + [""]
+            else:
+                lines += ["No candidate qualifies for this workload.", ""]
+            excluded = [e for e in decided if e.get("workload_group", e["workload"]) == workload]
+            if excluded:
+                lines += _markdown_table(["excluded candidate", "workload", "why"],
+                                         [[e["candidate"], e["workload"], "; ".join(e["excluded_by"])]
+                                          for e in excluded]) + [""]
+    lines += ["## Every benchmark", ""]
+    lines += _markdown_table(["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"],
+                             sorted(summary_rows(records, ranking), key=lambda row: (row[0], row[1])))
+    return "\n".join(lines) + "\n"
+
+
 def build_report(records: Sequence[Record | Mapping[str, Any]], manifests: Sequence[Mapping[str, Any]],
                  ranking: Ranking | None = None, title: str = "bakeoff report", policy_name: str | None = None) -> str:
     records = [as_record(r) for r in records]

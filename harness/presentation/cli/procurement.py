@@ -231,7 +231,7 @@ def report_command(runs, as_json, output, fmt, **options) -> None:
       bakeoff report latest -o report.html --catalog my-prices.toml --policy docs/policies/open-stack-64gb.toml
       bakeoff report run1 run2 --format markdown -o report.md
     """
-    from harness.presentation.report import build_report, summary_rows
+    from harness.presentation.report import build_report, markdown_report
     from harness.results.store import read_manifest, read_records, resolve_run
 
     _writable_target(output)
@@ -243,11 +243,7 @@ def report_command(runs, as_json, output, fmt, **options) -> None:
         output.write_text(build_report(records, manifests, ranking, policy_name=policy.name if policy else None),
                           encoding="utf-8")
     else:
-        headers = ["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"]
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        for row in summary_rows(records, ranking):
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
-        output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        output.write_text(markdown_report(records, ranking, policy.name if policy else None), encoding="utf-8")
     if as_json:
         _echo_json({"report": str(output), "format": fmt, "runs": [str(d) for d in run_dirs]})
     else:
