@@ -443,9 +443,12 @@ class AsyncStreamer:
 
     def __init__(self, origin: str, timeout_s: float, headers: dict[str, str]) -> None:
         import asyncio
+        import concurrent.futures
 
         import aiohttp
 
+        # Bound once here: nothing is imported on a request's path, which is timed.
+        self._asyncio, self._aiohttp, self._futures = asyncio, aiohttp, concurrent.futures
         self.origin = origin
         self.headers, self.timeout_s = dict(headers), timeout_s
         self.loop = asyncio.new_event_loop()
@@ -463,23 +466,16 @@ class AsyncStreamer:
 
     def stream(self, path: str, body: str, on_chunk: Callable[[dict[str, Any]], None]) -> None:
         """POST ``body`` to ``path`` on the loop and wait; :class:`QueryFailed` on any fault."""
-        import asyncio
-
-        import concurrent.futures
-
-        future = asyncio.run_coroutine_threadsafe(self._stream(self.origin + path, body, on_chunk), self.loop)
+        future = self._asyncio.run_coroutine_threadsafe(self._stream(self.origin + path, body, on_chunk), self.loop)
         try:
             # Bounded per socket operation inside; this bound only guards against a stuck loop.
             return future.result(self.timeout_s * 10 + 30)
-        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        except self._futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             future.cancel()
             raise QueryFailed("timeout", f"no complete answer within {self.timeout_s * 10 + 30:g} s") from None
 
     async def _stream(self, url: str, body: str, on_chunk: Callable[[dict[str, Any]], None]) -> None:
-        import asyncio
-
-        import aiohttp
-
+        asyncio, aiohttp = self._asyncio, self._aiohttp
         try:
             async with self.session.post(url, data=body, headers=self.headers) as response:
                 if response.status >= 400:
@@ -500,10 +496,8 @@ class AsyncStreamer:
             raise QueryFailed("connection", f"{type(exc).__name__}: {exc}") from None
 
     def close(self) -> None:
-        import asyncio
-
         try:
-            asyncio.run_coroutine_threadsafe(self.session.close(), self.loop).result(10)
+            self._asyncio.run_coroutine_threadsafe(self.session.close(), self.loop).result(10)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)

@@ -23,6 +23,7 @@ one, so such records are listed under "Not charted" with their reason instead.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 import io
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
@@ -203,59 +204,97 @@ def _energy_per_unit(candidate: Mapping[str, Any]) -> str:
     return text + (" (estimated from TDP)" if candidate.get("watts_estimated") else " (measured)")
 
 
+@dataclass(frozen=True)
+class WorkloadDecision:
+    """One workload's answer: its ranked candidates (cheapest first) and the excluded, with reasons."""
+
+    workload: str
+    ranked: list[dict[str, Any]]
+    excluded: list[dict[str, Any]]
+
+    @property
+    def tied(self) -> list[dict[str, Any]]:
+        """Runners-up within noise of the recommended candidate (:func:`_tied`)."""
+        return [c for c in self.ranked[1:] if _tied(self.ranked[0], c)]
+
+
+def decisions(ranking: Ranking) -> list[WorkloadDecision]:
+    """Per workload, what the Decision sections show (HTML and markdown alike). Probes are
+    capabilities, shown in their own section: never a decision between candidates."""
+    decided = [e for e in ranking.excluded if not e.get("probe")]
+    workloads = sorted({c["workload"] for c in ranking.ranked} | {e.get("workload_group", e["workload"])
+                                                                  for e in decided})
+    return [WorkloadDecision(w, [c for c in ranking.ranked if c["workload"] == w],
+                             [e for e in decided if e.get("workload_group", e["workload"]) == w]) for w in workloads]
+
+
+def recommendation(decision: WorkloadDecision) -> tuple[str, str]:
+    """(candidate, the rest of the sentence) naming the recommended candidate and its price."""
+    winner, ranked = decision.ranked[0], decision.ranked
+    reference = " (reference price)" if (winner["cost"]["inputs"].get("price") or {}).get("reference") else ""
+    return winner["candidate"], (f" on {winner['catalog_id']}" + (f" at {winner['load']}" if winner["load"] else "")
+                                 + f": ${winner['cost']['value']:.4g} per {winner['cost']['per']}{reference}"
+                                 + (f", {len(ranked) - 1} other candidate(s) cost more" if len(ranked) > 1 else "")
+                                 + ".")
+
+
+DECISION_HEADERS = ["rank", "candidate", "device", "load point", "cost", "throughput per device", "p99",
+                    "energy per unit", "policy"]
+TIED_NOTE = ("Not a clear win: on the same price, {names} measured a throughput whose 95% interval overlaps the "
+             "recommended one's, so the margin may be noise; decide on other grounds or measure longer.")
+
+
+def decision_rows(decision: WorkloadDecision, policy_name: str | None) -> list[list[Any]]:
+    """The ranked table of one workload (:data:`DECISION_HEADERS`); the recommended one starred,
+    a rank within noise of the one above it marked."""
+    verdict = f"passes {policy_name!r}" if policy_name else "no policy given"
+    ranked, rows = decision.ranked, []
+    for index, c in enumerate(ranked):
+        price = c["cost"]["inputs"].get("price") or {}
+        tie = f" (≈ rank {ranked[index - 1]['rank']})" if index and _tied(ranked[index - 1], c) else ""
+        rows.append([("★ " if index == 0 else "") + str(c["rank"]) + tie,
+                     c["candidate"] + (" (noisy: interference)" if c.get("noisy") else ""), c["catalog_id"],
+                     c["load"] or "-",
+                     f"${c['cost']['value']:.4g} per {c['cost']['per']}" + (" (reference)" if price.get("reference")
+                                                                            else "")
+                     + (" (estimated energy)" if c["cost"]["estimated"] else ""),
+                     format_rate(c["throughput"], c["throughput_unit"]), format_seconds(c["p99_s"]),
+                     _energy_per_unit(c), verdict])
+    return rows
+
+
+def excluded_rows(decision: WorkloadDecision) -> list[list[Any]]:
+    return [[e["candidate"], e["workload"], "; ".join(e["excluded_by"])] for e in decision.excluded]
+
+
+EXCLUDED_HEADERS = ["excluded candidate", "workload", "why"]
+
+
 def decision_section(ranking: Ranking | None, policy_name: str | None = None) -> list[str]:
     """Per workload: the ranked candidates (cost, throughput per device, p99, energy per unit,
     policy), the recommended one first and marked, then the excluded with their reasons."""
     if ranking is None:
         return ['<p class="note">Not ranked: no catalog was loaded.</p>']
-    # Probes are capabilities, shown in their own section: never a decision between candidates.
-    decided = [e for e in ranking.excluded if not e.get("probe")]
-    workloads = sorted({c["workload"] for c in ranking.ranked} | {e.get("workload_group", e["workload"])
-                                                                  for e in decided})
-    if not workloads:
+    answers = decisions(ranking)
+    if not answers:
         return ['<p class="note">Nothing to decide: no benchmark in these runs.</p>']
-    verdict = f"passes {policy_name!r}" if policy_name else "no policy given"
     parts = ['<p class="note">For each workload, the candidates that ran, passed parity, were valid for their '
              "scenario, met the SLOs and the policy, and have a price, cheapest first. Prices marked "
              "<em>reference</em> are sourced cloud list prices (a CPU: per vCPU-hour x the vCPUs it used), not "
              "your quote; give yours with --catalog.</p>"]
-    for workload in workloads:
-        ranked = [c for c in ranking.ranked if c["workload"] == workload]
-        excluded = [e for e in decided if e.get("workload_group", e["workload"]) == workload]
-        parts.append(f"<h3>{esc(workload)}</h3>")
-        if ranked:
-            winner = ranked[0]
-            reference = " (reference price)" if (winner["cost"]["inputs"].get("price") or {}).get("reference") else ""
-            tied = [c for c in ranked[1:] if _tied(winner, c)]
-            parts.append(f'<p class="good"><strong>Recommended: {esc(winner["candidate"])}</strong> on '
-                         f'{esc(winner["catalog_id"])}{esc(" at " + winner["load"]) if winner["load"] else ""}: '
-                         f'${winner["cost"]["value"]:.4g} per {esc(winner["cost"]["per"])}{esc(reference)}'
-                         + (f", {len(ranked) - 1} other candidate(s) cost more" if len(ranked) > 1 else "")
-                         + ".</p>")
-            if tied:
-                parts.append('<p class="note">Not a clear win: on the same price, '
-                             + ", ".join(esc(c["candidate"]) for c in tied) + " measured a throughput whose 95% "
-                             "interval overlaps the recommended one's, so the margin may be noise; decide on "
-                             "other grounds or measure longer.</p>")
-            rows = []
-            for index, c in enumerate(ranked):
-                price = c["cost"]["inputs"].get("price") or {}
-                tie = f" (≈ rank {ranked[index - 1]['rank']})" if index and _tied(ranked[index - 1], c) else ""
-                rows.append([("★ " if c is winner else "") + str(c["rank"]) + tie, c["candidate"]
-                             + (" (noisy: interference)" if c.get("noisy") else ""), c["catalog_id"],
-                             c["load"] or "-",
-                             f"${c['cost']['value']:.4g} per {c['cost']['per']}"
-                             + (" (reference)" if price.get("reference") else "")
-                             + (" (estimated energy)" if c["cost"]["estimated"] else ""),
-                             format_rate(c["throughput"], c["throughput_unit"]), format_seconds(c["p99_s"]),
-                             _energy_per_unit(c), verdict])
-            parts.append(_table(["rank", "candidate", "device", "load point", "cost", "throughput per device",
-                                 "p99", "energy per unit", "policy"], rows, numeric={0, 4, 5, 6}))
+    for decision in answers:
+        parts.append(f"<h3>{esc(decision.workload)}</h3>")
+        if decision.ranked:
+            name, rest = recommendation(decision)
+            parts.append(f'<p class="good"><strong>Recommended: {esc(name)}</strong>{esc(rest)}</p>')
+            if decision.tied:
+                names = ", ".join(c["candidate"] for c in decision.tied)
+                parts.append(f'<p class="note">{esc(TIED_NOTE.format(names=names))}</p>')
+            parts.append(_table(DECISION_HEADERS, decision_rows(decision, policy_name), numeric={0, 4, 5, 6}))
         else:
             parts.append('<p class="bad">No candidate qualifies for this workload: see the reasons below.</p>')
-        if excluded:
-            parts.append(_table(["excluded candidate", "workload", "why"],
-                                [[e["candidate"], e["workload"], "; ".join(e["excluded_by"])] for e in excluded]))
+        if decision.excluded:
+            parts.append(_table(EXCLUDED_HEADERS, excluded_rows(decision)))
     return parts
 
 
@@ -432,33 +471,18 @@ def markdown_report(records: Sequence[Record | Mapping[str, Any]], ranking: Rank
     lines = ["# bakeoff report", "", "## Decision", ""]
     if ranking is None:
         lines += ["Not ranked: no catalog was loaded.", ""]
-    else:
-        decided = [e for e in ranking.excluded if not e.get("probe")]
-        for workload in sorted({c["workload"] for c in ranking.ranked} | {e.get("workload_group", e["workload"])
-                                                                          for e in decided}):
-            ranked = [c for c in ranking.ranked if c["workload"] == workload]
-            lines += [f"### {workload}", ""]
-            if ranked:
-                winner = ranked[0]
-                lines += [f"Recommended: **{winner['candidate']}** on {winner['catalog_id']}"
-                          + (f" at {winner['load']}" if winner["load"] else "")
-                          + f", ${winner['cost']['value']:.4g} per {winner['cost']['per']}"
-                          + (" (reference price)" if (winner["cost"]["inputs"].get("price") or {}).get("reference")
-                             else "")
-                          + ("; not a clear win: a runner-up's throughput interval overlaps at the same price"
-                             if any(_tied(winner, c) for c in ranked[1:]) else "") + ".", ""]
-                lines += _markdown_table(
-                    ["rank", "candidate", "device", "cost", "throughput per device", "p99", "policy"],
-                    [[c["rank"], c["candidate"], c["catalog_id"], f"${c['cost']['value']:.4g} per {c['cost']['per']}",
-                      format_rate(c["throughput"], c["throughput_unit"]), format_seconds(c["p99_s"]),
-                      f"passes {policy_name!r}" if policy_name else "no policy given"] for c in ranked]) + [""]
-            else:
-                lines += ["No candidate qualifies for this workload.", ""]
-            excluded = [e for e in decided if e.get("workload_group", e["workload"]) == workload]
-            if excluded:
-                lines += _markdown_table(["excluded candidate", "workload", "why"],
-                                         [[e["candidate"], e["workload"], "; ".join(e["excluded_by"])]
-                                          for e in excluded]) + [""]
+    for decision in decisions(ranking) if ranking is not None else []:
+        lines += [f"### {decision.workload}", ""]
+        if decision.ranked:
+            name, rest = recommendation(decision)
+            lines += [f"Recommended: **{name}**{rest}", ""]
+            if decision.tied:
+                lines += [TIED_NOTE.format(names=", ".join(c["candidate"] for c in decision.tied)), ""]
+            lines += _markdown_table(DECISION_HEADERS, decision_rows(decision, policy_name)) + [""]
+        else:
+            lines += ["No candidate qualifies for this workload.", ""]
+        if decision.excluded:
+            lines += _markdown_table(EXCLUDED_HEADERS, excluded_rows(decision)) + [""]
     lines += ["## Every benchmark", ""]
     lines += _markdown_table(["workload", "candidate", "cost", "throughput", "p99", "parity", "status / policy"],
                              sorted(summary_rows(records, ranking), key=lambda row: (row[0], row[1])))
