@@ -157,3 +157,35 @@ def test_rank_prices_every_cpu_candidate_of_a_run_out_of_the_box():
         assert "no cloud price" not in excluded["excluded_by"][0], excluded
     text = CliRunner().invoke(cli, ["rank", str(run)], prog_name="bakeoff").output
     assert "(reference price)" in text and "list price from https://" in " ".join(text.split())
+
+
+ARM_CPUINFO = "processor\t: 0\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd sve\nCPU implementer\t: {impl}\n" \
+              "CPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: {part}\nCPU revision\t: 1\n"
+
+
+@pytest.mark.parametrize("impl, part, system_vendor, model, entry_id", [
+    ("0x41", "0xd40", "Amazon EC2", "AWS Graviton3 (Neoverse-V1)", "aws-graviton3"),
+    ("0x41", "0xd4f", "Amazon EC2", "AWS Graviton4 (Neoverse-V2)", "aws-graviton4"),
+    ("0x48", "0xd01", None, "HiSilicon Kunpeng-920 (TaiShan-v110)", "huawei-kunpeng-920"),
+    # A Neoverse-V2 outside AWS may be Grace or Axion: the core is named, no chip is guessed.
+    ("0x41", "0xd4f", "QEMU", "ARM Neoverse-V2", None),
+    ("0x41", "0xfff", None, "ARM part 0xfff", None),
+])
+def test_an_arm_host_is_named_from_its_midr_so_graviton_and_kunpeng_match(tmp_path, impl, part, system_vendor,
+                                                                           model, entry_id):
+    from harness.engine.telemetry.environment import cpu_identity
+
+    if system_vendor:
+        (tmp_path / "sys_vendor").write_text(system_vendor + "\n")
+    identity = cpu_identity(ARM_CPUINFO.format(impl=impl, part=part), dmi=tmp_path, machine="aarch64")
+    assert identity["model"] == model and identity["architecture"] == "aarch64"
+    entry = load_catalog().match(identity["model"])
+    assert (entry["id"] if entry else None) == entry_id
+
+
+def test_an_x86_host_keeps_its_model_name():
+    from harness.engine.telemetry.environment import cpu_identity
+
+    text = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9654 96-Core Processor\n"
+    assert cpu_identity(text, machine="x86_64") == {"vendor": "AMD", "model": "AMD EPYC 9654 96-Core Processor",
+                                                     "architecture": "x86_64"}

@@ -16,7 +16,7 @@ import re
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 #: Distributions whose versions can change a measured number, recorded in the manifest's
 #: ``host.packages`` when installed and hashed into every record's fingerprint
@@ -97,27 +97,70 @@ def key_packages() -> dict[str, str]:
     return packages
 
 
-def cpu_identity() -> dict[str, Any]:
-    """CPU vendor and model from /proc/cpuinfo where present, else ``platform``."""
-    vendor = model = None
+#: aarch64 /proc/cpuinfo names no model, only the MIDR's "CPU implementer" and "CPU part"; these
+#: are the names lscpu gives them (util-linux sys-utils/lscpu-arm.c), for the server cores a
+#: buyer meets.
+ARM_IMPLEMENTERS = {0x41: "ARM", 0x48: "HiSilicon", 0x4E: "NVIDIA", 0x51: "Qualcomm", 0xC0: "Ampere"}
+ARM_CORES = {
+    (0x41, 0xD0C): "Neoverse-N1", (0x41, 0xD40): "Neoverse-V1", (0x41, 0xD49): "Neoverse-N2",
+    (0x41, 0xD4F): "Neoverse-V2", (0x41, 0xD8E): "Neoverse-N3", (0x41, 0xD84): "Neoverse-V3",
+    (0x48, 0xD01): "TaiShan-v110", (0x48, 0xD02): "TaiShan-v120",
+}
+#: The chip a core names, where the core alone (TaiShan-v110 is only in Kunpeng 920, per
+#: lscpu-arm.c) or the core plus the DMI system vendor (a Neoverse-V1 in an "Amazon EC2" system is
+#: a Graviton3; Graviton3E shares the core and is named with it) says which. A Neoverse-V2 is also
+#: NVIDIA Grace and Google Axion, so it names a chip only with its vendor.
+ARM_CHIPS = {
+    ("TaiShan-v110", None): "HiSilicon Kunpeng-920",
+    ("Neoverse-N1", "Amazon EC2"): "AWS Graviton2",
+    ("Neoverse-V1", "Amazon EC2"): "AWS Graviton3",
+    ("Neoverse-V2", "Amazon EC2"): "AWS Graviton4",
+}
+
+
+def _read(path: Path) -> str | None:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key == "vendor_id" and vendor is None:
-                vendor = value
-            elif key == "model name" and model is None:
-                model = value
-            if vendor and model:
-                break
+        return path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
-        pass
+        return None
+
+
+def cpu_identity(cpuinfo: str | None = None, dmi: Path = Path("/sys/class/dmi/id"),
+                 machine: str | None = None) -> dict[str, Any]:
+    """CPU vendor and model from /proc/cpuinfo where present, else ``platform``.
+
+    On aarch64, where /proc/cpuinfo has no "model name", the model is the implementer and
+    core (``ARM Neoverse-V1``), and the chip where :data:`ARM_CHIPS` can tell it
+    (``AWS Graviton3 (Neoverse-V1)``), so the catalog can match Graviton and Kunpeng hosts.
+    ``cpuinfo``, ``dmi`` and ``machine`` are for tests (planted files)."""
+    text = cpuinfo if cpuinfo is not None else _read(Path("/proc/cpuinfo")) or ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    vendor, model = fields.get("vendor_id"), fields.get("model name")
+    if model is None and "CPU implementer" in fields:
+        vendor, model = _arm_identity(fields, _read(dmi / "sys_vendor"))
     vendor = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(vendor or "", vendor)
+    architecture = machine or platform.machine()
     return {
         "vendor": vendor,
-        "model": model or platform.processor() or platform.machine(),
-        "architecture": platform.machine(),
+        "model": model or platform.processor() or architecture,
+        "architecture": architecture,
     }
+
+
+def _arm_identity(fields: Mapping[str, str], system_vendor: str | None) -> tuple[str | None, str | None]:
+    try:
+        implementer, part = int(fields["CPU implementer"], 16), int(fields.get("CPU part", ""), 16)
+    except ValueError:
+        return None, None
+    vendor = ARM_IMPLEMENTERS.get(implementer, f"implementer 0x{implementer:02x}")
+    core = ARM_CORES.get((implementer, part))
+    if core is None:
+        return vendor, f"{vendor} part 0x{part:03x}"
+    chip = ARM_CHIPS.get((core, None)) or ARM_CHIPS.get((core, system_vendor))
+    return vendor, f"{chip} ({core})" if chip else f"{vendor} {core}"
 
 
 #: A DMI product name that is an instance type: ``m7i.large``, ``c7g.2xlarge`` (AWS); other
