@@ -10,6 +10,10 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
+	# llama.cpp is compiled here, once, for this CPU's vector units without AMX (see the script).
+	$(BIN)/python -c "import importlib.metadata as m; assert m.version('llama-cpp-python') == '0.3.36'" 2>/dev/null \
+		|| CMAKE_ARGS="$$($(PYTHON) scripts/llama-cpp-cmake-args)" $(BIN)/python -m pip install --quiet \
+		--no-cache-dir --disable-pip-version-check --constraint constraints/cpu.txt llama-cpp-python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		--constraint constraints/cpu.txt --editable '.[dev]'
 	touch $(STAMP)

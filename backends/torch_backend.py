@@ -15,6 +15,7 @@ from harness.contract.capabilities import Generative, OnnxModelFile, capability
 from harness.contract.errors import Unsupported
 from harness.contract.interface import Availability, DeviceInfo, Prepared
 from harness.contract.options import Option
+from harness.contract.precisions import CLASSIC_PRECISIONS
 from harness.engine.generation import GenerativePrepared
 from backends._host import cpu_device_facts, device_meters
 
@@ -73,6 +74,8 @@ def _precision_fields(facts) -> dict:
 
 class TorchBackend:
     name = "torch"
+    #: The classic four, and float8 e4m3 where the device has float8 tensor cores (prepare refuses elsewhere).
+    precisions = (*CLASSIC_PRECISIONS, "fp8")
     OPTIONS = {
         "graph": Option("str", "eager", GRAPH_MODES,
                         "eager: op by op. compile: torch.compile (inductor; on npu the torchair backend). "
@@ -143,6 +146,10 @@ class TorchBackend:
             raise
         if spec.dtype == "int8":
             module = _quantize_dynamic(torch, module, device, workload.name)
+        fp8_layers = None
+        if spec.dtype == "fp8":
+            _check_fp8(torch, device)
+            module, fp8_layers = fp8_linear_layers(torch, module, workload.name)
         options = spec.options_dict
         graph = options.get("graph", "eager")
         generative = capability(workload, Generative)
@@ -163,6 +170,8 @@ class TorchBackend:
         else:
             prepared = TorchPrepared(torch, module, inputs, device, module_api)
         prepared.details.update(graph_details)
+        if fp8_layers is not None:
+            prepared.details["fp8"] = fp8_layers
         if (graph == "compile" and device.type == "cuda" and generative is None
                 and options.get("compile_mode") in ("reduce-overhead", "max-autotune")):
             prepared.mark_cudagraph_step = True
@@ -203,6 +212,87 @@ def _quantize_dynamic(torch, module, device, workload_name: str):
         raise Unsupported(f"int8 dynamic quantization found no Linear layers in {workload_name!r}; "
                           "it would run in float32")
     return quantized
+
+
+#: torch._scaled_mm needs both matrix dimensions divisible by 16 (cuBLASLt's float8 rule).
+FP8_ALIGNMENT = 16
+#: The largest finite float8 e4m3fn value: a tensor is scaled so its largest magnitude lands there.
+E4M3_MAX = 448.0
+
+
+def _check_fp8(torch, device) -> None:
+    """fp8 runs where the device has float8 tensor cores: CUDA compute capability 8.9+ (Ada, Hopper)."""
+    if device.type != "cuda":
+        raise Unsupported(f"fp8 (e4m3) needs float8 tensor cores (CUDA compute capability >= 8.9, via "
+                          f"torch._scaled_mm); {device.type} has none, and an emulated fp8 number would "
+                          "measure the conversion, not the device")
+    capability = torch.cuda.get_device_capability(device)
+    if tuple(capability) < (8, 9):
+        raise Unsupported(f"fp8 (e4m3) needs CUDA compute capability >= 8.9; {device} is "
+                          f"sm_{capability[0]}{capability[1]}")
+
+
+def fp8_linear_layers(torch, module, workload_name: str):
+    """Every ``nn.Linear`` whose shape ``torch._scaled_mm`` takes, as an :class:`Fp8Linear`:
+    weights stored in float8 e4m3 with one float32 scale per tensor, activations scaled per call.
+    Returns the module and ``{"layers": converted, "kept": left in the module's dtype}``;
+    refuses when nothing converts, rather than running bfloat16 under an fp8 label."""
+    converted, kept = 0, 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is not torch.nn.Linear:
+                continue
+            if child.in_features % FP8_ALIGNMENT or child.out_features % FP8_ALIGNMENT:
+                kept += 1
+                continue
+            setattr(parent, name, Fp8Linear.of(torch, child))
+            converted += 1
+    if converted == 0:
+        raise Unsupported(f"fp8: no Linear layer of {workload_name!r} has dimensions divisible by "
+                          f"{FP8_ALIGNMENT}; it would run in bfloat16")
+    return module, {"layers": converted, "kept": kept, "scaling": "per-tensor (weights once, activations per call)",
+                    "kernel": "torch._scaled_mm"}
+
+
+def _fp8_module_class():
+    import torch
+
+    class _Fp8Linear(torch.nn.Module):
+        """y = x W^T + b with W and x in float8 e4m3 (per-tensor scales), out in bfloat16."""
+
+        def __init__(self, weight, scale, bias) -> None:
+            super().__init__()
+            self.register_buffer("weight_t", weight.t())  # [in, out], column-major as _scaled_mm wants
+            self.register_buffer("weight_scale", scale)
+            self.bias = None if bias is None else torch.nn.Parameter(bias.to(torch.bfloat16), requires_grad=False)
+
+        def forward(self, x):
+            shape = x.shape
+            flat = x.reshape(-1, shape[-1])
+            scale = (flat.abs().amax().float() / E4M3_MAX).clamp(min=1e-12)
+            quantized = (flat.float() / scale).to(torch.float8_e4m3fn)
+            out = torch._scaled_mm(quantized, self.weight_t, scale_a=scale, scale_b=self.weight_scale,
+                                   bias=self.bias, out_dtype=torch.bfloat16)
+            return out.reshape(*shape[:-1], out.shape[-1])
+
+    return _Fp8Linear
+
+
+class Fp8Linear:
+    """Builds the float8 replacement of one ``nn.Linear`` (the class is made on first use, so
+    importing this module imports no torch)."""
+
+    _class = None
+
+    @classmethod
+    def of(cls, torch, linear):
+        if cls._class is None:
+            cls._class = _fp8_module_class()
+        weight = linear.weight.detach().float()
+        scale = (weight.abs().amax() / E4M3_MAX).clamp(min=1e-12)
+        quantized = (weight / scale).to(torch.float8_e4m3fn)
+        bias = None if linear.bias is None else linear.bias.detach()
+        return cls._class(quantized, scale.to(torch.float32), bias)
 
 
 class TorchEventTimer:

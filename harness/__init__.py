@@ -78,6 +78,7 @@ def run(
     ``bakeoff run --executor ray`` does: both go through harness/orchestration/session.py.
     Raises :class:`harness.contract.errors.UserError` for bad input before anything runs.
     """
+    from harness.contract.precisions import canonical_dtype
     from harness.engine.scenarios import ServerSettings
     from harness.engine.spec import DEFAULT_TIMEOUT_S
     from harness.engine.timing import Stopping
@@ -98,7 +99,7 @@ def run(
             devices=tuple(devices),
             workloads=tuple(workloads),
             params=tuple((params or {}).items()),
-            dtypes=tuple(dtypes),
+            dtypes=tuple(canonical_dtype(name) for name in dtypes),
             batch_sizes=tuple(batch_sizes),
             scenarios=tuple(scenarios),
             stopping=stopping or Stopping(),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from harness.contract.capabilities import KvLayout
 from harness.contract.interface import Param, Workload, torch_dtype
+from harness.contract.precisions import precision, weight_bytes
 from workloads._seeding import seeded
 
 
@@ -41,11 +42,43 @@ class DecoderShape:
     tie_embeddings: bool = True
     attention_bias: bool = False
     source: str = "bakeoff test shape"
+    #: Multi-head latent attention (DeepSeek-V2): the cache holds one compressed latent of this
+    #: width per token, plus a decoupled rotary key of ``rope_head_dim`` shared by the heads.
+    #: ``None``: grouped-query attention. Under MLA ``head_dim`` is the per-head non-rotary
+    #: query/key width (DeepSeek's ``qk_nope_head_dim``) and ``kv_heads`` is 1 (the latent).
+    kv_lora_rank: int | None = None
+    rope_head_dim: int = 0
+    v_head_dim: int = 0
 
-    def parameter_count(self) -> int:
+    @property
+    def latent_attention(self) -> bool:
+        return self.kv_lora_rank is not None
+
+    @property
+    def rotary_dim(self) -> int:
+        """The width rotary embeddings turn: the whole head under GQA, the decoupled key under MLA."""
+        return self.rope_head_dim if self.latent_attention else self.head_dim
+
+    def cache_widths(self) -> tuple[int, int]:
+        """Values per token per layer in the (key, value) cache tensors: ``kv_heads x head_dim``
+        each under GQA; the latent and the rotary key under MLA."""
+        if self.latent_attention:
+            return self.kv_lora_rank, self.rope_head_dim
+        return self.kv_heads * self.head_dim, self.kv_heads * self.head_dim
+
+    def attention_parameters(self) -> int:
+        if self.latent_attention:
+            query = self.hidden * self.heads * (self.head_dim + self.rope_head_dim)
+            down = self.hidden * (self.kv_lora_rank + self.rope_head_dim) + self.kv_lora_rank  # + latent norm
+            up = self.kv_lora_rank * self.heads * (self.head_dim + self.v_head_dim)
+            return query + down + up + self.heads * self.v_head_dim * self.hidden
         attention = self.hidden * self.head_dim * (self.heads * 2 + self.kv_heads * 2)
         if self.attention_bias:
             attention += self.head_dim * (self.heads + 2 * self.kv_heads)
+        return attention
+
+    def parameter_count(self) -> int:
+        attention = self.attention_parameters()
         mlp = 3 * self.hidden * self.intermediate
         norms = 2 * self.hidden
         embeddings = self.vocab * self.hidden * (1 if self.tie_embeddings else 2)
@@ -69,6 +102,21 @@ PRESETS: dict[str, DecoderShape] = {
     "llama-3.2-1b": DecoderShape(vocab=128256, hidden=2048, intermediate=8192, layers=16, heads=32, kv_heads=8,
                                  head_dim=64, rope_theta=500_000.0, tie_embeddings=True,
                                  source="meta-llama/Llama-3.2-1B config.json"),
+    # tiny's width with latent attention: a 64-wide latent and a 16-wide rotary key cache
+    # 80 values per token per layer, where tiny's two 2 x 32 GQA tensors cache 128.
+    "tiny-mla": DecoderShape(vocab=2048, hidden=128, intermediate=384, layers=2, heads=4, kv_heads=1, head_dim=32,
+                             tie_embeddings=False, kv_lora_rank=64, rope_head_dim=16, v_head_dim=32,
+                             source="bakeoff test shape: tiny with DeepSeek-V2-style latent attention"),
+    # DeepSeek-V2-Lite's attention: 16 heads, no query compression, a 512-wide KV latent, a
+    # 64-wide decoupled rotary key, 128-wide non-rotary q/k and v heads. Every layer's FFN is
+    # dense at the model's first (dense) layer's width; its MoE layers are the moe workload's.
+    # Plain RoPE at theta 10000: the model's YaRN scaling (factor 40 past 4096 positions) is
+    # left out.
+    "deepseek-v2-lite-mla": DecoderShape(vocab=102400, hidden=2048, intermediate=10944, layers=27, heads=16,
+                                         kv_heads=1, head_dim=128, rope_theta=10000.0, tie_embeddings=False,
+                                         kv_lora_rank=512, rope_head_dim=64, v_head_dim=128,
+                                         source="deepseek-ai/DeepSeek-V2-Lite config.json (attention shapes); "
+                                                "dense FFN at its intermediate_size 10944 in every layer"),
 }
 
 
@@ -129,11 +177,52 @@ def build_decoder(shape: DecoderShape, mlp_factory=None):
             out = torch.matmul(weights, values).transpose(1, 2).reshape(batch, tokens, -1)
             return self.o(out), k, v
 
+    class LatentAttention(nn.Module):
+        """DeepSeek-V2's multi-head latent attention (no query compression, as in V2-Lite).
+
+        Keys and values come from a per-token latent ``c`` (``kv_lora_rank`` wide, RMS-normed)
+        through one up-projection; the rotary part of the key is a separate ``rope_head_dim``
+        vector shared by every head. The cache keeps ``c`` and that rotary key, not per-head
+        keys and values: ``past_k`` is ``[B, 1, S, kv_lora_rank]``, ``past_v`` ``[B, 1, S, rope]``.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.nope, self.rope, self.v_dim = shape.head_dim, shape.rope_head_dim, shape.v_head_dim
+            self.q = nn.Linear(shape.hidden, shape.heads * (self.nope + self.rope), bias=False)
+            self.kv_down = nn.Linear(shape.hidden, shape.kv_lora_rank + self.rope, bias=False)
+            self.kv_norm = RMSNorm(shape.kv_lora_rank)
+            self.kv_up = nn.Linear(shape.kv_lora_rank, shape.heads * (self.nope + self.v_dim), bias=False)
+            self.o = nn.Linear(shape.heads * self.v_dim, shape.hidden, bias=False)
+
+        def forward(self, x, cos, sin, past_latent, past_rope, mask):
+            batch, tokens, _ = x.shape
+            heads = shape.heads
+            q = self.q(x).view(batch, tokens, heads, self.nope + self.rope).transpose(1, 2)
+            q_nope, q_rope = q.split([self.nope, self.rope], dim=-1)
+            latent, k_rope = self.kv_down(x).split([shape.kv_lora_rank, self.rope], dim=-1)
+            latent = self.kv_norm(latent).unsqueeze(1)            # [B, 1, T, R]
+            k_rope = k_rope.unsqueeze(1)                           # [B, 1, T, rope]
+            q_rope = q_rope * cos + rotate_half(q_rope) * sin
+            k_rope = k_rope * cos + rotate_half(k_rope) * sin
+            latent = torch.cat([past_latent, latent], dim=2)
+            k_rope = torch.cat([past_rope, k_rope], dim=2)
+            context = latent.shape[2]
+            kv = self.kv_up(latent.squeeze(1)).view(batch, context, heads, self.nope + self.v_dim).transpose(1, 2)
+            k_nope, values = kv.split([self.nope, self.v_dim], dim=-1)
+            keys = torch.cat([k_nope, k_rope.expand(batch, heads, context, self.rope)], dim=-1)
+            query = torch.cat([q_nope, q_rope], dim=-1)
+            scores = torch.matmul(query, keys.transpose(-1, -2)) / math.sqrt(self.nope + self.rope)
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            weights = torch.softmax(scores.float(), dim=-1).to(query.dtype)
+            out = torch.matmul(weights, values).transpose(1, 2).reshape(batch, tokens, -1)
+            return self.o(out), latent, k_rope
+
     class Block(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.attention_norm = RMSNorm(shape.hidden)
-            self.attention = Attention()
+            self.attention = LatentAttention() if shape.latent_attention else Attention()
             self.mlp_norm = RMSNorm(shape.hidden)
             self.mlp = mlp_factory(shape) if mlp_factory else SwiGLU()
 
@@ -151,7 +240,8 @@ def build_decoder(shape: DecoderShape, mlp_factory=None):
             self.lm_head = nn.Linear(shape.hidden, shape.vocab, bias=False)
             if shape.tie_embeddings:
                 self.lm_head.weight = self.embed.weight
-            inverse = 1.0 / (shape.rope_theta ** (torch.arange(0, shape.head_dim, 2).float() / shape.head_dim))
+            rotary = shape.rotary_dim
+            inverse = 1.0 / (shape.rope_theta ** (torch.arange(0, rotary, 2).float() / rotary))
             self.register_buffer("inv_freq", inverse, persistent=False)
 
         def forward(self, input_ids, past_key, past_value):
@@ -209,7 +299,10 @@ class Llm(Workload):
         return self.shape.vocab
 
     def kv_layout(self) -> KvLayout:
-        return KvLayout(layers=self.shape.layers, kv_heads=self.shape.kv_heads, head_dim=self.shape.head_dim)
+        s = self.shape
+        if s.latent_attention:
+            return KvLayout(layers=s.layers, kv_heads=1, head_dim=s.kv_lora_rank, value_dim=s.rope_head_dim)
+        return KvLayout(layers=s.layers, kv_heads=s.kv_heads, head_dim=s.head_dim)
 
     def build_module(self, dtype: str):
         with seeded(self.seed):
@@ -226,9 +319,10 @@ class Llm(Workload):
     def empty_cache(self, batch_size: int, dtype: str):
         import torch
 
-        s = self.shape
-        empty = torch.zeros((s.layers, batch_size, s.kv_heads, 0, s.head_dim), dtype=torch_dtype(dtype))
-        return empty, empty.clone()
+        kv = self.kv_layout()
+        dtype_ = torch_dtype(dtype)
+        return (torch.zeros((kv.layers, batch_size, kv.kv_heads, 0, kv.head_dim), dtype=dtype_),
+                torch.zeros((kv.layers, batch_size, kv.kv_heads, 0, kv.value_width), dtype=dtype_))
 
     def example_inputs(self, batch_size: int, dtype: str):
         """Inputs of the prefill call: the prompt and an empty cache."""
@@ -238,9 +332,11 @@ class Llm(Workload):
         """Inputs of one decode call, for exporting the decode-step graph."""
         import torch
 
-        s = self.shape
-        cache = torch.zeros((s.layers, batch_size, s.kv_heads, past, s.head_dim), dtype=torch_dtype(dtype))
-        return (self.prompt(batch_size)[:, :1], cache, cache.clone())
+        kv = self.kv_layout()
+        dtype_ = torch_dtype(dtype)
+        return (self.prompt(batch_size)[:, :1],
+                torch.zeros((kv.layers, batch_size, kv.kv_heads, past, kv.head_dim), dtype=dtype_),
+                torch.zeros((kv.layers, batch_size, kv.kv_heads, past, kv.value_width), dtype=dtype_))
 
     def work_per_step(self, batch_size: int) -> float:
         return float(batch_size * self.values["new_tokens"])
@@ -250,17 +346,21 @@ class Llm(Workload):
         return self.shape.parameter_count()
 
     def weight_bytes(self, dtype: str) -> int:
-        bytes_per = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}[dtype]
-        return self.parameter_count() * bytes_per
+        return weight_bytes(self.parameter_count(), dtype)
 
     def weight_bytes_with_source(self, dtype: str) -> tuple[int, str]:
         count = self.parameter_count()
-        return self.weight_bytes(dtype), f"{count} parameters of the {self.values['preset']} shape x {dtype} width"
+        bits = precision(dtype).bits_per_weight
+        return (self.weight_bytes(dtype),
+                f"{count} parameters of the {self.values['preset']} shape x {bits:g} bits ({dtype})")
 
     def kv_bytes_per_token(self, dtype: str) -> int:
+        """Bytes the cache holds per token: every layer's cache tensors (keys and values under
+        GQA; the latent and the rotary key under MLA) at the tensor width (int8 and the
+        weight-only formats keep a float32 cache). tests/test_efficiency_runtimes.py checks it
+        against the bytes of the caches the module really returns."""
         s = self.shape
-        bytes_per = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 4}[dtype]  # int8 keeps a float cache
-        return 2 * s.layers * s.kv_heads * s.head_dim * bytes_per
+        return s.layers * sum(s.cache_widths()) * precision(dtype).activation_bytes
 
     def materialised_bytes(self, batch_size: int, dtype: str) -> int:
         """The weights, the KV cache at full length, the prompt ids and the last logits."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.contract.interface import Param
+from harness.contract.precisions import weight_bytes
 from workloads.llm import DecoderShape, Llm, _init_weights, build_decoder
 from workloads._seeding import seeded
 
@@ -131,7 +132,6 @@ class Moe(Llm):
     def bytes_per_decode_step(self, batch_size: int, dtype: str) -> float:
         """Decode reads the active experts' weights (an upper bound at batch > 1 is
         all experts, so this is the batch-1 figure) plus the KV cache."""
-        bytes_per = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}[dtype]
         p, g = self.values["prompt_tokens"], self.values["new_tokens"]
-        return (self.active_parameter_count() * bytes_per
+        return (weight_bytes(self.active_parameter_count(), dtype)
                 + batch_size * (p + g / 2) * self.kv_bytes_per_token(dtype))

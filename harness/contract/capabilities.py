@@ -115,6 +115,19 @@ class DeclaresSupport(Protocol):
 
 
 @runtime_checkable
+class DeclaresPrecisions(Protocol):
+    """The precisions (harness/contract/precisions.py) the backend runs, by name.
+
+    A backend that does not declare this runs the classic four (float32, float16,
+    bfloat16, int8); any other dtype is recorded ``unsupported`` before a worker
+    starts, with a reason naming the runtimes that run it. A device-specific refusal
+    (fp8 without a float8 unit) still comes from ``prepare`` as ``Unsupported``.
+    """
+
+    precisions: tuple[str, ...]
+
+
+@runtime_checkable
 class DeviceMemoryReporting(Protocol):
     """Whether the prepared objects on ``device`` report device memory (``peak_memory_bytes()``).
 
@@ -226,6 +239,30 @@ class Generation(Protocol):
 
 
 @runtime_checkable
+class StoredWeights(Protocol):
+    """The bytes of weights the runtime actually stored, read from what it loaded (a GGUF's
+    tensor sizes, an ONNX file's initializers), with how they were counted.
+
+    Weight-only formats keep some tensors wider than their nominal bits (llama.cpp's
+    ``_K_M`` mixes, embeddings a runtime leaves in float), so the record's weight bytes
+    and the decode roofline use this figure where it is offered, and the nominal
+    (parameters x bits per weight) elsewhere. The runner asks after ``close()``, so count
+    them in ``prepare``.
+    """
+
+    def stored_weight_bytes(self) -> tuple[int, str]: ...
+
+
+@runtime_checkable
+class StoredKvCache(Protocol):
+    """Bytes per token of the KV cache the runtime keeps, where it differs from the workload's
+    tensors (llama.cpp caches float16 for a float32-fed quantized model), and how that was
+    counted. Asked after ``close()``, like ``StoredWeights``."""
+
+    def stored_kv_bytes_per_token(self) -> tuple[int, str]: ...
+
+
+@runtime_checkable
 class EnergyMetered(Protocol):
     """The energy meters that can see the device this prepared object runs on.
 
@@ -262,6 +299,14 @@ class ModelFacts(Protocol):
 
 
 @runtime_checkable
+class KvCacheFacts(Protocol):
+    """Bytes the KV cache holds per token at a dtype (every layer's cache tensors), for the
+    record: grouped-query and latent attention differ here by design."""
+
+    def kv_bytes_per_token(self, dtype: str) -> int: ...
+
+
+@runtime_checkable
 class SparseActivation(Protocol):
     """Parameters one token actually uses (a mixture of experts routes to a few)."""
 
@@ -270,12 +315,19 @@ class SparseActivation(Protocol):
 
 @dataclass(frozen=True)
 class KvLayout:
-    """The KV cache's layout: tensors ``[layers, batch, kv_heads, tokens, head_dim]``, keys and values apart."""
+    """The KV cache's layout: tensors ``[layers, batch, kv_heads, tokens, head_dim]``, keys and values
+    apart. Under latent attention the "key" tensor is the latent (``head_dim`` wide) and the
+    "value" tensor the rotary key, ``value_dim`` wide; ``None`` means as wide as the keys."""
 
     layers: int
     kv_heads: int
     head_dim: int
     axes: tuple[str, ...] = ("layers", "batch", "kv_heads", "tokens", "head_dim")
+    value_dim: int | None = None
+
+    @property
+    def value_width(self) -> int:
+        return self.head_dim if self.value_dim is None else self.value_dim
 
 
 @runtime_checkable
@@ -347,10 +399,12 @@ def _protocol_members(protocol: type) -> set[str]:
 CAPABILITIES: tuple[Capability, ...] = (
     Capability(DeclaresOptions, BACKEND), Capability(ChecksOptions, BACKEND), Capability(RequiresOptions, BACKEND),
     Capability(SweepMembership, BACKEND), Capability(RayPlacement, BACKEND), Capability(DeclaresSupport, BACKEND),
-    Capability(DeviceMemoryReporting, BACKEND), Capability(LoadDefaults, BACKEND),
+    Capability(DeclaresPrecisions, BACKEND), Capability(DeviceMemoryReporting, BACKEND), Capability(LoadDefaults, BACKEND),
     Capability(StreamingStep, PREPARED), Capability(ConcurrentSteps, PREPARED), Capability(RemoteIdentity, PREPARED),
     Capability(FailureTolerance, PREPARED), Capability(Generation, PREPARED), Capability(EnergyMetered, PREPARED),
-    Capability(Described, WORKLOAD), Capability(ModelFacts, WORKLOAD), Capability(SparseActivation, WORKLOAD),
+    Capability(StoredWeights, PREPARED), Capability(StoredKvCache, PREPARED),
+    Capability(Described, WORKLOAD), Capability(ModelFacts, WORKLOAD), Capability(KvCacheFacts, WORKLOAD),
+    Capability(SparseActivation, WORKLOAD),
     Capability(Generative, WORKLOAD), Capability(OnnxModelFile, WORKLOAD),
 )
 

@@ -56,34 +56,38 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 from harness.contract.errors import UserError
+from harness.contract.precisions import PRECISIONS, precision
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; core never imports torch at runtime
     import torch
 
     from harness.engine.spec import BenchmarkSpec
 
-#: The dtypes the harness knows by name. A backend may support fewer; it says so
-#: by raising :class:`harness.contract.errors.Unsupported` from ``prepare``.
-KNOWN_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "int8")
+#: The dtypes the harness knows by name (harness/contract/precisions.py). A backend runs the
+#: ones it declares (capability ``DeclaresPrecisions``; else the classic four) and may still
+#: refuse one on a device by raising :class:`harness.contract.errors.Unsupported` from ``prepare``.
+KNOWN_DTYPES: tuple[str, ...] = tuple(PRECISIONS)
 
 
-#: Bytes per element of a workload's float tensors at each dtype (int8 is built and fed in float32).
-TENSOR_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 4}
-#: Bytes per stored weight at each dtype (int8: the backend quantizes the weights to one byte).
-WEIGHT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+#: Bytes per element of a workload's float tensors at each dtype (weight-only and int8 formats
+#: build and feed the module in float32).
+TENSOR_BYTES = {name: p.activation_bytes for name, p in PRECISIONS.items()}
+#: Bytes per stored weight at each dtype, scales included (int4: 4.5 bits = 0.5625 bytes).
+WEIGHT_BYTES = {name: p.weight_bytes_per_parameter for name, p in PRECISIONS.items()}
 
 
 def torch_dtype(name: str) -> "torch.dtype":
     """The torch dtype of a workload's tensors at a bakeoff dtype (imports torch lazily).
 
-    ``int8`` means weights dynamically quantized to int8 *by the backend*;
-    the module is built and fed in float32, and the backend must refuse
+    ``int8`` means weights dynamically quantized to int8 *by the backend*, and the
+    weight-only formats (``int4``, ``q4_0``...) weights the backend stores at fewer bits;
+    the module is built and fed in float32 (``fp8``: bfloat16), and the backend must refuse
     (``Unsupported``) a workload it cannot quantize rather than run float32.
     """
     import torch
 
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-            "int8": torch.float32}[name]
+    return {"float32": torch.float32, "float16": torch.float16,
+            "bfloat16": torch.bfloat16}[precision(name).tensor_dtype]
 
 
 @dataclass(frozen=True)
@@ -360,8 +364,8 @@ class Workload(abc.ABC):
         """Bytes of the model's weights at ``dtype``, and how that was determined.
 
         The default builds the module and counts unique parameters and buffers
-        (tied weights once) at the dtype's width; int8 counts one byte per
-        weight, ignoring the small per-channel scales.
+        (tied weights once) at the dtype's bits per weight (harness/contract/precisions.py);
+        int8 counts one byte per weight, ignoring the small per-channel scales.
         """
         module = self.build_module("float32")
         seen, count = set(), 0
@@ -369,8 +373,8 @@ class Workload(abc.ABC):
             if id(tensor) not in seen and tensor.is_floating_point():
                 seen.add(id(tensor))
                 count += tensor.numel()
-        width = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}[dtype]
-        return count * width, f"{count} weights x {width} bytes ({dtype}), counted from the module"
+        width = precision(dtype).weight_bytes_per_parameter
+        return round(count * width), f"{count} weights x {width:g} bytes ({dtype}), counted from the module"
 
     def reference_outputs(self, batch_size: int) -> list[Any] | None:
         """The reference answer: torch on the CPU in float32, same seed and inputs, as numpy.

@@ -18,8 +18,10 @@ Metrics, per output tensor, reported as the worst over all outputs:
 Tolerances (``TOLERANCES``) are set from each format's precision: float32
 allows accumulation-order differences between kernels; float16 keeps ~11
 significant bits and bfloat16 ~8, so their errors grow with reduction length;
-int8 dynamic quantization is judged mainly by cosine. Integer outputs (token
-ids) must match exactly.
+int8 dynamic quantization and the weight-only formats (q8_0, fp8; int4, q4_0,
+q4_k_m looser still) are judged mainly by cosine. Integer outputs (token ids)
+must match exactly at float32; elsewhere a differing greedy token is counted and
+reported, since one flipped near-tie changes every token after it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ TOLERANCES: dict[str, Tolerance] = {
     "float16": Tolerance(max_rel_error=2e-2, min_cosine=0.999),
     "bfloat16": Tolerance(max_rel_error=6e-2, min_cosine=0.995),
     "int8": Tolerance(max_rel_error=0.25, min_cosine=0.98),
+    # Weight-only formats: judged by cosine, and looser at 4 bits. Measured on the llm tiny
+    # preset's seeded weights (docs/measurement.md): q8_0 keeps cosine ~0.9999, the 4-bit
+    # formats ~0.99; the bound leaves room for other shapes without passing noise.
+    "q8_0": Tolerance(max_rel_error=0.25, min_cosine=0.98),
+    "fp8": Tolerance(max_rel_error=0.25, min_cosine=0.98),
+    "int4": Tolerance(max_rel_error=0.6, min_cosine=0.95),
+    "q4_0": Tolerance(max_rel_error=0.6, min_cosine=0.95),
+    "q4_k_m": Tolerance(max_rel_error=0.6, min_cosine=0.95),
 }
 
 

@@ -18,11 +18,13 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from harness.contract.capabilities import (DeclaresSupport, Described, EnergyMetered, FailureTolerance, ModelFacts,
-                                           RemoteIdentity, SparseActivation, capability)
+from harness.contract.capabilities import (DeclaresPrecisions, DeclaresSupport, Described, EnergyMetered,
+                                           FailureTolerance, Generative, KvCacheFacts, ModelFacts, RemoteIdentity,
+                                           SparseActivation, StoredKvCache, StoredWeights, capability)
 from harness.contract.errors import Unsupported
 from harness.contract.errors import FAILED, OK, STATUSES, UNAVAILABLE, UNSUPPORTED  # noqa: F401 - statuses, re-exported
 from harness.contract.interface import Availability, Prepared
+from harness.contract.precisions import CLASSIC_PRECISIONS, refusal
 from harness.engine.parity import compare
 from harness.engine.plugins import Registry, describe_exception
 from harness.engine.scenarios import ScenarioResult
@@ -197,9 +199,19 @@ def _find_device(devices: list[Any], device: str) -> Any | None:
 
 def declared_unsupported(backend: Any, spec: BenchmarkSpec) -> str | None:
     """The reason the backend declares up front that it does not run this spec's workload and
-    dtype on its device (capability ``DeclaresSupport``), or ``None``."""
+    dtype on its device, or ``None``: a precision outside those it runs (``DeclaresPrecisions``,
+    else the classic four), or its own ``DeclaresSupport`` answer."""
+    runs = backend_precisions(backend)
+    if spec.dtype not in runs:
+        return refusal(backend.name, spec.dtype, runs)
     support = capability(backend, DeclaresSupport)
     return support.unsupported_reason(spec.workload, spec.dtype, spec.device) if support is not None else None
+
+
+def backend_precisions(backend: Any) -> tuple[str, ...]:
+    """The precisions ``backend`` runs: its declared list, else :data:`CLASSIC_PRECISIONS`."""
+    declared = capability(backend, DeclaresPrecisions)
+    return tuple(declared.precisions) if declared is not None else CLASSIC_PRECISIONS
 
 
 def backend_meters(prepared: Prepared) -> list[Any]:
@@ -316,28 +328,27 @@ def _execute(spec: BenchmarkSpec, registry: Registry, timebase: Timebase,
         energy_result["per_unit_reason"] = f"{spec.scenario} runs cover every search trial; no per-unit figure"
     cpu_seconds = cpu_after - cpu_before
     wall = wall_after - wall_before
+    stored = capability(prepared, StoredWeights)
+    stored_weights = stored.stored_weight_bytes() if stored is not None else None
     memory = {
         **host_peak_memory(),
         "device_peak_bytes": peak,
         "device_peak_source": details.get("device_memory_source", "runtime allocator statistics")
         if peak is not None else "the runtime does not report device memory",
         # A remote endpoint's weights are the server's, not those of the workload's local shape.
-        **(weight_bytes_of(workload, spec.dtype) if remote is None else
+        **({"weight_bytes": stored_weights[0], "weight_bytes_source": stored_weights[1]} if stored_weights else
+           weight_bytes_of(workload, spec.dtype) if remote is None else
            {"weight_bytes": None, "weight_bytes_source": "unknown: the model runs behind a remote endpoint"}),
         **input_bytes_of(workload, spec, peak),
     }
     described = capability(workload, Described)
     if described is not None:
         details.setdefault("workload", dict(described.describe()))
-    facts = capability(workload, ModelFacts)
-    if facts is not None:
-        sparse = capability(workload, SparseActivation)
-        details.setdefault("model", {
-            "parameters": facts.parameter_count(),
-            "active_parameters": sparse.active_parameter_count() if sparse is not None else facts.parameter_count(),
-            "weight_bytes": facts.weight_bytes(spec.dtype),
-            "bytes_per_decode_step": facts.bytes_per_decode_step(spec.batch_size, spec.dtype),
-        })
+    stored_kv = capability(prepared, StoredKvCache)
+    model = model_facts(workload, spec, stored_weights,
+                        stored_kv.stored_kv_bytes_per_token() if stored_kv is not None else None)
+    if model is not None:
+        details.setdefault("model", model)
     sampling = result.sampling
     measurement = Measurement(
         latencies_ns=tuple(sampling.latencies_ns),
@@ -474,6 +485,42 @@ def input_bytes_of(workload: Any, spec: BenchmarkSpec, device_peak: int | None) 
         return {"input_bytes": int(workload.input_bytes(spec.batch_size, spec.dtype))}
     except Exception as exc:  # noqa: BLE001 - an unknown size is null, with the reason
         return {"input_bytes": None, "input_bytes_source": f"unknown ({describe_exception(exc)})"}
+
+
+def model_facts(workload: Any, spec: BenchmarkSpec, stored_weights: tuple[int, str] | None,
+                stored_kv: tuple[int, str] | None) -> dict[str, Any] | None:
+    """A decoder's ``details.model``: parameters, weight bytes, KV-cache bytes per token and the
+    bytes one decode step streams, which the roofline divides by. Decode streams what the
+    runtime stored (the active share of the weights, for a sparse model; its own cache width),
+    so the runtime's figures (``StoredWeights``, ``StoredKvCache``) replace the nominal ones
+    where it offers them."""
+    facts = capability(workload, ModelFacts)
+    if facts is None:
+        return None
+    sparse = capability(workload, SparseActivation)
+    nominal = facts.weight_bytes(spec.dtype)
+    weights = stored_weights[0] if stored_weights else nominal
+    parameters = facts.parameter_count()
+    active = sparse.active_parameter_count() if sparse is not None else parameters
+    step_bytes = facts.bytes_per_decode_step(spec.batch_size, spec.dtype) + (weights - nominal) * active / parameters
+    model = {
+        "parameters": parameters,
+        "active_parameters": active,
+        "weight_bytes": weights,
+        "weight_bytes_source": stored_weights[1] if stored_weights else "nominal: parameters x bits per weight",
+    }
+    cache = capability(workload, KvCacheFacts)
+    if cache is not None:
+        nominal_kv = cache.kv_bytes_per_token(spec.dtype)
+        kv = stored_kv[0] if stored_kv else nominal_kv
+        generative = capability(workload, Generative)
+        if generative is not None and kv != nominal_kv:
+            context = generative.prompt_tokens + generative.new_tokens / 2  # the average over the generation
+            step_bytes += spec.batch_size * context * (kv - nominal_kv)
+        model["kv_bytes_per_token"] = kv
+        model["kv_bytes_source"] = stored_kv[1] if stored_kv else f"every layer's cache tensors at {spec.dtype}"
+    model["bytes_per_decode_step"] = step_bytes
+    return model
 
 
 def weight_bytes_of(workload: Any, dtype: str) -> dict[str, Any]:

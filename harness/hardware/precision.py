@@ -121,7 +121,7 @@ def cuda_precision(capability: tuple[int, int]) -> Precision:
 
     float16 arithmetic from sm_53 (sm_61, consumer Pascal, runs it at 1/64
     rate, so not native); bfloat16 from sm_80 (Ampere); int8 dot products
-    (dp4a) from sm_61.
+    (dp4a) from sm_61; float8 e4m3 tensor cores from sm_89 (Ada, Hopper).
     """
     major, minor = int(capability[0]), int(capability[1])
     cc, sm = (major, minor), f"sm_{major}{minor}"
@@ -140,6 +140,10 @@ def cuda_precision(capability: tuple[int, int]) -> Precision:
         native.append("int8")
     else:
         emulated["int8"] = f"{sm} has no int8 dot product (dp4a, from sm_61)"
+    if cc >= (8, 9):
+        native.append("fp8")
+    else:
+        emulated["fp8"] = f"{sm} has no float8 tensor cores (e4m3 from sm_89, Ada and Hopper)"
     return Precision(tuple(native), emulated)
 
 
@@ -172,7 +176,13 @@ def capability_precision(capabilities: list[str], query: str,
 def precision_of(device_info: Mapping[str, Any] | None, dtype: str) -> dict[str, Any]:
     """The record's ``precision`` field: ``{dtype, native, reason}``; ``native`` is ``None``
     when the backend declares nothing for the device."""
+    from harness.contract.precisions import PRECISIONS
+
     info = device_info or {}
+    if dtype in PRECISIONS and PRECISIONS[dtype].kind == "weight-only":
+        return {"dtype": dtype, "native": None,
+                "reason": "a weight-only format: weights stored at fewer bits, unpacked by the runtime's own "
+                          "kernels; it implies no device arithmetic at that width"}
     native = info.get("native_dtypes")
     if native is None:
         return {"dtype": dtype, "native": None, "reason": "the backend declares no native dtypes for this device"}

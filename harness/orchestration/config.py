@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.contract.errors import UserError
+from harness.contract.precisions import canonical_dtype
 from harness.contract.limits import MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_QUERIES, MAX_SEED, MAX_STEPS, MAX_THREADS
 from harness.contract.units import parse_bytes
 from harness.engine.scenarios import ServerSettings
@@ -214,7 +215,7 @@ def load_config(path: Path | str) -> SweepRequest:
         devices=tuple(sweep.get("devices", ())),
         workloads=tuple(sweep.get("workloads", ())),
         params=tuple(params),
-        dtypes=tuple(sweep.get("dtypes", defaults.dtypes)),
+        dtypes=tuple(canonical_dtype(name) for name in sweep.get("dtypes", defaults.dtypes)),
         batch_sizes=tuple(sweep.get("batch_sizes", ())),
         scenarios=tuple(sweep.get("scenarios", defaults.scenarios)),
         stopping=stopping,

@@ -270,8 +270,10 @@ def export_generative(workload, dtype: str, directory: Path | None = None) -> tu
             self.decoder = module
 
         def forward(self, input_ids):
-            empty = torch.zeros((kv.layers, input_ids.shape[0], kv.kv_heads, 0, kv.head_dim), dtype=cache_dtype)
-            return self.decoder(input_ids, empty, empty)
+            batch = input_ids.shape[0]
+            keys = torch.zeros((kv.layers, batch, kv.kv_heads, 0, kv.head_dim), dtype=cache_dtype)
+            values = torch.zeros((kv.layers, batch, kv.kv_heads, 0, kv.value_width), dtype=cache_dtype)
+            return self.decoder(input_ids, keys, values)
 
     outputs = GENERATIVE_OUTPUTS
     prompt = workload.example_inputs(2, dtype)[0]

@@ -215,3 +215,46 @@ def scenarios(as_json: bool) -> None:
     _console().print(scenarios_table(listing))
 
 
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dtypes(as_json: bool) -> None:
+    """List precisions: bits per weight (scales included), layout, parity tolerance, and which
+    installed backends run each.
+
+    \b
+    Example:
+      bakeoff dtypes
+      bakeoff run -w llm -b llama-cpp --dtype q4_0 --dtype q8_0
+    """
+    from dataclasses import asdict
+
+    from harness.contract.precisions import PRECISIONS
+    from harness.engine.parity import TOLERANCES
+    from harness.engine.plugins import Registry
+    from harness.engine.runner import backend_precisions
+
+    registry, runs_on = Registry(), {name: [] for name in PRECISIONS}
+    for name in registry.backend_names():
+        try:
+            backend = registry.backend(name)
+        except RuntimeError:
+            continue  # a broken plugin runs nothing; `bakeoff backends` shows why
+        for dtype in backend_precisions(backend):
+            runs_on.setdefault(dtype, []).append(name)
+    listing = [{**asdict(p), "parity": asdict(TOLERANCES[p.name]), "backends": runs_on[p.name]}
+               for p in PRECISIONS.values()]
+    if as_json:
+        _echo_json(listing)
+        return
+    from rich.table import Table
+
+    table = Table(title="precisions (bits per weight include scales)")
+    for column in ("dtype", "bits/weight", "kind", "layout", "parity (max rel. error, min cosine)", "backends"):
+        table.add_column(column, overflow="fold")
+    for row in listing:
+        table.add_row(row["name"], f"{row['bits_per_weight']:g}", row["kind"], row["layout"],
+                      f"{row['parity']['max_rel_error']:g}, {row['parity']['min_cosine']:g}",
+                      ", ".join(row["backends"]) or "-")
+    _console().print(table)

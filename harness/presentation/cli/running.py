@@ -10,6 +10,7 @@ import click
 
 from harness.contract.errors import UserError
 from harness.contract.limits import MAX_CONCURRENCY, MAX_QUERIES, MAX_STEPS, MAX_THREADS
+from harness.contract.precisions import canonical_dtype
 
 from harness.presentation.cli.base import _console, _echo_json, cli
 
@@ -89,6 +90,8 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
                           ("batch_sizes", "batch_sizes"), ("scenarios", "scenarios")):
         if options[option]:
             changes[field] = tuple(options[option])
+    if "dtypes" in changes:
+        changes["dtypes"] = tuple(canonical_dtype(name) for name in changes["dtypes"])
     extra_params = list(parse_param_assignments(options["param_items"]))
     if options["preset"]:
         extra_params.append(("preset", options["preset"]))
@@ -245,7 +248,8 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
 @click.option("--input", "model_inputs", multiple=True, metavar="NAME:SHAPE:DTYPE",
               help="An input of --model/--model-factory, e.g. input_ids:1x128:int64 (repeatable).")
 @click.option("--dtype", "dtypes", multiple=True, metavar="DTYPE",
-              help="float32 (default), float16, bfloat16 or int8 (repeatable).")
+              help="float32 (default), float16, bfloat16, int8; weight-only int4, fp8 and llama.cpp's "
+                   "q8_0, q4_0, q4_k_m, each on the backends that run it (repeatable; `bakeoff dtypes`).")
 @click.option("--batch-size", "batch_sizes", multiple=True, type=int, metavar="N",
               help="Batch size (repeatable). Default: 1; offline: 1, 8, 32.")
 @click.option("-s", "--scenario", "scenarios", multiple=True, metavar="NAME",
