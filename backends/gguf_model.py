@@ -48,12 +48,37 @@ def _vocabulary(tokenizer_json: Path) -> tuple[list[str], list[str], int]:
     return tokens, merges, specials
 
 
-def write_gguf(workload: Any, path: Path, hf_folder: Path) -> None:
-    """Write the workload's decoder to ``path`` in float32, its vocabulary from ``hf_folder``'s tokenizer."""
+def gguf_tensors(workload: Any) -> list[tuple[str, Any]]:
+    """``(GGUF name, float32 array)`` for every weight, in llama.cpp's layout (q/k rows permuted
+    for the ``llama`` architecture)."""
     import gguf
     import numpy as np
 
-    from harness.tools.hf_model import hf_config, hf_state_dict
+    from harness.tools.hf_model import hf_state_dict
+
+    shape = workload.shape
+    arch = gguf.MODEL_ARCH.QWEN2 if shape.attention_bias else gguf.MODEL_ARCH.LLAMA
+    names = gguf.get_tensor_name_map(arch, shape.layers)
+    tensors = []
+    for hf_name, tensor in hf_state_dict(workload.build_module("float32"), shape.tie_embeddings).items():
+        array = tensor.numpy().astype(np.float32)
+        if arch == gguf.MODEL_ARCH.LLAMA and (".q_proj." in hf_name or ".k_proj." in hf_name):
+            array = permute_rotary_rows(array, shape.heads if ".q_proj." in hf_name else shape.kv_heads)
+        target = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if target is None:
+            raise ValueError(f"no GGUF name for {hf_name}")
+        tensors.append((target, np.ascontiguousarray(array)))
+    return tensors
+
+
+def write_gguf(workload: Any, path: Path, hf_folder: Path, float16: bool = False) -> None:
+    """Write the workload's decoder to ``path`` in float32 (``float16``: its matrices in float16,
+    the norms and biases in float32, as llama.cpp's F16 files keep them), its vocabulary from
+    ``hf_folder``'s tokenizer."""
+    import gguf
+    import numpy as np
+
+    from harness.tools.hf_model import hf_config
 
     shape = workload.shape
     arch = gguf.MODEL_ARCH.QWEN2 if shape.attention_bias else gguf.MODEL_ARCH.LLAMA
@@ -71,7 +96,7 @@ def write_gguf(workload: Any, path: Path, hf_folder: Path) -> None:
     writer.add_rope_dimension_count(shape.head_dim)
     writer.add_rope_freq_base(shape.rope_theta)
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if float16 else gguf.LlamaFileType.ALL_F32)
 
     tokens, merges, specials = _vocabulary(hf_folder / "tokenizer.json")
     if len(tokens) != shape.vocab:
@@ -89,23 +114,16 @@ def write_gguf(workload: Any, path: Path, hf_folder: Path) -> None:
     writer.add_pad_token_id(config["pad_token_id"])
     writer.add_add_bos_token(False)
 
-    names = gguf.get_tensor_name_map(arch, shape.layers)
-    for hf_name, tensor in hf_state_dict(workload.build_module("float32"), shape.tie_embeddings).items():
-        array = tensor.numpy().astype(np.float32)
-        if arch == gguf.MODEL_ARCH.LLAMA and (".q_proj." in hf_name or ".k_proj." in hf_name):
-            array = permute_rotary_rows(array, shape.heads if ".q_proj." in hf_name else shape.kv_heads)
-        target = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        if target is None:
-            raise ValueError(f"no GGUF name for {hf_name}")
-        writer.add_tensor(target, np.ascontiguousarray(array))
+    for name, array in gguf_tensors(workload):
+        writer.add_tensor(name, array.astype(np.float16) if float16 and array.ndim == 2 else array)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
 
 
-def gguf_file(workload: Any, directory: Path | None = None) -> tuple[Path, bool, float]:
-    """``(path, cached, seconds)``: the workload's float32 GGUF, written once and kept."""
+def gguf_file(workload: Any, directory: Path | None = None, float16: bool = False) -> tuple[Path, bool, float]:
+    """``(path, cached, seconds)``: the workload's float32 (or float16) GGUF, written once and kept."""
     from harness.tools.export import cache_dir
     from harness.tools.hf_model import folder_key, hf_model_dir
 
@@ -113,7 +131,7 @@ def gguf_file(workload: Any, directory: Path | None = None) -> tuple[Path, bool,
     max_positions = int(json.loads((hf.path / "config.json").read_text())["max_position_embeddings"])
     root = Path(directory or cache_dir()) / "gguf"
     key = f"{folder_key(workload, max_positions)}-v{GGUF_FORMAT_VERSION}"
-    path = root / f"{workload.name}-{workload.values['preset']}-{key}-f32.gguf"
+    path = root / f"{workload.name}-{workload.values['preset']}-{key}-{'f16-written' if float16 else 'f32'}.gguf"
     if path.exists():
         return path, True, 0.0
     root.mkdir(parents=True, exist_ok=True)
@@ -121,7 +139,7 @@ def gguf_file(workload: Any, directory: Path | None = None) -> tuple[Path, bool,
     handle, staging = tempfile.mkstemp(dir=root, prefix=".gguf-", suffix=".gguf")
     os.close(handle)
     try:
-        write_gguf(workload, Path(staging), hf.path)
+        write_gguf(workload, Path(staging), hf.path, float16)
         os.chmod(staging, 0o644)  # mkstemp makes it private; the cache is shared like the exports
         os.replace(staging, path)
     except BaseException:

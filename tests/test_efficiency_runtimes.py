@@ -155,7 +155,7 @@ def test_the_efficiency_runtimes_are_available_on_the_cpu():
     from harness.engine.plugins import Registry
 
     status = {(row.backend, row.info.device if row.info else None): row for row in Registry().all_backend_status()}
-    for backend in ("llama-cpp", "onnxruntime-genai"):
+    for backend in ("llama-cpp", "onnxruntime-genai", "openvino-genai"):
         row = status[(backend, "cpu")]
         assert row.available, f"{backend}: {row.reason}"
 
@@ -214,6 +214,40 @@ def test_onnxruntime_genai_runs_float32_and_int4_from_its_own_model_builder(tmp_
     assert 1 / 8 < int4 / float32 < 0.22
     assert records["int4"]["precision"]["native"] is None  # weight-only: no "emulated" note
     assert not any("emulated" in w for w in records["int4"].get("warnings", []))
+
+
+@pytest.mark.slow
+def test_openvino_genai_runs_float32_and_nncf_int4_through_llm_pipeline(tmp_path):
+    records = _run(tmp_path, "openvino-genai", ["float32", "int4"])
+    for dtype, record in records.items():
+        assert record["status"] == "ok", (dtype, record.get("reason"), record.get("failure"))
+        assert record["parity"]["passed"] is True, (dtype, record["parity"])
+        assert record["tokens"]["ttft"]["median_s"] > 0 and record["tokens"]["tpot"]["median_s"] > 0
+        assert record["details"]["properties"]["INFERENCE_PRECISION_HINT"] == "f32"
+    # The float32 IR holds the workload's own float32 weights: every matrix restored, same tokens.
+    assert records["float32"]["details"]["float32_matrices_restored"] == 2 * 7 + 2
+    assert records["float32"]["parity"]["mismatched_ids"] == 0
+    assert "i4" in records["int4"]["details"]["weight_types"]
+    ratio = records["int4"]["memory"]["weight_bytes"] / records["float32"]["memory"]["weight_bytes"]
+    assert 1 / 8 < ratio < 0.25  # NNCF keeps the embedding and head at 8 bits (its default backup)
+
+
+def test_restoring_float32_weights_refuses_a_matrix_it_cannot_place():
+    import numpy as np
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    from backends.openvino_genai_backend import restore_float32_weights
+
+    weight = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+    x = ops.parameter([1, 16], np.float32)
+    model = ov.Model([ops.matmul(x, ops.convert(ops.constant(weight.astype(np.float16)), "f32"), False, True)], [x])
+    assert restore_float32_weights(model, [("w", weight)]) == 1
+    assert [op.get_output_element_type(0).get_type_name() for op in model.get_ops()
+            if op.get_type_name() == "Constant"] == ["f32"]
+    other = ov.Model([ops.matmul(x, ops.convert(ops.constant(weight.astype(np.float16)), "f32"), False, True)], [x])
+    with pytest.raises(RuntimeError, match="matches none"):
+        restore_float32_weights(other, [("w", weight + 1)])
 
 
 # -- latent attention ------------------------------------------------------------------------------
