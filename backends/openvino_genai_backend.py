@@ -19,26 +19,39 @@ AVX512_BF16, so the pipeline is created with ``INFERENCE_PRECISION_HINT=f32``, a
 **Timing.** One step is one ``generate`` of ``new_tokens`` tokens from the prompt's ids
 (``TokenizedInputs``, no tokenizer on the timed path); the streamer's ``write`` is called
 with each token as it is produced and marks it, so TTFT, TPOT and ITL keep their
-definitions. The pipeline exposes no logits, so the prefill's last logits for the parity
+definitions. The pipeline exposes no logits, so the prefill logits for the parity
 check come from the same IR, compiled with the same hint, run once in ``prepare``.
+
+**Overlapping queries.** For the ``server`` and ``concurrent`` scenarios the backend runs
+``ContinuousBatchingPipeline`` instead (``-O openvino-genai.pipeline=continuous-batching``
+forces it elsewhere): each query is an ``add_request``; one engine thread, the runtime's
+own serving loop, calls ``step()`` while requests are in flight, and after each step wakes
+the clients, which read their handle's new tokens and mark them. A token is therefore
+marked when its client thread wakes, as a server's streaming response would be sent.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from harness.contract.errors import Unsupported
 from harness.contract.interface import Availability, DeviceInfo, Prepared
+from harness.contract.options import Option
 from backends._decoder_runtime import TokenLoopPrepared, cpu_and_absent_devices, require_cpu_llm
 
 #: bakeoff precision -> NNCF weight compression (``None``: the float32 IR).
 COMPRESSION = {"float32": None, "int8": ("INT8_ASYM", None), "int4": ("INT4_SYM", 32)}
+#: Scenarios whose queries overlap, served by ContinuousBatchingPipeline.
+OVERLAPPING_SCENARIOS = ("server", "concurrent")
+PIPELINES = ("auto", "llm", "continuous-batching")
 #: Bump to rebuild every cached IR.
 IR_FORMAT_VERSION = 1
 IR_FILE = "openvino_model.xml"
@@ -171,6 +184,12 @@ def _constant_types(model: Any) -> dict[str, int]:
 class OpenVinoGenAiBackend:
     name = "openvino-genai"
     precisions = tuple(COMPRESSION)
+    OPTIONS = {
+        "pipeline": Option("str", "auto", PIPELINES,
+                           "auto: LLMPipeline, and ContinuousBatchingPipeline for the server and concurrent "
+                           "scenarios (overlapping queries)"),
+        "kv_cache_gb": Option("int", 1, (), "ContinuousBatchingPipeline's KV cache size (SchedulerConfig.cache_size)"),
+    }
 
     def unsupported_reason(self, workload: str, dtype: str, device: str) -> str | None:
         if workload != "llm":
@@ -208,25 +227,36 @@ class OpenVinoGenAiBackend:
 
         generative = require_cpu_llm(self.name, workload, spec)
         if spec.batch_size != 1:
-            raise Unsupported("openvino-genai's LLMPipeline serves one sequence here (batch 1); batches of "
-                              "requests are ContinuousBatchingPipeline's, not wired yet")
+            raise Unsupported("openvino-genai serves one sequence per query here (batch 1); run the concurrent "
+                              "or server scenario for requests batched by ContinuousBatchingPipeline")
+        options = spec.options_dict
+        choice = options.get("pipeline", "auto")
+        batching = choice == "continuous-batching" or (choice == "auto" and spec.scenario in OVERLAPPING_SCENARIOS)
         folder, cached, build_s, facts = built_ir(workload, spec.dtype)
         properties = {"INFERENCE_PRECISION_HINT": "f32"}
         if spec.threads:
             properties["INFERENCE_NUM_THREADS"] = spec.threads
-        pipeline = ov_genai.LLMPipeline(str(folder), "CPU", **properties)
         config = ov_genai.GenerationConfig()
         config.max_new_tokens = config.min_new_tokens = generative.new_tokens
         config.do_sample = False
         config.ignore_eos = True
         ids = workload.prompt(1).numpy().astype(np.int64)
-        inputs = ov_genai.TokenizedInputs(ov.Tensor(ids), ov.Tensor(np.ones_like(ids)))
         first_logits = _prefill_logits(ov, folder, ids, properties)
         stored = ((folder / "openvino_model.bin").stat().st_size,
                   f"bytes of the IR's weights file (constants: {facts['weight_types']})")
-        prepared = OpenVinoGenAiPrepared(ov_genai, pipeline, config, inputs, first_logits, stored)
+        if batching:
+            scheduler = ov_genai.SchedulerConfig()
+            scheduler.cache_size = int(options.get("kv_cache_gb", 1))
+            pipeline = ov_genai.ContinuousBatchingPipeline(str(folder), scheduler, "CPU", properties)
+            prepared = OpenVinoGenAiServing(ov_genai, pipeline, config, ov.Tensor(ids), first_logits, stored)
+            name = "ContinuousBatchingPipeline"
+        else:
+            pipeline = ov_genai.LLMPipeline(str(folder), "CPU", **properties)
+            inputs = ov_genai.TokenizedInputs(ov.Tensor(ids), ov.Tensor(np.ones_like(ids)))
+            prepared = OpenVinoGenAiPrepared(ov_genai, pipeline, config, inputs, first_logits, stored)
+            name = "LLMPipeline"
         prepared.details = {"ir_folder": str(folder), "export_cache_hit": cached, "export_s": build_s,
-                            "pipeline": "LLMPipeline", "properties": properties, **facts}
+                            "pipeline": name, "properties": properties, **facts}
         return prepared
 
 
@@ -260,6 +290,79 @@ class OpenVinoGenAiPrepared(TokenLoopPrepared):
         return streamer.count
 
     def close(self) -> None:
+        self.pipeline = None
+
+
+class OpenVinoGenAiServing(TokenLoopPrepared):
+    """Queries that overlap, served by ``ContinuousBatchingPipeline``: each ``step_streaming``
+    (one client thread) adds a request; one engine thread steps the pipeline while any is in
+    flight and wakes the clients after each step."""
+
+    concurrent_safe = True  # capability ConcurrentSteps: clients may call step_streaming at once
+
+    def __init__(self, ov_genai, pipeline, config, input_ids, first_logits, stored: tuple[int, str]) -> None:
+        super().__init__(stored)
+        self.pipeline, self.config, self.input_ids = pipeline, config, input_ids
+        self._first_logits = first_logits
+        self._running_status = ov_genai.GenerationStatus.RUNNING
+        self._ids = itertools.count()
+        self._wake = threading.Condition()
+        self._work = False  # requests added and not yet finished, as far as the engine knows
+        self._added = 0
+        self._steps = 0
+        self._engine_error: BaseException | None = None
+        self._open = True
+        self._engine = threading.Thread(target=self._serve, name="openvino-genai-engine", daemon=True)
+        self._engine.start()
+
+    def _serve(self) -> None:
+        """The runtime's serving loop: step while any request is unfinished, else sleep until one is added."""
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._work or not self._open)
+                if not self._open:
+                    return
+                added = self._added
+            try:
+                self.pipeline.step()
+                busy = self.pipeline.has_non_finished_requests()
+            except BaseException as exc:  # noqa: BLE001 - handed to the clients, which raise it
+                self._engine_error, busy = exc, False
+            with self._wake:
+                self._steps += 1
+                if not busy and self._added == added:  # nothing added meanwhile: sleep
+                    self._work = False
+                self._wake.notify_all()
+
+    def step_streaming(self, mark) -> int:
+        with self._wake:  # added and flagged together, so the engine cannot go to sleep in between
+            handle = self.pipeline.add_request(next(self._ids), self.input_ids, self.config)
+            self._added += 1
+            self._work = True
+            seen = self._steps
+            self._wake.notify_all()
+        tokens: list[int] = []
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._steps != seen or self._engine_error is not None)
+                seen = self._steps  # any later step wakes this client again
+            if self._engine_error is not None:
+                raise RuntimeError(f"ContinuousBatchingPipeline.step failed: {self._engine_error}")
+            while handle.can_read():
+                for output in handle.read().values():
+                    for token in output.generated_ids:
+                        tokens.append(int(token))
+                        mark()
+            if handle.get_status() != self._running_status and not handle.can_read():
+                break
+        self._tokens = [tokens]
+        return len(tokens)
+
+    def close(self) -> None:
+        with self._wake:
+            self._open = False
+            self._wake.notify_all()
+        self._engine.join(timeout=30)
         self.pipeline = None
 
 

@@ -288,3 +288,21 @@ def test_the_mla_preset_runs_on_torch_and_onnxruntime_and_records_its_kv_bytes(t
         assert record["status"] == "ok" and record["parity"]["passed"] is True, (backend, record.get("reason"))
         assert record["details"]["model"]["kv_bytes_per_token"] == 2 * (64 + 16) * 4
     assert records["llama-cpp"]["status"] == "unsupported" and "latent-attention" in records["llama-cpp"]["reason"]
+
+
+@pytest.mark.slow
+def test_openvino_genai_serves_overlapping_queries_with_continuous_batching(tmp_path):
+    """Two closed-loop clients at once: ContinuousBatchingPipeline, one engine thread stepping it,
+    every query's tokens marked, and the greedy tokens still torch's."""
+    from harness.engine.scenarios import ServerSettings
+
+    run_dir = harness.run(backends=["openvino-genai"], workloads=["llm"], params={"preset": "tiny"},
+                          scenarios=["concurrent"], launcher="inline", out=tmp_path,
+                          server=ServerSettings(concurrency=2, min_queries=8, min_duration_s=0.5),
+                          stopping=Stopping(warmup=1, max_duration_s=5.0))
+    [record] = _records(run_dir)
+    assert record["status"] == "ok", (record.get("reason"), record.get("failure"))
+    assert record["details"]["pipeline"] == "ContinuousBatchingPipeline"
+    assert record["parity"]["passed"] is True and record["parity"]["mismatched_ids"] == 0
+    assert record["tokens"]["ttft"]["count"] >= 8
+    assert all(count == 16 for count in record["measurement"]["token_counts"])
