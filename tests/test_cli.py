@@ -199,5 +199,6 @@ def test_subprocess_user_error_has_no_traceback():
     result = run_cli("run", "-b", "nope")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "bakeoff: error: unknown backend 'nope' (known: onnxruntime, openai-http, openvino, torch)"
+        "bakeoff: error: unknown backend 'nope' (known: llama-cpp, onnxruntime, onnxruntime-genai, openai-http, "
+            "openvino, openvino-genai, torch)"
     ]

@@ -44,7 +44,7 @@ BAD_CONFIGS = [
     ("[sweep]\nbackend = [\"torch\"]\n", "unknown key 'backend' in [sweep] (allowed: backends,"),
     ("[sweep]\nbackends = [\"tpu\"]\n", "[sweep] backends: unknown backend 'tpu' (allowed:"),
     ("[sweep]\nworkloads = [\"bert\"]\n", "[sweep] workloads: unknown workload 'bert'"),
-    ("[sweep]\ndtypes = [\"int4\"]\n", "[sweep] dtypes: unknown dtype 'int4'"),
+    ("[sweep]\ndtypes = [\"int3\"]\n", "[sweep] dtypes: unknown dtype 'int3'"),
     ("[sweep]\nscenarios = [\"no-such-scenario\"]\n", "[sweep] scenarios: unknown scenario 'no-such-scenario'"),
     ("[sweep]\nmemory_limit = \"lots\"\n", "[sweep] memory_limit: 'lots' is not a size"),
     ("[sweep]\ntimeout_s = 0\n", "[sweep] timeout_s = 0: must be > 0"),

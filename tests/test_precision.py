@@ -56,11 +56,15 @@ def test_unknown_architecture_or_no_flags_declares_nothing():
 
 
 @pytest.mark.parametrize("capability, native, emulated", [
-    ((7, 0), ("float32", "float16", "int8"), {"bfloat16": "sm_70 has no bfloat16 arithmetic (native from sm_80)"}),
-    ((8, 0), ("float32", "float16", "bfloat16", "int8"), {}),
-    ((9, 0), ("float32", "float16", "bfloat16", "int8"), {}),
+    ((7, 0), ("float32", "float16", "int8"), {"bfloat16": "sm_70 has no bfloat16 arithmetic (native from sm_80)",
+                                               "fp8": "sm_70 has no float8 tensor cores (e4m3 from sm_89, Ada and Hopper)"}),
+    ((8, 0), ("float32", "float16", "bfloat16", "int8"),
+     {"fp8": "sm_80 has no float8 tensor cores (e4m3 from sm_89, Ada and Hopper)"}),
+    ((8, 9), ("float32", "float16", "bfloat16", "int8", "fp8"), {}),
+    ((9, 0), ("float32", "float16", "bfloat16", "int8", "fp8"), {}),
     ((6, 1), ("float32", "int8"), {"float16": "sm_61 runs float16 at 1/64 of its float32 rate",
-                                   "bfloat16": "sm_61 has no bfloat16 arithmetic (native from sm_80)"}),
+                                   "bfloat16": "sm_61 has no bfloat16 arithmetic (native from sm_80)",
+                                   "fp8": "sm_61 has no float8 tensor cores (e4m3 from sm_89, Ada and Hopper)"}),
 ])
 def test_cuda_native_dtypes_follow_the_compute_capability(capability, native, emulated):
     result = cuda_precision(capability)

@@ -523,7 +523,11 @@ def run_sweep(
         if not refused:
             return None
         now = utc_now()  # declared up front: no worker, nothing prepared
-        return Outcome(status=UNSUPPORTED, reason=refused, started_at=now, finished_at=now)
+        try:  # the unit its records would have had, so a table of one workload keeps one unit
+            unit = registry.workload_class(spec.workload).unit
+        except Exception:  # noqa: BLE001 - a workload plugin that cannot load names no unit
+            unit = None
+        return Outcome(status=UNSUPPORTED, reason=refused, unit=unit, started_at=now, finished_at=now)
 
     def finished(spec: BenchmarkSpec, outcome: Outcome) -> None:
         record = store.write(spec, outcome)
