@@ -306,3 +306,14 @@ def test_openvino_genai_serves_overlapping_queries_with_continuous_batching(tmp_
     assert record["parity"]["passed"] is True and record["parity"]["mismatched_ids"] == 0
     assert record["tokens"]["ttft"]["count"] >= 8
     assert all(count == 16 for count in record["measurement"]["token_counts"])
+
+
+def test_the_default_sweep_leaves_out_workloads_a_backend_declares_it_does_not_run():
+    from harness.orchestration.sweep import SweepRequest, plan
+
+    default = plan(SweepRequest(backends=("llama-cpp", "torch")))
+    assert {s.workload for s in default.specs if s.backend == "llama-cpp"} == {"llm"}
+    assert "gemm" in {s.workload for s in default.specs if s.backend == "torch"}
+    assert any(note.startswith("llama-cpp declares it does not run cnn") for note in default.notes)
+    named = plan(SweepRequest(backends=("llama-cpp",), workloads=("gemm",)))
+    assert [s.workload for s in named.specs] == ["gemm"]  # named: recorded unsupported with the reason

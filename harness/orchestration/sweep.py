@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Protocol, Sequence
 
 from harness.contract import options as options_module
-from harness.contract.capabilities import (ChecksOptions, DeclaresOptions, LoadDefaults, RequiresOptions,
-                                          SweepMembership, capability)
+from harness.contract.capabilities import (ChecksOptions, DeclaresOptions, DeclaresSupport, LoadDefaults,
+                                          RequiresOptions, SweepMembership, capability)
 from harness.contract.errors import UserError
 from harness.contract.interface import KNOWN_DTYPES, Workload
 from harness.contract.limits import MAX_BATCH_SIZE
@@ -474,7 +474,31 @@ def plan(request: SweepRequest, registry: Registry | None = None,
     # A load point a scenario's identity does not tell apart (a --qps point of the concurrent
     # scenario) would run the same benchmark twice: once is enough.
     specs = list({spec.key(): spec for spec in specs}.values())
+    if not request.workloads and backend_rows is None:
+        specs = _drop_declared_workloads(registry, specs, notes)
     return Plan(specs=specs, notes=notes, devices=device_facts)
+
+
+def _drop_declared_workloads(registry: Registry, specs: list[BenchmarkSpec], notes: list[str]) -> list[BenchmarkSpec]:
+    """In a run that names no workloads, leave out the workloads a backend declares it does not
+    run at all (``DeclaresSupport``: llama-cpp runs only ``llm``), with one note per backend, so
+    the default bake-off is not a page of ``unsupported`` rows. Named with ``-w``, they are
+    still recorded with the backend's reason."""
+    kept, dropped = [], {}
+    for spec in specs:
+        try:
+            support = capability(registry.backend(spec.backend), DeclaresSupport)
+            reason = support.unsupported_reason(spec.workload, spec.dtype, spec.device) if support else None
+        except Exception:  # noqa: BLE001 - a broken declaration is the worker's to record
+            reason = None
+        if reason is None:
+            kept.append(spec)
+        else:
+            dropped.setdefault(spec.backend, set()).add(spec.workload)
+    for backend, workloads in sorted(dropped.items()):
+        notes.append(f"{backend} declares it does not run {', '.join(sorted(workloads))}: left out of this "
+                     f"run (name a workload with -w to record the reason)")
+    return kept
 
 
 class SweepObserver(Protocol):
