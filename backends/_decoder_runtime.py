@@ -8,8 +8,26 @@ from typing import Any, Mapping
 
 from harness.contract.capabilities import Generative, capability
 from harness.contract.errors import Unsupported
-from harness.contract.interface import DeviceInfo, Prepared
+from harness.contract.interface import Availability, DeviceInfo, Prepared
 from backends._host import HostEnergy, cpu_device_facts
+
+
+def probe_imports(module: str, install: str, needed: tuple[str, ...], version: str | None) -> Availability:
+    """Available when ``module`` (the runtime) and each of ``needed`` (what builds its model)
+    import; otherwise the reason names the missing one and ``install``, the command that brings it."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - a broken install is a reason, not a crash
+        return Availability.no(f"{module} is not importable ({type(exc).__name__}: {exc}); {install}")
+    for dependency in needed:
+        try:
+            importlib.import_module(dependency)
+        except Exception as exc:  # noqa: BLE001
+            return Availability.no(f"{dependency} is needed to build the model but is not importable ({exc})",
+                                   version=version)
+    return Availability.yes(version=version)
 
 
 def cpu_and_absent_devices(backend: str, version: str | None, absent: Mapping[str, str]) -> list[DeviceInfo]:

@@ -25,7 +25,8 @@ from typing import Any
 from harness.contract.errors import Unsupported
 from harness.contract.interface import Availability, DeviceInfo, Prepared
 from harness.contract.options import Option
-from backends._decoder_runtime import TokenLoopPrepared, cpu_and_absent_devices, require_cpu_llm
+from harness.engine.telemetry.environment import default_threads
+from backends._decoder_runtime import TokenLoopPrepared, cpu_and_absent_devices, probe_imports, require_cpu_llm
 
 #: bakeoff precision -> (llama.cpp file type constant, its GGUF name)
 FILE_TYPES = {
@@ -49,13 +50,6 @@ def _version() -> str | None:
         return importlib.metadata.version("llama-cpp-python")
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def default_threads() -> int:
-    """Physical cores, as torch's default: llama.cpp's own default is half the logical CPUs."""
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def quantized_file(source: Path, dtype: str, threads: int) -> tuple[Path, bool, float]:
@@ -111,17 +105,8 @@ class LlamaCppBackend:
         return None
 
     def probe(self) -> Availability:
-        try:
-            import llama_cpp  # noqa: F401
-        except Exception as exc:  # noqa: BLE001
-            return Availability.no(f"llama-cpp-python is not importable ({type(exc).__name__}: {exc}); "
-                                   "pip install 'bakeoff[llama-cpp]' (it builds llama.cpp from source)")
-        try:
-            import gguf  # noqa: F401
-        except Exception as exc:  # noqa: BLE001
-            return Availability.no(f"gguf is needed to write the model but is not importable ({exc})",
-                                   version=_version())
-        return Availability.yes(version=_version())
+        return probe_imports("llama_cpp", "pip install 'bakeoff[llama-cpp]' (it builds llama.cpp from source)",
+                             ("gguf",), _version())
 
     def devices(self) -> list[DeviceInfo]:
         import llama_cpp
@@ -143,6 +128,8 @@ class LlamaCppBackend:
         if spec.batch_size != 1:
             raise Unsupported("llama-cpp runs one sequence (batch 1); decode batching across sequences "
                               "is the serving engine's job (llama-server), not wired here")
+        # Plans always name the threads; a hand-made spec gets the harness's default, every usable
+        # core (llama.cpp's own default is half the logical CPUs).
         threads = spec.threads or default_threads()
         options = spec.options_dict
         source, source_cached, source_s = gguf_file(workload)
@@ -189,6 +176,10 @@ class LlamaCppPrepared(TokenLoopPrepared):
         self.model, self.prompt, self.new_tokens = model, prompt, new_tokens
         self._kv_bytes = kv_bytes
         self._vocab = model.n_vocab()
+        # The parity check's prefill logits, from one untimed prefill: the timed steps then copy nothing.
+        model.reset()
+        model.eval(prompt)
+        self._first_logits = self._last_logits().copy()[None, :]
 
     def _last_logits(self):
         pointer = self.model._ctx.get_logits_ith(-1)
@@ -198,9 +189,7 @@ class LlamaCppPrepared(TokenLoopPrepared):
         model, argmax = self.model, self._np.argmax
         model.reset()  # the next eval drops every cached position
         model.eval(self.prompt)
-        logits = self._last_logits()
-        token = int(argmax(logits))
-        first_logits = logits.copy()
+        token = int(argmax(self._last_logits()))
         tokens = [token]
         mark()
         while len(tokens) < self.new_tokens:
@@ -208,7 +197,7 @@ class LlamaCppPrepared(TokenLoopPrepared):
             token = int(argmax(self._last_logits()))
             tokens.append(token)
             mark()
-        self._tokens, self._first_logits = [tokens], first_logits
+        self._tokens = [tokens]
         return len(tokens)
 
     def stored_kv_bytes_per_token(self) -> tuple[int, str]:

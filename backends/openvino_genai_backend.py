@@ -45,7 +45,7 @@ from typing import Any
 from harness.contract.errors import Unsupported
 from harness.contract.interface import Availability, DeviceInfo, Prepared
 from harness.contract.options import Option
-from backends._decoder_runtime import TokenLoopPrepared, cpu_and_absent_devices, require_cpu_llm
+from backends._decoder_runtime import TokenLoopPrepared, cpu_and_absent_devices, probe_imports, require_cpu_llm
 
 #: bakeoff precision -> NNCF weight compression (``None``: the float32 IR).
 COMPRESSION = {"float32": None, "int8": ("INT8_ASYM", None), "int4": ("INT4_SYM", 32)}
@@ -197,18 +197,8 @@ class OpenVinoGenAiBackend:
         return None
 
     def probe(self) -> Availability:
-        try:
-            import openvino_genai  # noqa: F401
-        except Exception as exc:  # noqa: BLE001
-            return Availability.no(f"openvino-genai is not importable ({type(exc).__name__}: {exc}); "
-                                   "pip install 'bakeoff[openvino-genai]'")
-        for dependency in ("nncf", "gguf", "openvino_tokenizers"):
-            try:
-                __import__(dependency)
-            except Exception as exc:  # noqa: BLE001
-                return Availability.no(f"{dependency} is needed to build the IR but is not importable ({exc})",
-                                       version=_version())
-        return Availability.yes(version=_version())
+        return probe_imports("openvino_genai", "pip install 'bakeoff[openvino-genai]'",
+                             ("nncf", "gguf", "openvino_tokenizers"), _version())
 
     def devices(self) -> list[DeviceInfo]:
         import openvino as ov

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.contract.interface import Availability, DeviceInfo, Prepared
-from backends._decoder_runtime import TokenLoopPrepared, cpu_and_absent_devices, require_cpu_llm
+from backends._decoder_runtime import TokenLoopPrepared, cpu_and_absent_devices, probe_imports, require_cpu_llm
 
 #: bakeoff precision -> the builder's ``-p`` and its extra options.
 BUILDS = {
@@ -117,18 +117,8 @@ class OrtGenAiBackend:
         return None
 
     def probe(self) -> Availability:
-        try:
-            import onnxruntime_genai  # noqa: F401
-        except Exception as exc:  # noqa: BLE001
-            return Availability.no(f"onnxruntime-genai is not importable ({type(exc).__name__}: {exc}); "
-                                   "pip install 'bakeoff[genai]'")
-        for dependency in ("transformers", "onnx", "safetensors", "tokenizers"):
-            try:
-                __import__(dependency)
-            except Exception as exc:  # noqa: BLE001
-                return Availability.no(f"{dependency} is needed by the model builder but is not importable ({exc})",
-                                       version=_version())
-        return Availability.yes(version=_version())
+        return probe_imports("onnxruntime_genai", "pip install 'bakeoff[genai]'",
+                             ("transformers", "onnx", "safetensors", "tokenizers"), _version())
 
     def devices(self) -> list[DeviceInfo]:
         import onnxruntime_genai as og
@@ -176,18 +166,20 @@ class OrtGenAiPrepared(TokenLoopPrepared):
     def __init__(self, model: Any, generator: Any, prompt: Any, new_tokens: int, stored: tuple[int, str]) -> None:
         super().__init__(stored)
         self.model, self.generator, self.prompt, self.new_tokens = model, generator, prompt, new_tokens
+        # The parity check's prefill logits, from one untimed prefill: the timed steps then copy nothing.
+        generator.append_tokens(prompt)
+        self._first_logits = self._np.array(generator.get_logits())
 
     def step_streaming(self, mark) -> int:
         generator = self.generator
         generator.rewind_to(0)
         generator.append_tokens(self.prompt)  # the prefill runs here
-        first_logits = self._np.array(generator.get_logits())
         columns = []
         for _ in range(self.new_tokens):
             generator.generate_next_token()  # the first only picks from the prefill's logits
             columns.append(self._np.array(generator.get_next_tokens()))
             mark()
-        self._tokens, self._first_logits = self._np.stack(columns, axis=1), first_logits
+        self._tokens = self._np.stack(columns, axis=1)
         return len(columns)
 
     def close(self) -> None:

@@ -19,6 +19,20 @@ def _records(run_dir) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted((run_dir / "records").glob("*.json"))]
 
 
+def _assert_ran_with_parity(records: dict[str, dict]) -> None:
+    """Each record ok, within its format's parity tolerance, with TTFT and TPOT measured."""
+    for dtype, record in records.items():
+        assert record["status"] == "ok", (dtype, record.get("reason"), record.get("failure"))
+        assert record["parity"]["passed"] is True, (dtype, record["parity"])
+        assert record["tokens"]["ttft"]["median_s"] > 0 and record["tokens"]["tpot"]["median_s"] > 0
+
+
+def _tiny_parameters() -> int:
+    from workloads.llm import Llm
+
+    return Llm(preset="tiny").parameter_count()
+
+
 def _run(tmp_path, backend: str, dtypes: list[str], **params) -> dict[str, dict]:
     run_dir = harness.run(backends=[backend], workloads=["llm"], dtypes=dtypes, params={"preset": "tiny", **params},
                           stopping=Stopping(warmup=1).with_fixed_iterations(3), launcher="inline", out=tmp_path)
@@ -164,29 +178,18 @@ def test_the_efficiency_runtimes_are_available_on_the_cpu():
 def test_llama_cpp_runs_its_formats_with_parity_ttft_and_stored_bytes(tmp_path):
     records = _run(tmp_path, "llama-cpp", ["q4_0", "q8_0", "f16", "float32"])
     assert set(records) == {"q4_0", "q8_0", "float16", "float32"}
-    for dtype, record in records.items():
-        assert record["status"] == "ok", (dtype, record.get("reason"), record.get("failure"))
-        parity = record["parity"]
-        assert parity["passed"] is True, (dtype, parity)
-        tokens = record["tokens"]
-        assert tokens["ttft"]["median_s"] > 0 and tokens["tpot"]["median_s"] > 0
-        assert record["memory"]["weight_bytes_source"].startswith("tensor bytes of the GGUF")
+    _assert_ran_with_parity(records)
+    assert all(r["memory"]["weight_bytes_source"].startswith("tensor bytes of the GGUF") for r in records.values())
     assert records["float32"]["parity"]["mismatched_ids"] == 0  # same tokens as torch
     assert records["float32"]["details"]["kv_cache_type"] == "f32"
     float32 = records["float32"]["memory"]["weight_bytes"]
-    assert records["float32"]["memory"]["weight_bytes"] == weight_bytes(Llm_parameters(), "float32")
+    assert records["float32"]["memory"]["weight_bytes"] == weight_bytes(_tiny_parameters(), "float32")
     assert 0.125 < records["q4_0"]["memory"]["weight_bytes"] / float32 < 0.25
     assert 0.25 < records["q8_0"]["memory"]["weight_bytes"] / float32 < 0.35
     # The roofline's bytes per decode step use the stored bytes.
     model = records["q4_0"]["details"]["model"]
     assert model["weight_bytes"] == records["q4_0"]["memory"]["weight_bytes"]
     assert model["bytes_per_decode_step"] < records["float32"]["details"]["model"]["bytes_per_decode_step"] / 3
-
-
-def Llm_parameters() -> int:
-    from workloads.llm import Llm
-
-    return Llm(preset="tiny").parameter_count()
 
 
 @pytest.mark.slow
@@ -203,13 +206,10 @@ def test_llama_cpp_refuses_what_it_does_not_run(tmp_path):
 @pytest.mark.slow
 def test_onnxruntime_genai_runs_float32_and_int4_from_its_own_model_builder(tmp_path):
     records = _run(tmp_path, "onnxruntime-genai", ["float32", "int4"])
-    for dtype, record in records.items():
-        assert record["status"] == "ok", (dtype, record.get("reason"), record.get("failure"))
-        assert record["parity"]["passed"] is True, (dtype, record["parity"])
-        assert record["tokens"]["ttft"]["median_s"] > 0
+    _assert_ran_with_parity(records)
     assert records["float32"]["parity"]["mismatched_ids"] == 0
     float32, int4 = (records[d]["memory"]["weight_bytes"] for d in ("float32", "int4"))
-    assert float32 == weight_bytes(Llm_parameters(), "float32")
+    assert float32 == weight_bytes(_tiny_parameters(), "float32")
     # Every weight at 4 bits with a float32 scale per 32 (5 bits), plus the float32 norms.
     assert 1 / 8 < int4 / float32 < 0.22
     assert records["int4"]["precision"]["native"] is None  # weight-only: no "emulated" note
@@ -219,11 +219,8 @@ def test_onnxruntime_genai_runs_float32_and_int4_from_its_own_model_builder(tmp_
 @pytest.mark.slow
 def test_openvino_genai_runs_float32_and_nncf_int4_through_llm_pipeline(tmp_path):
     records = _run(tmp_path, "openvino-genai", ["float32", "int4"])
-    for dtype, record in records.items():
-        assert record["status"] == "ok", (dtype, record.get("reason"), record.get("failure"))
-        assert record["parity"]["passed"] is True, (dtype, record["parity"])
-        assert record["tokens"]["ttft"]["median_s"] > 0 and record["tokens"]["tpot"]["median_s"] > 0
-        assert record["details"]["properties"]["INFERENCE_PRECISION_HINT"] == "f32"
+    _assert_ran_with_parity(records)
+    assert all(r["details"]["properties"]["INFERENCE_PRECISION_HINT"] == "f32" for r in records.values())
     # The float32 IR holds the workload's own float32 weights: every matrix restored, same tokens.
     assert records["float32"]["details"]["float32_matrices_restored"] == 2 * 7 + 2
     assert records["float32"]["parity"]["mismatched_ids"] == 0

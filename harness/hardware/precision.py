@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from harness.contract.precisions import PRECISIONS
+
 #: x86 ``/proc/cpuinfo`` "flags" that give each dtype native arithmetic (any one suffices).
 #: float32 is native on every x86-64 CPU (SSE2 is the baseline). ``f16c`` only converts.
 X86_DTYPE_FLAGS: dict[str, tuple[str, ...]] = {
@@ -176,8 +178,6 @@ def capability_precision(capabilities: list[str], query: str,
 def precision_of(device_info: Mapping[str, Any] | None, dtype: str) -> dict[str, Any]:
     """The record's ``precision`` field: ``{dtype, native, reason}``; ``native`` is ``None``
     when the backend declares nothing for the device."""
-    from harness.contract.precisions import PRECISIONS
-
     info = device_info or {}
     if dtype in PRECISIONS and PRECISIONS[dtype].kind == "weight-only":
         return {"dtype": dtype, "native": None,
