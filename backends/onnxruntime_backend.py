@@ -352,11 +352,16 @@ class OrtPrepared(Prepared):
         self.output = None
 
     def step(self) -> None:
-        # run() returns after the provider finishes: host-synchronous, no extra sync needed.
-        self.output = self.session.run(None, self.feeds)
+        # run() returns after the provider finishes: host-synchronous, no extra sync needed. Its
+        # arrays are dropped as the step ends (as the torch backend's are): held until the next
+        # step, they would keep two sets of output buffers alive in the timed loop.
+        self.session.run(None, self.feeds)
 
     def outputs(self):
-        return None if self.output is None else [array.astype("float32") for array in self.output]
+        """The outputs for the parity check: one more run, after the timed loop."""
+        if self.output is None:
+            self.output = self.session.run(None, self.feeds)
+        return [array.astype("float32") for array in self.output]
 
     def energy_meters(self):
         return list(self.meters)

@@ -27,7 +27,7 @@ def figures():
     """``figures.add(name, value, unit, goal=None, met=None)``: a headline number for the summary."""
 
     class Figures:
-        def add(self, name: str, value: float, unit: str, goal: str | None = None, met: bool | None = None):
+        def add(self, name: str, value: float | str, unit: str, goal: str | None = None, met: bool | None = None):
             _FIGURES.append({"name": name, "value": value, "unit": unit, "goal": goal, "met": met})
 
     return Figures()
@@ -46,4 +46,5 @@ def pytest_terminal_summary(terminalreporter):
     for f in _FIGURES:
         verdict = "" if f["met"] is None else ("  goal met" if f["met"] else "  GOAL MISSED")
         goal = f"  (goal: {f['goal']})" if f["goal"] else ""
-        write(f"{f['name']:<{width}}  {f['value']:>12.4g} {f['unit']}{goal}{verdict}")
+        value = f["value"] if isinstance(f["value"], str) else f"{f['value']:.4g}"  # a str: "a / b", formatted
+        write(f"{f['name']:<{width}}  {value:>12} {f['unit']}{goal}{verdict}")

@@ -8,7 +8,8 @@
 * bakeoff's server scenario against MLPerf LoadGen's Server scenario driving
   the same system under test (a 256x256 float32 torch matmul on one thread,
   run synchronously, one query at a time), Poisson arrivals at 300 QPS for
-  8 s: p50 within 5% and p99 within 10%.
+  5 s: p50 within 5% and p99 within 10%, with bakeoff waking as LoadGen does
+  (``wake_up = "sleep"``); the default spin is reported beside it.
 
 Each check alternates the two sides round by round (so drift of the machine
 hits both) and reports the median of the per-round ratios. Nothing asserts
@@ -32,7 +33,7 @@ from harness.engine.runner import execute
 from harness.engine.scenarios import ServerSettings, run_server_trial
 from harness.engine.spec import BenchmarkSpec
 from harness.analysis.stats import percentile
-from harness.engine.timing import HOST, HostTimebase, Stopping
+from harness.engine.timing import HOST, Stopping
 from harness.orchestration.launchers import InlineLauncher, SubprocessLauncher
 
 QUICK = os.environ.get("BAKEOFF_BENCH_QUICK", "") not in ("", "0")
@@ -106,7 +107,7 @@ def test_subprocess_launcher_agrees_with_inline(figures, threads, restore_torch_
                                 stopping=Stopping(min_duration_s=MIN_S, max_duration_s=MAX_S, target_ci=0.01))
     subprocess_launcher, inline_launcher = SubprocessLauncher(), InlineLauncher(Registry())
     pairs = _alternate_rounds(lambda: _median_s(subprocess_launcher.launch(spec)),
-                              lambda: _median_s(inline_launcher.launch(spec)), rounds=2 if QUICK else 12)
+                              lambda: _median_s(inline_launcher.launch(spec)), rounds=2 if QUICK else 20)
     ratio = _ratio(pairs)
     assert all(a > 0 and b > 0 for a, b in pairs)
     figures.add(f"subprocess / inline launcher median (gemm 1024 fp32, {threads} thread{'s' * (threads > 1)}; "
@@ -155,7 +156,7 @@ def test_a_plain_fresh_process_against_inline(figures, threads, restore_torch_th
 def test_agreement_with_torch_utils_benchmark_by_size(figures, size, restore_torch_threads):
     """bakeoff's median (torch backend, CPU, this process) against
     ``torch.utils.benchmark.Timer.adaptive_autorange`` on the same matmul, same threads;
-    both sample for 2 to 4 s per round."""
+    both sample for 0.5 to 1.5 s per round, on fresh tensors each round."""
     import torch
     import torch.utils.benchmark as tub
 
@@ -163,14 +164,17 @@ def test_agreement_with_torch_utils_benchmark_by_size(figures, size, restore_tor
     spec = BenchmarkSpec.create(backend="torch", device="cpu", workload="gemm", params={"size": size},
                                 threads=threads,
                                 stopping=Stopping(min_duration_s=MIN_S, max_duration_s=MAX_S, target_ci=0.01))
-    a, b = torch.randn(1, size, size), torch.randn(1, size, size)  # the workload's shapes (batch 1)
-    timer = tub.Timer("torch.matmul(a, b)", globals={"torch": torch, "a": a, "b": b}, num_threads=threads)
     registry = Registry()
 
     def reference():
+        # Fresh tensors every round, as execute() prepares fresh ones: where the allocator puts
+        # the three buffers moves a 1024 gemm by a few per cent, and neither side should keep
+        # one lucky (or unlucky) placement for every round.
+        a, b = torch.randn(1, size, size), torch.randn(1, size, size)  # the workload's shapes (batch 1)
+        timer = tub.Timer("torch.matmul(a, b)", globals={"torch": torch, "a": a, "b": b}, num_threads=threads)
         return timer.adaptive_autorange(threshold=0.01, min_run_time=MIN_S, max_run_time=MAX_S).median
 
-    rounds = 1 if QUICK else (6 if size >= 2048 else 10)
+    rounds = 1 if QUICK else (10 if size >= 2048 else 20)
     pairs = _alternate_rounds(lambda: _median_s(execute(spec, registry)), reference, rounds)
     ratio = _ratio(pairs)
     assert all(a > 0 and b > 0 for a, b in pairs)
@@ -182,10 +186,12 @@ def test_agreement_with_torch_utils_benchmark_by_size(figures, size, restore_tor
 
 SERVER_QPS = 300
 SERVER_SIZE = 256
-SERVER_DURATION_S = 2.0 if QUICK else 8.0
-#: Small enough that the duration governs (300 QPS x 8 s is about 2,400 queries).
+SERVER_DURATION_S = 2.0 if QUICK else 5.0
+#: Small enough that the duration governs (300 QPS x 5 s is 1,500 queries).
 SERVER_MIN_QUERIES = 100
-SERVER_ROUNDS = 1 if QUICK else 3
+#: Alternating runs per wake-up policy: this VM's speed drifts by 10-20% over seconds, and three
+#: runs of 8 s read a p50 ratio anywhere from 0.91 to 0.96.
+SERVER_ROUNDS = 1 if QUICK else 6
 
 
 class MatmulSut:
@@ -213,25 +219,15 @@ class SutPrepared(Prepared):
         self.sut.run()
 
 
-class SleepOnlyTimebase(HostTimebase):
-    """bakeoff's clock with LoadGen's wake-up policy: sleep until the arrival, never spin."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.spin_ns = 0
-
-    def calibrate(self) -> dict:
-        return {"spin_threshold_ns": 0}
-
-
-def _bakeoff_server(prepared: Prepared, seed: int, timebase=HOST) -> tuple[float, float, int, float, float]:
+def _bakeoff_server(prepared: Prepared, seed: int, wake_up: str) -> tuple[float, float, int, float, float]:
     """p50 and p99 (s) of one bakeoff server trial, as bakeoff computes them, the query count,
     the median wait from the scheduled arrival to the start of the query and the median time
-    from that start to completion (s)."""
+    from that start to completion (s). ``wake_up`` is the scenario's setting (spin or sleep)."""
     settings = ServerSettings(target_qps=SERVER_QPS, min_duration_s=SERVER_DURATION_S,
-                              min_queries=SERVER_MIN_QUERIES, seed=seed)
-    timebase.calibrate()  # as run_server does before any schedule: how early to stop sleeping
-    trial = run_server_trial(prepared, SERVER_QPS, settings, timebase)
+                              min_queries=SERVER_MIN_QUERIES, seed=seed, wake_up=wake_up)
+    if wake_up == "spin":
+        HOST.calibrate()  # as run_server does before any schedule: how early to stop sleeping
+    trial = run_server_trial(prepared, SERVER_QPS, settings, HOST)
     assert trial.completed == trial.planned and not trial.failures, trial.reason
     ordered = sorted(trial.latencies_ns)
     return (percentile(ordered, 50) / 1e9, percentile(ordered, 99) / 1e9, trial.completed,
@@ -304,8 +300,13 @@ def _loadgen_server(sut: MatmulSut, seed: int, outdir: Path) -> tuple[float, flo
 
 def test_server_scenario_agrees_with_mlperf_loadgen(figures, tmp_path, restore_torch_threads):
     """bakeoff's server scenario (run_server_trial) against MLPerf LoadGen's Server scenario on
-    the same SUT: Poisson arrivals at 300 QPS for 8 s, latency from the scheduled arrival to
-    completion on both sides; p50 and p99 compared over alternating runs."""
+    the same SUT: Poisson arrivals at 300 QPS for 5 s, latency from the scheduled arrival to
+    completion on both sides; p50 and p99 compared over alternating runs.
+
+    The goal is checked like for like: bakeoff with ``wake_up = "sleep"``, LoadGen's own
+    wake-up (its issue thread only sleeps, so queries start ~0.1 ms late and that counts).
+    bakeoff's default spins to each arrival; its ratio is reported beside, with both sides'
+    measured start delays, so the difference can be read as the wake-up and nothing else."""
     import mlperf_loadgen  # noqa: F401  (the dev extra; fail loudly rather than skip)
     import torch
 
@@ -314,7 +315,7 @@ def test_server_scenario_agrees_with_mlperf_loadgen(figures, tmp_path, restore_t
     prepared = SutPrepared(sut)
     for _ in range(50):  # warm caches and the thread pool once, outside both measurements
         sut.run()
-    bakeoff_seeds, loadgen_seeds = iter(range(SERVER_ROUNDS)), iter(range(SERVER_ROUNDS))
+    loadgen_seeds = iter(range(2 * SERVER_ROUNDS))
 
     def loadgen():
         seed = next(loadgen_seeds)
@@ -322,40 +323,27 @@ def test_server_scenario_agrees_with_mlperf_loadgen(figures, tmp_path, restore_t
         outdir.mkdir()
         return _loadgen_server(sut, seed=seed, outdir=outdir)
 
-    rounds = _alternate_rounds(lambda: _bakeoff_server(prepared, seed=next(bakeoff_seeds)), loadgen, SERVER_ROUNDS)
     expected = SERVER_QPS * SERVER_DURATION_S
-    for (b50, b99, b_n, *_), (l50, l99, l_n, *_) in rounds:  # sanity only: both ran the whole schedule
-        assert 0 < b50 <= b99 and 0 < l50 <= l99
-        assert 0.8 * expected < b_n < 1.2 * expected and 0.8 * expected < l_n < 1.2 * expected, (b_n, l_n)
-    p50_ratio, p99_ratio = _ratio(rounds, 0), _ratio(rounds, 1)
     median = statistics.median
-    figures.add("server 300 QPS matmul 256: bakeoff p50 (median of runs)", median(r[0][0] for r in rounds) * 1e3, "ms")
-    figures.add("server 300 QPS matmul 256: LoadGen p50 (median of runs)", median(r[1][0] for r in rounds) * 1e3, "ms")
-    figures.add("server 300 QPS matmul 256: bakeoff p99 (median of runs)", median(r[0][1] for r in rounds) * 1e3, "ms")
-    figures.add("server 300 QPS matmul 256: LoadGen p99 (median of runs)", median(r[1][1] for r in rounds) * 1e3, "ms")
-    figures.add("server 300 QPS matmul 256: bakeoff median wait, arrival to start", median(r[0][3] for r in rounds)
-                * 1e6, "µs")
-    figures.add("server 300 QPS matmul 256: LoadGen median issue delay (trace)", median(r[1][3] for r in rounds)
-                * 1e6, "µs")
-    figures.add("server 300 QPS matmul 256: bakeoff median start to completion", median(r[0][4] for r in rounds)
-                * 1e6, "µs")
-    figures.add("server 300 QPS matmul 256: LoadGen median issue to completion (trace)",
-                median(r[1][4] for r in rounds) * 1e6, "µs")
-    figures.add(f"bakeoff / LoadGen p50 latency (server, 300 QPS; {_spread(rounds, 0)})", p50_ratio, "x",
-                "within ±5%", abs(p50_ratio - 1) <= 0.05)
-    figures.add(f"bakeoff / LoadGen p99 latency (server, 300 QPS; {_spread(rounds, 1)})", p99_ratio, "x",
-                "within ±10%", abs(p99_ratio - 1) <= 0.10)
-    figures.add("bakeoff / LoadGen median service time (start to completion vs issue to completion)",
-                median(r[0][4] / r[1][4] for r in rounds), "x")
-
-    # The same comparison with bakeoff waking as LoadGen does (sleep only, no spin): what part of
-    # the difference is the wake-up policy rather than the measurement.
-    sleep_only = SleepOnlyTimebase()
-    sleep_seeds = iter(range(SERVER_ROUNDS))
-    loadgen_seeds = iter(range(100, 100 + SERVER_ROUNDS))
-    again = _alternate_rounds(lambda: _bakeoff_server(prepared, seed=next(sleep_seeds), timebase=sleep_only),
-                              loadgen, SERVER_ROUNDS)
-    figures.add("server 300 QPS matmul 256: bakeoff (sleep-only wake-up) median wait, arrival to start",
-                median(r[0][3] for r in again) * 1e6, "µs")
-    figures.add(f"bakeoff (sleep-only wake-up) / LoadGen p50 latency ({_spread(again, 0)})", _ratio(again, 0), "x")
-    figures.add(f"bakeoff (sleep-only wake-up) / LoadGen p99 latency ({_spread(again, 1)})", _ratio(again, 1), "x")
+    for wake_up in ("sleep", "spin"):
+        bakeoff_seeds = iter(range(SERVER_ROUNDS))
+        rounds = _alternate_rounds(lambda: _bakeoff_server(prepared, next(bakeoff_seeds), wake_up), loadgen,
+                                   SERVER_ROUNDS)
+        for (b50, b99, b_n, *_), (l50, l99, l_n, *_) in rounds:  # sanity only: both ran the whole schedule
+            assert 0 < b50 <= b99 and 0 < l50 <= l99
+            assert 0.8 * expected < b_n < 1.2 * expected and 0.8 * expected < l_n < 1.2 * expected, (b_n, l_n)
+        p50_ratio, p99_ratio = _ratio(rounds, 0), _ratio(rounds, 1)
+        side = f"server 300 QPS matmul 256, wake_up={wake_up}"
+        figures.add(f"{side}: bakeoff p50 / LoadGen p50 (medians of runs)",
+                    f"{median(r[0][0] for r in rounds) * 1e3:.3f} / {median(r[1][0] for r in rounds) * 1e3:.3f}", "ms")
+        figures.add(f"{side}: bakeoff p99 / LoadGen p99 (medians of runs)",
+                    f"{median(r[0][1] for r in rounds) * 1e3:.3f} / {median(r[1][1] for r in rounds) * 1e3:.3f}", "ms")
+        figures.add(f"{side}: median start delay, bakeoff (arrival to start) / LoadGen (trace issue_delay)",
+                    f"{median(r[0][3] for r in rounds) * 1e6:.1f} / {median(r[1][3] for r in rounds) * 1e6:.1f}", "µs")
+        figures.add(f"{side}: bakeoff / LoadGen median service time (start to completion vs issue to completion)",
+                    median(r[0][4] / r[1][4] for r in rounds), "x")
+        like_for_like = wake_up == "sleep"
+        figures.add(f"bakeoff / LoadGen p50 latency ({side}; {_spread(rounds, 0)})", p50_ratio, "x",
+                    *(("within ±5%", abs(p50_ratio - 1) <= 0.05) if like_for_like else ()))
+        figures.add(f"bakeoff / LoadGen p99 latency ({side}; {_spread(rounds, 1)})", p99_ratio, "x",
+                    *(("within ±10%", abs(p99_ratio - 1) <= 0.10) if like_for_like else ()))

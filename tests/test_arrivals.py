@@ -130,3 +130,38 @@ def test_the_shipped_example_trace_replays_from_the_cli(tmp_path, test_plugins):
     missing = CliRunner().invoke(cli, ["run", "-b", "null", "-w", "noop", "-s", "server", "--arrival", "trace",
                                        "--out", str(tmp_path)], prog_name="bakeoff")
     assert missing.exit_code == 2 and "--arrival-trace FILE" in missing.output
+
+
+def test_a_sleep_only_wake_up_from_the_cli_and_a_config_is_recorded_labelled_and_keyed(tmp_path, test_plugins):
+    """``--wake-up sleep`` and ``[server] wake_up = "sleep"`` reach the scenario; a non-default
+    wake-up is part of the identity (its own key) and the label; a bad value is one line, exit 2."""
+    from click.testing import CliRunner
+
+    from harness.presentation.cli import cli
+    from harness.results.record import load_label
+
+    def run(*args):
+        result = CliRunner().invoke(cli, ["run", "-b", "null", "-w", "noop", "-s", "server", "--qps", "100",
+                                          "--min-queries", "50", "--min-duration", "0", "--launcher", "inline",
+                                          "--json", "-q", *args], prog_name="bakeoff")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["records"][0]
+
+    spun = run("--out", str(tmp_path / "spin"))
+    slept = run("--wake-up", "sleep", "--out", str(tmp_path / "sleep"))
+    assert spun["scenario"]["wake_up"]["policy"] == "spin" and spun["spec"]["server"]["wake_up"] == "spin"
+    assert slept["scenario"]["wake_up"]["policy"] == "sleep"
+    assert slept["spec"]["server"]["wake_up"] == "sleep"
+    assert slept["key"] != spun["key"]
+    assert load_label(slept) == "qps=100 wake=sleep" and load_label(spun) == "qps=100"
+
+    config = tmp_path / "sleep.toml"
+    config.write_text('[sweep]\nbackends = ["null"]\nworkloads = ["noop"]\nscenarios = ["server"]\n'
+                      '[server]\ntarget_qps = 100\nmin_queries = 50\nmin_duration_s = 0\nwake_up = "sleep"\n')
+    from_config = run("--config", str(config), "--out", str(tmp_path / "config"))
+    assert from_config["scenario"]["wake_up"]["policy"] == "sleep" and from_config["key"] == slept["key"]
+
+    config.write_text(config.read_text().replace('"sleep"', '"nap"'))
+    bad = CliRunner().invoke(cli, ["run", "--config", str(config), "--out", str(tmp_path / "bad")], prog_name="bakeoff")
+    assert bad.exit_code == 2 and "wake_up" in bad.output and "spin or sleep" in bad.output, bad.output
+    assert len(bad.output.strip().splitlines()) == 1 and "Traceback" not in bad.output

@@ -127,6 +127,23 @@ def test_a_cpu_is_priced_by_the_vcpus_it_used_at_a_sourced_reference_price():
     assert cloud_price(entry, Record.of(one_thread))[0] == pytest.approx(4 * 0.0504)
 
 
+def test_the_generic_x86_cpus_have_reference_prices_from_three_clouds_each_pinned_to_its_source():
+    """AWS, Google Cloud and Azure list prices for an unnamed Xeon and an unnamed EPYC, each row
+    naming its provider and a source pinned to a commit (a moving price list is no source)."""
+    import re
+
+    catalog = load_catalog()
+    for model in ("Intel(R) Xeon(R) Processor", "AMD EPYC 7B13"):
+        rows = catalog.match(model)["vcpu_prices"]
+        providers = {re.match(r"\S+ \((AWS|GCP|Azure), ", row["instance"]).group(1) for row in rows}
+        assert providers == {"AWS", "GCP", "Azure"}, (model, providers)
+        for row in rows:
+            assert row["usd_per_vcpu_hour"] * row["vcpus"] == pytest.approx(
+                float(re.search(r"\$([0-9.]+)/h", row["instance"]).group(1)), rel=1e-3), row
+            if "skypilot-catalog" in row["source_url"]:
+                assert re.search(r"/blob/[0-9a-f]{40}/", row["source_url"]), row["source_url"]
+
+
 def test_a_vcpu_price_without_its_source_fails_the_lint(tmp_path):
     bad = tmp_path / "cpu.toml"
     bad.write_text('schema_version = 1\n[[hardware]]\nid = "x"\nname = "x"\nkind = "cpu"\nmatch = ["x"]\n'

@@ -264,7 +264,35 @@ def test_the_server_scenario_calibrates_its_wake_up_before_the_schedule_starts()
     result = run_server(FakeDevice(clock, constant(1_000_000)), Stopping(warmup=0), clock, server=settings,
                         work_per_step=1, unit="op")
     assert events[0] == "calibrate" and events.count("calibrate") == 1 and "sleep" in events
-    assert result.extra["wake_up"] == {"spin_threshold_ns": 123}
+    assert result.extra["wake_up"] == {"policy": "spin", "spin_threshold_ns": 123}
+
+
+class SpinOrSleepClock(FakeTimebase):
+    """A host whose sleeps overshoot by 90 µs (a VM's wake-up) unless the harness spins the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spins: list[bool] = []
+
+    def sleep_until(self, deadline_ns, *, spin=True):
+        self.spins.append(spin)
+        self.t = max(self.t, deadline_ns + (0 if spin else 90_000))
+
+
+@pytest.mark.parametrize("wake_up, lateness_ns", [("spin", 0), ("sleep", 90_000)])
+def test_the_wake_up_setting_decides_whether_the_harness_spins_and_the_lateness_counts(wake_up, lateness_ns):
+    """``wake_up = "sleep"`` waits as LoadGen's issue thread does: the OS's oversleep makes each
+    idle query start late, and its latency (from the scheduled arrival) includes that."""
+    clock = SpinOrSleepClock()
+    settings = ServerSettings(target_qps=100, latency_slo_s=1.0, min_queries=200, min_duration_s=0, wake_up=wake_up)
+    result = run_server(FakeDevice(clock, constant(1_000_000)), Stopping(warmup=0), clock, server=settings,
+                        work_per_step=1, unit="op")
+    assert set(clock.spins) == {wake_up == "spin"}
+    assert result.extra["wake_up"]["policy"] == wake_up
+    assert ("spin_threshold_ns" in result.extra["wake_up"]) == (wake_up == "spin")
+    assert result.extra["issue_lateness"]["p50_s"] == pytest.approx(lateness_ns / 1e9)
+    latencies = sorted(result.sampling.latencies_ns)
+    assert latencies[len(latencies) // 2] == 1_000_000 + lateness_ns
 
 
 def test_the_host_clock_spins_for_its_measured_oversleep():

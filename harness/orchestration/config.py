@@ -17,7 +17,7 @@ from harness.contract.errors import UserError
 from harness.contract.precisions import canonical_dtype
 from harness.contract.limits import MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_QUERIES, MAX_SEED, MAX_STEPS, MAX_THREADS
 from harness.contract.units import parse_bytes
-from harness.engine.scenarios import ServerSettings
+from harness.engine.scenarios import WAKE_UPS, ServerSettings
 from harness.engine.timing import Stopping
 from harness.files.tomlfile import read_toml
 from harness.orchestration.sweep import SweepRequest
@@ -83,6 +83,7 @@ SECTIONS: dict[str, dict[str, Field]] = {
         "arrival_trace": Field("str"),
         "burstiness": Field("number", *GREATER_THAN_ZERO),
         "ramp_up_s": Field("number", *NON_NEGATIVE),
+        "wake_up": Field("str", lambda v: v in WAKE_UPS, " or ".join(WAKE_UPS)),
     },
 }
 TOP_LEVEL = {"schema_version", "sweep", "stopping", "server", "workload", "backend", "scenario"}
@@ -206,6 +207,7 @@ def load_config(path: Path | str) -> SweepRequest:
         burstiness=server_values.get("burstiness", ServerSettings.burstiness),
         ramp_up_s=server_values.get("ramp_up_s", ServerSettings.ramp_up_s),
         arrival_trace=server_values.get("arrival_trace"),
+        wake_up=server_values.get("wake_up", ServerSettings.wake_up),
     )
     points = (tuple(replace(server, target_qps=q, concurrency=c) for q in qps_points for c in concurrency_points)
               if len(qps_points) > 1 or len(concurrency_points) > 1 else ())

@@ -65,7 +65,8 @@ def load_label(record: "Record | Mapping[str, Any]") -> str:
             point += f" gamma({server.get('burstiness', 1.0):g})"
         elif arrival != "poisson":
             point += f" {arrival}"
-        return point + (f" ramp={server['ramp_up_s']:g}s" if server.get("ramp_up_s") else "")
+        point += f" ramp={server['ramp_up_s']:g}s" if server.get("ramp_up_s") else ""
+        return point + (f" wake={server['wake_up']}" if server.get("wake_up", "spin") != "spin" else "")
     return ""
 
 
@@ -425,8 +426,8 @@ class Record:
     scenario: ScenarioOutcome | None = _doc(
         "the scenario's metric, `valid` and `validity_reason`; server runs add `target_qps`, `achieved_qps` "
         "(invalid more than 5% below the target), `issue_lateness` (`count`, `p50_s`, `p99_s`, `max_s`), "
-        "`wake_up` (the host's measured sleep overshoot and spin threshold) and `warnings`; a plugin scenario "
-        "adds its own facts")
+        "`wake_up` (`policy`: `spin` or `sleep`; with spin, the host's measured sleep overshoot and spin "
+        "threshold) and `warnings`; a plugin scenario adds its own facts")
     throughput: Rate | None = _doc("`value`, `unit` (e.g. `FLOP/s`), `ci_low`, `ci_high`, `basis`")
     parity: Parity | None = _doc(
         "deviation from the reference output and the verdict `passed`; `reference_cached` says whether the "

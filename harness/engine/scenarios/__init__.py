@@ -27,8 +27,8 @@ Each is a :class:`harness.contract.interface.Scenario` registered under the
 entry-point group ``bakeoff.scenarios``, as a plugin's scenario is.
 """
 
-from harness.engine.scenarios.base import (ARRIVALS, CONCURRENT, OFFLINE, SERVER, SINGLE_STREAM, ScenarioResult, ServerSettings,
-                                    run_offline, run_single_stream)
+from harness.engine.scenarios.base import (ARRIVALS, CONCURRENT, OFFLINE, SERVER, SINGLE_STREAM, WAKE_UPS, ScenarioResult,
+                                    ServerSettings, run_offline, run_single_stream)
 from harness.engine.scenarios.builtin import Concurrent, Offline, Server, SingleStream
 from harness.engine.scenarios.concurrent import ConcurrentTrial, run_concurrent, run_concurrent_trial
 from harness.engine.scenarios.server import (MAX_LATENESS_SHARE, MAX_RATE_SHORTFALL, ServerTrial, check_token_bounds,
@@ -39,4 +39,4 @@ __all__ = ["ARRIVALS", "CONCURRENT", "arrivals_ns", "OFFLINE", "SERVER", "SINGLE
            "MAX_RATE_SHORTFALL", "Offline", "ScenarioResult", "Server", "ServerSettings", "ServerTrial",
            "SingleStream", "check_token_bounds", "estimate_service_s", "find_max_qps", "poisson_arrivals_ns",
            "run_concurrent", "run_concurrent_trial", "run_offline", "run_server", "run_server_trial",
-           "run_single_stream"]
+           "run_single_stream", "WAKE_UPS"]

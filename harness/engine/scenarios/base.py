@@ -14,6 +14,12 @@ from harness.engine.timing import HOST, Sampling, Stopping, Timebase, sample
 #: The arrival processes of the server scenario.
 ARRIVALS = ("poisson", "gamma", "constant", "trace")
 
+#: How the server scenario waits for each arrival: ``spin`` sleeps until shortly before it and
+#: spins the rest (the harness starts a query a few µs late), ``sleep`` only sleeps (late by the
+#: OS's wake-up, ~0.1 ms on a VM: what MLPerf LoadGen's issue thread does, and what a real
+#: server's thread woken by each request pays too).
+WAKE_UPS = ("spin", "sleep")
+
 #: The built-in scenarios' names. Others come from plugins (``bakeoff scenarios`` lists all).
 SINGLE_STREAM, OFFLINE, SERVER, CONCURRENT = "single-stream", "offline", "server", "concurrent"
 
@@ -47,6 +53,9 @@ class ServerSettings:
     arrival_trace: str | None = None
     #: Seconds over which the rate rises linearly from zero to the target before holding it.
     ramp_up_s: float = 0.0
+    #: One of :data:`WAKE_UPS`. ``sleep`` compares like for like with LoadGen (whose p50 includes
+    #: its issue thread's oversleep); ``spin`` keeps the harness's own lateness out of the latency.
+    wake_up: str = "spin"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

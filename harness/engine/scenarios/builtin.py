@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.contract.interface import Scenario
-from harness.engine.scenarios.base import (ARRIVALS, CONCURRENT, OFFLINE, SERVER, SINGLE_STREAM, ScenarioResult, ServerSettings,
-                                    run_offline, run_single_stream)
+from harness.engine.scenarios.base import (ARRIVALS, CONCURRENT, OFFLINE, SERVER, SINGLE_STREAM, WAKE_UPS, ScenarioResult,
+                                    ServerSettings, run_offline, run_single_stream)
 from harness.engine.scenarios.concurrent import run_concurrent
 from harness.engine.scenarios.server import run_server
 
@@ -75,6 +75,8 @@ class Server(Scenario):
             raise UserError(f"burstiness {server.burstiness} shapes gamma arrivals; add --arrival gamma")
         if not server.ramp_up_s >= 0:
             raise UserError(f"ramp_up_s {server.ramp_up_s} must be >= 0")
+        if server.wake_up not in WAKE_UPS:
+            raise UserError(f"wake_up {server.wake_up!r}: allowed {', '.join(WAKE_UPS)}")
 
     def identity(self, settings, server: ServerSettings | None) -> dict[str, Any]:
         if server is None:
@@ -82,7 +84,8 @@ class Server(Scenario):
         # The arrival process joins the identity only where it is not the default Poisson, so the
         # keys of benchmarks recorded before it could be chosen stay what they were.
         arrival = {name: getattr(server, name) for name, default in
-                   (("arrival", "poisson"), ("burstiness", 1.0), ("ramp_up_s", 0.0), ("arrival_trace", None))
+                   (("arrival", "poisson"), ("burstiness", 1.0), ("ramp_up_s", 0.0), ("arrival_trace", None),
+                    ("wake_up", "spin"))
                    if getattr(server, name) != default}
         replayed = server.arrival == "trace"
         return {"server": {"target_qps": None if server.find_max_qps or replayed else server.target_qps,

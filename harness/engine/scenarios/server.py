@@ -185,7 +185,7 @@ def run_server_trial(
         arrival = base + offset
         idle = now() < arrival
         if idle:
-            timebase.sleep_until(arrival)
+            timebase.sleep_until(arrival, spin=settings.wake_up == "spin")
         if streaming is not None:  # token-streaming workloads: timestamp every token, from the arrival
             marks = TokenMarks()
 
@@ -344,7 +344,7 @@ def run_open_loop_trial(
             if now() < arrival:
                 # No spin while queries are in flight: it would hold the interpreter their client
                 # threads need to read chunks. The later wake-up is recorded as lateness.
-                timebase.sleep_until(arrival, spin=state["in_flight"] == 0)
+                timebase.sleep_until(arrival, spin=state["in_flight"] == 0 and settings.wake_up == "spin")
             pool.submit(query, arrival)
     elapsed = now() - base
     with lock:
@@ -444,7 +444,9 @@ def run_server(
     prepared: Prepared, stopping: Stopping, timebase: Timebase = HOST, *,
     server: ServerSettings, work_per_step: float, unit: str, **_: Any,
 ) -> ScenarioResult:
-    wake_up = timebase.calibrate()  # before any schedule starts: how early to stop sleeping
+    # Before any schedule starts: how early to stop sleeping (a sleep-only wake-up never spins).
+    wake_up = ({"policy": "spin", **timebase.calibrate()} if server.wake_up == "spin" else
+               {"policy": "sleep", "basis": "sleep until each arrival, never spin (MLPerf LoadGen's issue thread)"})
     # Queries that may overlap (an endpoint) are sent when due; a local runtime serves one at a time.
     open_loop = capability(prepared, ConcurrentSteps) is not None
     trial = run_open_loop_trial if open_loop else run_server_trial

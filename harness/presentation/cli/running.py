@@ -163,7 +163,7 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
         server = replace(server, find_max_concurrency=options["find_max_concurrency"])
     if given("min_queries"):
         server = replace(server, min_queries=options["min_queries"])
-    for option in ("arrival", "burstiness", "ramp_up_s", "arrival_trace"):
+    for option in ("arrival", "burstiness", "ramp_up_s", "arrival_trace", "wake_up"):
         if given(option):
             server = replace(server, **{option: options[option]})
     if given("min_duration"):  # one minimum duration, as LoadGen has: sampling's and the load's
@@ -191,7 +191,8 @@ def _sweep_request(ctx: click.Context, config: Path | None, options: dict[str, A
 _FLAG_FIELDS = {"target_qps": "qps", "concurrency": "concurrency", "latency_slo_s": "latency_slo_ms",
                 "min_queries": "min_queries", "min_duration_s": "min_duration", "ttft_bound_s": "ttft_bound_ms",
                 "tpot_bound_s": "tpot_bound_ms", "arrival": "arrival", "burstiness": "burstiness",
-                "ramp_up_s": "ramp_up_s", "arrival_trace": "arrival_trace"}
+                "ramp_up_s": "ramp_up_s", "arrival_trace": "arrival_trace",
+                "wake_up": "wake_up"}
 
 
 def _reference_costs(records) -> dict:
@@ -222,7 +223,7 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
                  "preset", "model",
                  "model_factory", "model_inputs", "dtypes", "batch_sizes",
                  "scenarios", "warmup", "iterations", "min_iterations", "min_duration", "max_duration",
-                 "target_ci", "qps", "arrival", "arrival_trace", "burstiness", "ramp_up_s", "latency_slo_ms", "find_max_qps",
+                 "target_ci", "qps", "arrival", "arrival_trace", "burstiness", "ramp_up_s", "wake_up", "latency_slo_ms", "find_max_qps",
                  "concurrency", "sweep", "find_max_concurrency", "min_queries", "ttft_bound_ms", "tpot_bound_ms", "threads",
                  "timeout_s", "memory_limit", "config")
 
@@ -284,6 +285,9 @@ SWEEP_OPTIONS = ("backend_names", "workload_names", "device_names", "param_items
                    "(vllm bench serve's --burstiness). Default: 1.")
 @click.option("--ramp-up", "ramp_up_s", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help="Server scenario: raise the rate linearly from zero to --qps over this long, then hold it.")
+@click.option("--wake-up", "wake_up", type=click.Choice(["spin", "sleep"]), default="spin",
+              help="Server scenario: spin to each arrival (the harness starts queries µs late) or only sleep "
+                   "(late by the OS's wake-up, as MLPerf LoadGen is). Default: spin.")
 @click.option("--latency-slo-ms", type=click.FloatRange(min=0, min_open=True), default=100.0, metavar="MS",
               help="Server and concurrent scenarios: p99 latency bound. Default: 100 (60000 for endpoints).")
 @click.option("--find-max-qps", is_flag=True, help="Server scenario: search the highest QPS that meets the SLO.")
