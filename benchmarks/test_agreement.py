@@ -90,6 +90,21 @@ def restore_torch_threads():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def host_during_the_check(figures, request):
+    """Every check prints what the rest of the machine did meanwhile: the hypervisor's steal
+    and other processes' share of the CPU time (harness.engine.telemetry.interference), so a
+    missed goal can be told apart from a host that was not the check's own."""
+    from harness.engine.telemetry.interference import InterferenceWatch
+
+    with InterferenceWatch() as watch:
+        yield
+    host = watch.result() or {}
+    if host.get("steal_share") is not None:
+        figures.add(f"  host during {request.node.name}: steal / other processes' share of the CPU time",
+                    f"{host['steal_share']:.1%} / {host['other_cpu_share']:.1%}", "")
+
+
 def _median_s(outcome) -> float:
     assert outcome.status == "ok", outcome.failure or outcome.reason
     return statistics.median(outcome.measurement.latencies_ns) / 1e9
