@@ -340,6 +340,17 @@ def test_server_scenario_agrees_with_mlperf_loadgen(figures, tmp_path, restore_t
 
     expected = SERVER_QPS * SERVER_DURATION_S
     median = statistics.median
+
+    class NoopSut:
+        def run(self) -> None:
+            pass
+
+    # LoadGen's own cost per query, inside its issue-to-completion: a SUT that does nothing.
+    outdir = tmp_path / "loadgen-noop"
+    outdir.mkdir()
+    noop_done_s = _loadgen_server(NoopSut(), seed=0, outdir=outdir)[4]
+    figures.add("LoadGen's own per-query cost: median issue-to-completion of a no-op SUT (Python binding)",
+                noop_done_s * 1e6, "µs")
     for wake_up in ("sleep", "spin"):
         bakeoff_seeds = iter(range(SERVER_ROUNDS))
         rounds = _alternate_rounds(lambda: _bakeoff_server(prepared, next(bakeoff_seeds), wake_up), loadgen,
