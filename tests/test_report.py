@@ -72,6 +72,13 @@ def test_markdown_report(report_run, tmp_path):
     assert text.startswith("# bakeoff report\n\n## Decision") and "Recommended: **" in text
     assert text.index("## Decision") < text.index("## Every benchmark")
     assert "| workload | candidate | cost |" in text and "token/s" in text
+    # Each ranked candidate says by how much it passed parity (the run's are float32 on the CPU).
+    header = next(line for line in text.splitlines() if line.startswith("| rank | candidate |"))
+    assert "parity vs float32 reference" in header
+    column = header.strip("|").split("|").index(" parity vs float32 reference ")
+    rows = [line.strip("|").split("|") for line in text.splitlines()
+            if re.match(r"\| (★ )?\d", line)]
+    assert rows and all(re.fullmatch(r" (exact|cosine [0-9.]+(, \d+ tokens? differ)?) ", row[column]) for row in rows), rows
     assert not re.search(r"per 1k (FLOP|B)s?\b", text)
 
 
@@ -198,7 +205,7 @@ def test_the_decision_says_when_the_recommended_margin_is_within_noise():
     def candidate(name, rank, cost, ci):
         return {"candidate": name, "workload": "llm preset=tiny single-stream", "rank": rank, "catalog_id": "c",
                 "load": "", "throughput": 100.0, "throughput_ci": ci, "throughput_unit": "token/s", "p99_s": 0.01,
-                "watts": None, "watts_estimated": True, "noisy": False,
+                "watts": None, "watts_estimated": True, "noisy": False, "parity": "exact",
                 "cost": {"value": cost, "per": "1M tokens", "usd_per_device_hour": 1.0, "estimated": False,
                          "inputs": {"price": {}}}}
 
@@ -208,3 +215,19 @@ def test_the_decision_says_when_the_recommended_margin_is_within_noise():
     text = "".join(decision_section(close))
     assert "Not a clear win" in text and "b measured a throughput whose 95% interval overlaps" in text
     assert "2 (≈ rank 1)" in text
+
+
+def test_the_parity_margin_is_said_in_a_buyers_terms():
+    from harness.results.record import parity_summary
+
+    def record(parity):
+        return {"run_id": "r", "key": "k", "status": "ok", "parity": parity,
+                "spec": {"backend": "llama-cpp", "device": "cpu", "workload": "llm", "dtype": "q4_k_m", "batch_size": 1}}
+
+    assert parity_summary(record({"passed": True, "cosine": 0.97412, "max_abs_error": 0.4, "mismatched_ids": 2})) \
+        == "cosine 0.97412, 2 tokens differ"
+    assert parity_summary(record({"passed": True, "cosine": 1.0000000002, "max_abs_error": 1e-7})) == "cosine 1"
+    assert parity_summary(record({"passed": True, "cosine": 1.0, "max_abs_error": 0.0, "mismatched_ids": 0})) == "exact"
+    assert parity_summary(record({"passed": True, "max_rel_error": 3.1e-4, "max_abs_error": 1e-6})) \
+        == "max rel. error 0.00031"
+    assert parity_summary(record(None)) == "not checked"

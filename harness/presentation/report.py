@@ -239,7 +239,7 @@ def recommendation(decision: WorkloadDecision) -> tuple[str, str]:
 
 
 DECISION_HEADERS = ["rank", "candidate", "device", "load point", "cost", "throughput per device", "p99",
-                    "energy per unit", "policy"]
+                    "energy per unit", "parity vs float32 reference", "policy"]
 TIED_NOTE = ("Not a clear win: on the same price, {names} measured a throughput whose 95% interval overlaps the "
              "recommended one's, so the margin may be noise; decide on other grounds or measure longer.")
 
@@ -259,7 +259,7 @@ def decision_rows(decision: WorkloadDecision, policy_name: str | None) -> list[l
                                                                             else "")
                      + (" (estimated energy)" if c["cost"]["estimated"] else ""),
                      format_rate(c["throughput"], c["throughput_unit"]), format_seconds(c["p99_s"]),
-                     _energy_per_unit(c), verdict])
+                     _energy_per_unit(c), c["parity"], verdict])
     return rows
 
 

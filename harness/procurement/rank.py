@@ -27,7 +27,7 @@ from harness.procurement.cost import HOURS_PER_YEAR, OwnedInputs, cloud_cost, ow
 from harness.procurement.frontier import user_tokens_per_s
 from harness.procurement.policy import Policy
 from harness.results.record import (Record, as_record, candidate_label, load_label, measurement_problem,
-                                    workload_label)
+                                    parity_summary, workload_label)
 
 
 #: Units of the roofline probes (gemm: FLOP, membw: bytes). They measure what a device can do,
@@ -208,6 +208,8 @@ def evaluate(record: Record | Mapping[str, Any], catalog: Catalog, policy: Polic
         "ttft_p99_s": (tokens.ttft or {}).get("p99_s") if tokens is not None else None,
         "tpot_p99_s": (tokens.tpot or {}).get("p99_s") if tokens is not None else None,
         "catalog_id": entry["id"],
+        # The margin by which it passed parity (a 4-bit candidate passes with less than a float16 one).
+        "parity": parity_summary(record),
         "throughput": units_per_s,
         # The 95% interval per device, where the scenario gives one: a margin inside it is no win.
         "throughput_ci": ([throughput.ci_low / devices, throughput.ci_high / devices]

@@ -113,6 +113,24 @@ def comparison_problem(record: "Record | Mapping[str, Any]") -> str | None:
     return None if text == "ok" else text
 
 
+def parity_summary(record: "Record | Mapping[str, Any]") -> str:
+    """How close the candidate's output came to the workload's float32 reference, in a buyer's
+    terms: ``cosine 0.974`` (``, 3 tokens differ`` for generation), ``exact``, or ``not checked``.
+    A 4-bit candidate and a float16 one can pass parity with very different margins."""
+    parity = as_record(record).parity
+    if parity is None or parity.passed is None:
+        return "not checked"
+    mismatched = parity.mismatched_ids if isinstance(parity.mismatched_ids, int) else 0
+    tokens = f", {mismatched} token{'s' * (mismatched != 1)} differ" if mismatched else ""
+    if parity.max_abs_error == 0 and not mismatched:
+        return "exact"
+    if parity.cosine is not None:
+        return f"cosine {min(parity.cosine, 1.0):.6g}{tokens}"
+    if parity.max_rel_error is not None:
+        return f"max rel. error {parity.max_rel_error:.2g}{tokens}"
+    return ("passed" if parity.passed else "failed") + tokens
+
+
 def measurement_problem(record: "Record | Mapping[str, Any]", catalog: Any = None) -> str | None:
     """Why this record's numbers may not be ranked or charted, or ``None`` when they may.
 
