@@ -378,6 +378,8 @@ class TorchPrepared(Prepared):
         """The outputs for the parity check: one more forward after the timed loop (a captured
         device graph keeps its own output buffers, which every replay refreshes)."""
         if self.output is None:
+            if self.mark_cudagraph_step:  # as step() does: a new graph generation for this call
+                self.torch.compiler.cudagraph_mark_step_begin()
             with self.torch.inference_mode():
                 self.output = self.module(*self.inputs)
             self.synchronize()

@@ -56,7 +56,7 @@ def test_backends_compute_the_same_answer_as_eager_torch(registry, backend_name,
 
 
 @pytest.mark.parametrize("backend_name", ["torch", "onnxruntime"])
-def test_a_timed_step_keeps_no_output_alive_and_parity_still_reads_the_answer(registry, backend_name, monkeypatch):
+def test_a_timed_step_keeps_no_output_alive_and_parity_still_reads_the_answer(registry, backend_name):
     """The step drops its output as it ends, as torch.utils.benchmark's statement does: held
     until the next step, two output buffers stayed alive and every forward wrote into the colder
     one (gemm 1024 read 3% slower). The parity check's outputs come from one more, untimed call."""

@@ -179,13 +179,14 @@ def run_server_trial(
     latencies, waits, token_offsets, lateness, completed_at = [], [], [], [], []
     failures: dict[str, int] = {}
     violations = 0
+    spin = settings.wake_up == "spin"
     base = now()
     overloaded = stopped_early = False
     for offset in offsets:
         arrival = base + offset
         idle = now() < arrival
         if idle:
-            timebase.sleep_until(arrival, spin=settings.wake_up == "spin")
+            timebase.sleep_until(arrival, spin=spin)
         if streaming is not None:  # token-streaming workloads: timestamp every token, from the arrival
             marks = TokenMarks()
 
@@ -334,6 +335,7 @@ def run_open_loop_trial(
             if state["violations"] > allowed_violations or finished - base > give_up_ns:
                 stop.set()
 
+    spin = settings.wake_up == "spin"
     base = now()
     state["since"] = base
     with ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="bakeoff-client") as pool:
@@ -344,7 +346,7 @@ def run_open_loop_trial(
             if now() < arrival:
                 # No spin while queries are in flight: it would hold the interpreter their client
                 # threads need to read chunks. The later wake-up is recorded as lateness.
-                timebase.sleep_until(arrival, spin=state["in_flight"] == 0 and settings.wake_up == "spin")
+                timebase.sleep_until(arrival, spin=spin and state["in_flight"] == 0)
             pool.submit(query, arrival)
     elapsed = now() - base
     with lock:
